@@ -1,0 +1,1 @@
+//! Benchmarks: see `gateway.rs` (criterion) and `load.rs` (loopback load).

@@ -1,0 +1,538 @@
+//! Reading resources from YAML (or JSON) that people wrote.
+//!
+//! Three passes per document: parse into a tree, check every field name against the known ones
+//! (an unknown field is an error that suggests the nearest known field), then deserialize into
+//! the typed resource with the path of any type error, then validate the meaning. Every error
+//! names the document, the field and the fix.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::suggest::close_matches;
+use super::{Kind, ModelProvider, Resource, API_VERSION};
+use crate::model::{ModelRef, ProviderKind};
+use crate::net::Cidr;
+
+/// What was read: the resources, and warnings that do not stop them being applied.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The resources, in document order.
+    pub resources: Vec<Resource>,
+    /// Things worth telling the user, e.g. a custom endpoint with no allowedModels.
+    pub warnings: Vec<String>,
+}
+
+/// Why a file could not be read. Each entry is a complete sentence about one document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadError {
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problems.join("\n"))
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Read every document of a multi-document YAML (or JSON) text. All problems are reported
+/// together; nothing is returned unless every document is valid.
+pub fn load(text: &str) -> Result<Loaded, LoadError> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| LoadError {
+        problems: vec![format!("not valid YAML: {e}")],
+    })?;
+    let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+    let many = docs.len() > 1;
+    let mut loaded = Loaded::default();
+    let mut problems = Vec::new();
+    for (i, doc) in docs.into_iter().enumerate() {
+        let at = if many {
+            format!(" (document {})", i + 1)
+        } else {
+            String::new()
+        };
+        match from_value(doc) {
+            Ok((resource, warnings)) => {
+                let who = resource.describe();
+                loaded
+                    .warnings
+                    .extend(warnings.into_iter().map(|w| format!("{who}{at}: {w}")));
+                loaded.resources.push(resource);
+            }
+            Err((who, errs)) => {
+                problems.extend(errs.into_iter().map(|e| format!("{who}{at}: {e}")));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(LoadError { problems })
+    }
+}
+
+/// Read exactly one resource.
+pub fn load_one(text: &str) -> Result<Resource, LoadError> {
+    let mut loaded = load(text)?;
+    match loaded.resources.len() {
+        1 => Ok(loaded.resources.remove(0)),
+        n => Err(LoadError {
+            problems: vec![format!("expected one resource, found {n}")],
+        }),
+    }
+}
+
+type Problems = (String, Vec<String>);
+
+/// One document, from a tree to a valid resource, with warnings.
+pub(crate) fn from_value(doc: Value) -> Result<(Resource, Vec<String>), Problems> {
+    let Value::Object(map) = &doc else {
+        return Err((
+            "document".to_owned(),
+            vec!["must be a mapping with apiVersion, kind, metadata".to_owned()],
+        ));
+    };
+    let name = map
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let kind_str = map.get("kind").and_then(Value::as_str).unwrap_or("");
+    let kind: Kind = match kind_str.parse() {
+        Ok(k) => k,
+        Err(e) if kind_str.is_empty() => {
+            let _ = e;
+            return Err((
+                format!("resource {name:?}"),
+                vec!["kind is required (ModelProvider, ModelBinding, AccessKey, Secret, Agent or GuardBinding)".to_owned()],
+            ));
+        }
+        Err(e) => return Err((format!("resource {name:?}"), vec![e])),
+    };
+    let who = format!("{kind} {name:?}");
+    let mut problems = Vec::new();
+
+    match map.get("apiVersion").and_then(Value::as_str) {
+        Some(API_VERSION) => {}
+        Some(other) => problems.push(format!(
+            "apiVersion {other:?} is not supported; use {API_VERSION}"
+        )),
+        None => problems.push(format!("apiVersion is required; use {API_VERSION}")),
+    }
+    check_fields(kind, &doc, "", &mut problems);
+    if !problems.is_empty() {
+        return Err((who, problems));
+    }
+
+    let resource = match kind {
+        Kind::ModelProvider => typed(doc).map(Resource::ModelProvider),
+        Kind::ModelBinding => typed(doc).map(Resource::ModelBinding),
+        Kind::AccessKey => typed(doc).map(Resource::AccessKey),
+        Kind::Secret => typed(doc).map(Resource::Secret),
+        Kind::Agent => typed(doc).map(Resource::Agent),
+        Kind::GuardBinding => typed(doc).map(Resource::GuardBinding),
+    }
+    .map_err(|e| (who.clone(), vec![e]))?;
+
+    let mut warnings = Vec::new();
+    validate(&resource, &mut problems, &mut warnings);
+    if problems.is_empty() {
+        Ok((resource, warnings))
+    } else {
+        Err((who, problems))
+    }
+}
+
+fn typed<T: DeserializeOwned>(doc: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if path == "." || path.is_empty() {
+            inner
+        } else {
+            format!("{path}: {inner}")
+        }
+    })
+}
+
+/// The field names allowed in the object at `path` of a `kind` document; `None` for free-form
+/// maps (labels, secret data, a GuardBinding's spec).
+fn known_fields(kind: Kind, path: &str) -> Option<&'static [&'static str]> {
+    const TOP: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
+    Some(match (kind, path) {
+        (Kind::Secret, "") => &["apiVersion", "kind", "metadata", "data"],
+        (Kind::AccessKey, "") => &["apiVersion", "kind", "metadata", "spec", "status"],
+        (_, "") => TOP,
+        (_, "metadata") => &["name", "labels", "annotations"],
+        (Kind::ModelProvider, "spec") => &[
+            "provider",
+            "apiKeySecretRef",
+            "endpoint",
+            "allowedModels",
+            "deniedModels",
+            "maxTokensPerDay",
+            "maxTokensPerRequest",
+            "guards",
+            "externalAccess",
+            "fallbacks",
+        ],
+        (Kind::ModelProvider, "spec.apiKeySecretRef") => &["name", "key"],
+        (Kind::ModelProvider, "spec.externalAccess") => &["enabled", "maxTokensPerDay"],
+        (Kind::ModelBinding, "spec") => &[
+            "provider",
+            "model",
+            "maxTokensPerDay",
+            "maxTokensPerRequest",
+            "apiKeySecretRef",
+        ],
+        (Kind::ModelBinding, "spec.apiKeySecretRef") => &["name", "key"],
+        (Kind::AccessKey, "spec") => &["modelProvider", "agent", "restrictions", "limits"],
+        (Kind::AccessKey, "spec.restrictions") => &["allowedModels", "allowedCIDRs"],
+        (Kind::AccessKey, "spec.limits") => &["maxTokensPerDay"],
+        (Kind::AccessKey, "status") => &[
+            "tokensToday",
+            "keyHash",
+            "previousKeyHash",
+            "previousKeyExpiresAt",
+        ],
+        (Kind::Agent, "spec") => &["models", "modelBindings", "rateLimits", "guards"],
+        (Kind::Agent, "spec.rateLimits") => &["maxCostPerDayUSD"],
+        _ => return None,
+    })
+}
+
+fn check_fields(kind: Kind, value: &Value, path: &str, problems: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            let Some(known) = known_fields(kind, path) else {
+                return;
+            };
+            for (key, child) in map {
+                let child_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                if known.contains(&key.as_str()) {
+                    check_fields(kind, child, &child_path, problems);
+                } else {
+                    let near = close_matches(key, known.iter().copied());
+                    problems.push(match near.first() {
+                        Some(n) => format!("unknown field {child_path}; did you mean {n}?"),
+                        None => format!(
+                            "unknown field {child_path}; the fields here are {}",
+                            known.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                check_fields(kind, item, path, problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_'
+        })
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+}
+
+fn valid_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
+}
+
+/// The meaning of a resource: required fields, cross-field rules, well-formed references.
+pub(crate) fn validate(
+    resource: &Resource,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    let name = resource.name();
+    if name.is_empty() {
+        problems.push("metadata.name is required".to_owned());
+    } else if !valid_name(name) {
+        problems.push(format!(
+            "metadata.name {name:?} must be lower-case letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        ));
+    }
+    match resource {
+        Resource::ModelProvider(p) => validate_provider(p, problems, warnings),
+        Resource::ModelBinding(b) => {
+            if b.spec.provider.is_empty() {
+                problems.push("spec.provider is required: the name of a ModelProvider".to_owned());
+            }
+            if b.spec.max_tokens_per_request == Some(0) {
+                problems.push("spec.maxTokensPerRequest must be at least 1".to_owned());
+            }
+        }
+        Resource::AccessKey(k) => {
+            match (&k.spec.model_provider, &k.spec.agent) {
+                (None, None) => problems.push(
+                    "spec.modelProvider is required: the name of the ModelProvider this key reaches (or spec.agent)".to_owned(),
+                ),
+                (Some(_), Some(_)) => problems
+                    .push("set spec.modelProvider or spec.agent, not both".to_owned()),
+                _ => {}
+            }
+            for (i, cidr) in k.spec.restrictions.allowed_cidrs.iter().enumerate() {
+                if let Err(e) = cidr.parse::<Cidr>() {
+                    problems.push(format!("spec.restrictions.allowedCIDRs[{i}]: {e}"));
+                }
+            }
+        }
+        Resource::Secret(s) => {
+            if s.data.is_empty() {
+                warnings.push("data is empty".to_owned());
+            }
+        }
+        Resource::Agent(a) => {
+            if a.spec.models.is_empty() && a.spec.model_bindings.is_empty() {
+                problems.push(
+                    "spec.models or spec.modelBindings must name at least one model".to_owned(),
+                );
+            }
+            for (i, m) in a.spec.models.iter().enumerate() {
+                if let Err(e) = m.parse::<ModelRef>() {
+                    problems.push(format!("spec.models[{i}]: {e}"));
+                }
+            }
+            if let Some(c) = a.spec.rate_limits.max_cost_per_day_usd {
+                if !c.is_finite() || c < 0.0 {
+                    problems.push(
+                        "spec.rateLimits.maxCostPerDayUSD must be a non-negative number".to_owned(),
+                    );
+                }
+            }
+        }
+        Resource::GuardBinding(_) => {}
+    }
+}
+
+fn validate_provider(p: &ModelProvider, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
+    let kind = p.spec.provider;
+    match &p.spec.endpoint {
+        None if kind.default_endpoint().is_none() => problems.push(format!(
+            "spec.endpoint is required when spec.provider is {kind}"
+        )),
+        Some(e) if !valid_url(e) => problems.push(format!(
+            "spec.endpoint {e:?} must be an http:// or https:// URL"
+        )),
+        _ => {}
+    }
+    if kind.requires_api_key() && p.spec.api_key_secret_ref.is_none() {
+        problems.push(format!(
+            "spec.apiKeySecretRef is required when spec.provider is {kind}: name the Secret holding the API key (pai add secret NAME --from-literal api-key=...)"
+        ));
+    }
+    if let Some(r) = &p.spec.api_key_secret_ref {
+        if r.name.is_empty() {
+            problems.push("spec.apiKeySecretRef.name is required".to_owned());
+        }
+    }
+    if p.spec.max_tokens_per_request == Some(0) {
+        problems.push("spec.maxTokensPerRequest must be at least 1".to_owned());
+    }
+    for (i, f) in p.spec.fallbacks.iter().enumerate() {
+        if let Err(e) = f.parse::<ModelRef>() {
+            problems.push(format!("spec.fallbacks[{i}]: {e}"));
+        }
+    }
+    let custom = matches!(kind, ProviderKind::Vllm | ProviderKind::AzureOpenAi)
+        || (kind == ProviderKind::OpenAi && p.has_custom_endpoint());
+    if custom && p.spec.allowed_models.is_empty() {
+        warnings.push(format!(
+            "spec.allowedModels is empty; pai cannot know what a custom {kind} endpoint serves, so every model will be refused until you list them"
+        ));
+    }
+    if let Some(catalogue) = crate::catalog::catalogue(kind).filter(|_| !custom) {
+        for (i, m) in p.spec.allowed_models.iter().enumerate() {
+            if crate::catalog::knows(kind, m) == Some(false) {
+                let near = close_matches(m, catalogue.iter().copied());
+                let hint = match near.first() {
+                    Some(n) => format!("; did you mean {n}?"),
+                    None => String::new(),
+                };
+                warnings.push(format!(
+                    "spec.allowedModels[{i}]: {m:?} is not in pai's {kind} catalogue{hint}"
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        load(yaml)
+            .map(|_| Vec::new())
+            .unwrap_or_else(|e| e.problems)
+    }
+
+    #[test]
+    fn a_full_multi_document_file_loads() {
+        let yaml = r#"
+apiVersion: pai.io/v1
+kind: Secret
+metadata: {name: openai-key}
+data: {api-key: sk-test}
+---
+apiVersion: pai.io/v1
+kind: ModelProvider
+metadata:
+  name: openai
+spec:
+  provider: openai
+  apiKeySecretRef: {name: openai-key}
+  allowedModels: [gpt-4o, gpt-4o-mini]
+  maxTokensPerDay: 1000000
+  externalAccess: {enabled: true, maxTokensPerDay: 50000}
+  fallbacks: [anthropic/claude-sonnet-4-6]
+---
+apiVersion: pai.io/v1
+kind: AccessKey
+metadata: {name: alice}
+spec:
+  modelProvider: openai
+  restrictions: {allowedModels: [gpt-4o-mini], allowedCIDRs: [10.0.0.0/8, "2001:db8::/32"]}
+  limits: {maxTokensPerDay: 1000}
+---
+apiVersion: pai.io/v1
+kind: Agent
+metadata: {name: support-bot}
+spec:
+  models: [openai/gpt-4o, nvidia/meta/llama-3.1-70b-instruct]
+  rateLimits: {maxCostPerDayUSD: 12.5}
+---
+apiVersion: pai.io/v1
+kind: ModelBinding
+metadata: {name: llama}
+spec: {provider: vllm-local, model: meta/llama, apiKeySecretRef: {name: llama-token}}
+---
+apiVersion: pai.io/v1
+kind: GuardBinding
+metadata: {name: injection}
+spec: {anything: [goes, here]}
+"#;
+        let loaded = load(yaml).unwrap();
+        assert_eq!(loaded.resources.len(), 6);
+        let Resource::ModelProvider(p) = &loaded.resources[1] else {
+            panic!()
+        };
+        assert_eq!(p.spec.provider, ProviderKind::OpenAi);
+        assert_eq!(p.spec.api_key_secret_ref.as_ref().unwrap().key, "api-key");
+        assert_eq!(p.spec.external_access.max_tokens_per_day, Some(50000));
+        let Resource::AccessKey(k) = &loaded.resources[2] else {
+            panic!()
+        };
+        assert_eq!(k.spec.restrictions.allowed_cidrs.len(), 2);
+        let Resource::ModelBinding(b) = &loaded.resources[4] else {
+            panic!()
+        };
+        assert_eq!(b.spec.api_key_secret_ref.as_ref().unwrap().key, "token");
+        let Resource::Agent(a) = &loaded.resources[3] else {
+            panic!()
+        };
+        assert_eq!(a.spec.rate_limits.max_cost_per_day_usd, Some(12.5));
+    }
+
+    #[test]
+    fn vllm_needs_an_endpoint() {
+        let p = problems(
+            "apiVersion: pai.io/v1\nkind: ModelProvider\nmetadata: {name: vllm-local}\nspec: {provider: vllm}\n",
+        );
+        assert_eq!(
+            p,
+            vec![
+                r#"ModelProvider "vllm-local": spec.endpoint is required when spec.provider is vllm"#
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_suggest_the_nearest() {
+        let p = problems(
+            "apiVersion: pai.io/v1\nkind: ModelProvider\nmetadata: {name: x}\nspec: {provider: vllm, endpont: 'http://h:8000/v1'}\n",
+        );
+        assert_eq!(
+            p,
+            vec![r#"ModelProvider "x": unknown field spec.endpont; did you mean endpoint?"#]
+        );
+        let p = problems(
+            "apiVersion: pai.io/v1\nkind: ModelProvider\nmetadata: {name: x}\nspec: {provider: openai, apiKeySecretRef: {name: k}, externalAccess: {enabeld: true}}\n",
+        );
+        assert_eq!(
+            p,
+            vec![
+                r#"ModelProvider "x": unknown field spec.externalAccess.enabeld; did you mean enabled?"#
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_document_and_the_field() {
+        let yaml = "apiVersion: pai.io/v1\nkind: Secret\nmetadata: {name: s}\ndata: {a: b}\n---\napiVersion: pai.io/v1\nkind: ModelProvider\nmetadata: {name: big}\nspec: {provider: openai, apiKeySecretRef: {name: s}, maxTokensPerDay: lots}\n";
+        let p = problems(yaml);
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].starts_with(r#"ModelProvider "big" (document 2): spec.maxTokensPerDay"#),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn kinds_and_versions_are_checked() {
+        let p = problems("apiVersion: pai.io/v2\nkind: ModelProvidr\nmetadata: {name: x}\n");
+        assert!(p[0].contains("did you mean \"ModelProvider\""), "{p:?}");
+        let p = problems("apiVersion: pai.io/v2\nkind: Secret\nmetadata: {name: x}\n");
+        assert!(
+            p[0].contains("apiVersion \"pai.io/v2\" is not supported"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn custom_endpoints_without_models_warn() {
+        let loaded = load("apiVersion: pai.io/v1\nkind: ModelProvider\nmetadata: {name: v}\nspec: {provider: vllm, endpoint: 'http://127.0.0.1:8000/v1'}\n").unwrap();
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains("allowedModels is empty"));
+    }
+
+    #[test]
+    fn access_keys_need_a_target_and_valid_cidrs() {
+        let p = problems("apiVersion: pai.io/v1\nkind: AccessKey\nmetadata: {name: k}\nspec: {restrictions: {allowedCIDRs: [10.0.0.0/40]}}\n");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[1].contains("allowedCIDRs[0]"));
+    }
+
+    #[test]
+    fn json_round_trip_of_the_typed_form() {
+        let loaded =
+            load("apiVersion: pai.io/v1\nkind: Secret\nmetadata: {name: s}\ndata: {api-key: v}\n")
+                .unwrap();
+        let json = serde_json::to_string(&loaded.resources[0]).unwrap();
+        assert!(json.contains("\"kind\":\"Secret\""));
+        let back: Resource = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, loaded.resources[0]);
+        assert!(!format!("{:?}", back).contains("\"v\""));
+    }
+}

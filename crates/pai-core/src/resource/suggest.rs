@@ -1,0 +1,56 @@
+//! "Did you mean …?" for misspelt field and model names.
+
+/// Edit distance between two strings, by characters.
+pub fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidates close to `word`, nearest first: within a third of its length, or sharing a
+/// case-insensitive prefix of four characters.
+pub fn close_matches<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Vec<&'a str> {
+    let lower = word.to_ascii_lowercase();
+    let budget = (word.chars().count() / 3).max(2);
+    let mut scored: Vec<(usize, &str)> = candidates
+        .into_iter()
+        .filter_map(|c| {
+            let d = distance(&lower, &c.to_ascii_lowercase());
+            let shared_prefix = lower.len() >= 4 && c.to_ascii_lowercase().starts_with(&lower[..4]);
+            (d <= budget || shared_prefix).then_some((d, c))
+        })
+        .collect();
+    scored.sort_by_key(|(d, c)| (*d, *c));
+    scored.into_iter().map(|(_, c)| c).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_misses_are_found() {
+        assert_eq!(distance("endpont", "endpoint"), 1);
+        assert_eq!(
+            close_matches("endpont", ["provider", "endpoint"]),
+            vec!["endpoint"]
+        );
+        assert_eq!(
+            close_matches("maxtokensperday", ["maxTokensPerDay"]),
+            vec!["maxTokensPerDay"]
+        );
+        assert!(close_matches("zzz", ["provider"]).is_empty());
+    }
+}

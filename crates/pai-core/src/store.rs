@@ -1,0 +1,136 @@
+//! Where resources, access keys, secrets, usage and audit records live.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::resource::{Kind, Resource};
+use crate::usage::Usage;
+
+/// A stored resource with its bookkeeping.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stored {
+    /// The resource. Secrets come back decrypted; callers that show them must redact.
+    pub resource: Resource,
+    /// Unix seconds when first created.
+    pub created_at: u64,
+    /// Unix seconds of the last change.
+    pub updated_at: u64,
+    /// Incremented on every change.
+    pub generation: u64,
+}
+
+/// What `apply` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Applied {
+    /// It did not exist.
+    Created,
+    /// It existed and changed.
+    Configured,
+    /// It existed exactly so.
+    Unchanged,
+}
+
+/// One call through the gateway, as usage and audit see it. Never holds key material.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// The gateway's id for the call (`x-pai-call-id`).
+    pub call_id: String,
+    /// Unix milliseconds when the call started.
+    pub started_at_ms: u64,
+    /// `ext:<access-key-name>` or the agent's name.
+    pub workload: String,
+    /// The ModelProvider's name.
+    pub provider: String,
+    /// The AccessKey's name, for external calls.
+    pub access_key: Option<String>,
+    /// The model id sent upstream.
+    pub model: String,
+    /// `chat.completions`, `messages`, `count_tokens`.
+    pub operation: String,
+    /// Whether the response streamed.
+    pub stream: bool,
+    /// The HTTP status the client received.
+    pub status: u16,
+    /// Tokens used, when known.
+    pub usage: Option<Usage>,
+    /// Cost in pico-USD, when the model's price is known.
+    pub cost_pico_usd: Option<u128>,
+    /// Wall time from request to end of response.
+    pub duration_ms: u64,
+    /// The client's address.
+    pub client_ip: Option<String>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+}
+
+/// Totals over a period, per provider and access key.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    /// The ModelProvider's name.
+    pub provider: String,
+    /// The AccessKey's name, if external.
+    pub access_key: Option<String>,
+    /// Number of calls.
+    pub requests: u64,
+    /// Summed usage.
+    pub usage: Usage,
+    /// Summed cost in pico-USD of the calls whose price was known.
+    pub cost_pico_usd: u128,
+    /// Unix milliseconds of the latest call.
+    pub last_used_ms: u64,
+}
+
+/// A store that could not do what was asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// It cannot be reached; the gateway answers 503 rather than guess.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// What is stored cannot be read back.
+    #[error("store data is corrupt: {0}")]
+    Corrupt(String),
+    /// The write conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Resources, access keys, secrets, usage and audit records.
+///
+/// Contract:
+/// - every write that returns `Ok` survives a crash of the process (an fsync'd commit in a
+///   durable store);
+/// - secrets are encrypted at rest; the provider key never appears in logs or errors;
+/// - `watch` yields a new revision number after every change, so gateways can reload their
+///   snapshot without polling;
+/// - a store that cannot be reached answers [`StoreError::Unavailable`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Create or replace a resource by kind and name.
+    async fn apply(&self, resource: &Resource) -> Result<Applied, StoreError>;
+
+    /// One resource.
+    async fn get(&self, kind: Kind, name: &str) -> Result<Option<Stored>, StoreError>;
+
+    /// Every resource of a kind, by name.
+    async fn list(&self, kind: Kind) -> Result<Vec<Stored>, StoreError>;
+
+    /// Remove a resource; `false` if there was none.
+    async fn delete(&self, kind: Kind, name: &str) -> Result<bool, StoreError>;
+
+    /// A receiver whose value changes after every write.
+    fn watch(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// The AccessKey whose current key hashes to `hash`, or whose previous key does while its
+    /// rotation grace lasts.
+    async fn access_key_by_hash(&self, hash: &str) -> Result<Option<Stored>, StoreError>;
+
+    /// Record one call (usage and audit).
+    async fn record_call(&self, record: &CallRecord) -> Result<(), StoreError>;
+
+    /// Totals of calls started at or after `since_ms`, per provider and access key.
+    async fn usage_since(&self, since_ms: u64) -> Result<Vec<UsageTotals>, StoreError>;
+
+    /// The most recent calls, newest first.
+    async fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError>;
+}
