@@ -1,1 +1,57 @@
-//! pai-store
+//! Where a pai gateway keeps its resources, access-key hashes, secrets and call records: the
+//! implementations of [`pai_core::Store`].
+//!
+//! Two stores live here. [`MemoryStore`] keeps everything in the process, for tests and for
+//! embedders that load their configuration at start and need nothing to outlive the process.
+//! [`SqliteStore`] (cargo feature `sqlite`, on by default) is the embedded default: one SQLite
+//! file, opened in WAL mode with `synchronous=FULL`, so every write that returns `Ok` is an
+//! fsync'd commit that survives a crash of the process. The file is created with mode `0600`.
+//! Secret values are sealed with AES-256-GCM under a key the caller holds outside the file, bound
+//! to the secret's kind and name, so neither the file nor its write-ahead log ever holds them in
+//! plain text, and a file opened with the wrong key answers [`StoreError::Corrupt`] rather than
+//! garbage. Access keys reach the store only as the hashes `pai_core::access_key` makes of them.
+//!
+//! Both stores keep the same semantics, which the `contract` module (cargo feature
+//! `contract-tests`) checks, and which other `Store` implementations can check against
+//! themselves the same way:
+//! - `apply` answers `Created`, `Configured` or `Unchanged` by comparing the resource's JSON; a
+//!   change bumps `generation` and `updated_at` (unix seconds) and keeps `created_at`;
+//! - `watch` yields a larger number after every write that changed something, and only then;
+//! - `list` is sorted by name; `delete` says whether something was removed;
+//! - `access_key_by_hash` finds the AccessKey whose `status.keyHash` is the hash, or whose
+//!   `status.previousKeyHash` is while `status.previousKeyExpiresAt` is in the future; a previous
+//!   hash without an expiry is never accepted, and two AccessKeys cannot claim one hash
+//!   ([`StoreError::Conflict`]);
+//! - `usage_since` sums calls per provider and access key, sorted by provider, then access key
+//!   with keyless calls first; `recent_calls` is newest first, ties in the order recorded.
+//!
+//! The gateway that uses a store is assembled in `pai-tower`; the vocabulary is `pai-core`'s.
+
+mod access_keys;
+mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod totals;
+
+#[cfg(any(test, feature = "contract-tests"))]
+pub mod contract;
+
+pub use memory::MemoryStore;
+pub use pai_core::store::{Applied, CallRecord, Store, StoreError, Stored, UsageTotals};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+use pai_core::{Clock, Resource, SystemClock};
+
+/// Unix seconds, now.
+fn unix_now() -> u64 {
+    SystemClock.unix_secs()
+}
+
+/// Whether two resources serialize to the same JSON: what `apply` calls unchanged.
+fn same_json(a: &Resource, b: &Resource) -> bool {
+    match (serde_json::to_value(a), serde_json::to_value(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}

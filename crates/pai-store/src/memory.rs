@@ -1,0 +1,197 @@
+//! A store that keeps everything in the process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use pai_core::{Applied, CallRecord, Kind, Resource, Store, StoreError, Stored, UsageTotals};
+use tokio::sync::watch;
+
+use crate::access_keys::{accepts, conflict, indexed_hashes};
+use crate::totals::Totals;
+use crate::{same_json, unix_now};
+
+/// A [`Store`] held in memory: for tests, and for embedders that apply their resources at start.
+///
+/// Nothing outlives the process, so there is nothing at rest to encrypt; every call recorded is
+/// kept until the store is dropped. It never fails with [`StoreError::Unavailable`]. No lock is
+/// held across an `.await`: every operation is a short critical section.
+#[derive(Debug)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    revision: watch::Sender<u64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    resources: BTreeMap<Kind, BTreeMap<String, Stored>>,
+    /// Hash to the name of the AccessKey that holds it (see `access_keys::indexed_hashes`).
+    key_hashes: HashMap<String, String>,
+    /// In the order recorded.
+    calls: Vec<CallRecord>,
+}
+
+impl MemoryStore {
+    /// An empty store at revision 0.
+    pub fn new() -> MemoryStore {
+        MemoryStore {
+            state: Mutex::new(State::default()),
+            revision: watch::Sender::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere cannot leave `State` half-written: every write below completes
+        // before the guard drops, so a poisoned lock still guards consistent data.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn changed(&self) {
+        self.revision.send_modify(|r| *r = r.wrapping_add(1));
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> MemoryStore {
+        MemoryStore::new()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn apply(&self, resource: &Resource) -> Result<Applied, StoreError> {
+        let (kind, name) = (resource.kind(), resource.name());
+        let now = unix_now();
+        let mut state = self.lock();
+        let existing = state
+            .resources
+            .get(&kind)
+            .and_then(|by_name| by_name.get(name));
+        let stored = match existing {
+            Some(old) if same_json(&old.resource, resource) => return Ok(Applied::Unchanged),
+            Some(old) => Stored {
+                resource: resource.clone(),
+                created_at: old.created_at,
+                updated_at: now,
+                generation: old.generation.saturating_add(1),
+            },
+            None => Stored {
+                resource: resource.clone(),
+                created_at: now,
+                updated_at: now,
+                generation: 1,
+            },
+        };
+        let applied = if stored.generation == 1 {
+            Applied::Created
+        } else {
+            Applied::Configured
+        };
+        if let Resource::AccessKey(key) = resource {
+            let hashes = indexed_hashes(key);
+            for (hash, _) in &hashes {
+                match state.key_hashes.get(*hash) {
+                    Some(owner) if owner != name => return Err(conflict(name, owner)),
+                    _ => {}
+                }
+            }
+            state.key_hashes.retain(|_, owner| owner != name);
+            for (hash, _) in hashes {
+                state.key_hashes.insert(hash.to_owned(), name.to_owned());
+            }
+        }
+        state
+            .resources
+            .entry(kind)
+            .or_default()
+            .insert(name.to_owned(), stored);
+        drop(state);
+        self.changed();
+        Ok(applied)
+    }
+
+    async fn get(&self, kind: Kind, name: &str) -> Result<Option<Stored>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .resources
+            .get(&kind)
+            .and_then(|by_name| by_name.get(name))
+            .cloned())
+    }
+
+    async fn list(&self, kind: Kind) -> Result<Vec<Stored>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .resources
+            .get(&kind)
+            .map(|by_name| by_name.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn delete(&self, kind: Kind, name: &str) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let removed = state
+            .resources
+            .get_mut(&kind)
+            .and_then(|by_name| by_name.remove(name))
+            .is_some();
+        if removed && kind == Kind::AccessKey {
+            state.key_hashes.retain(|_, owner| owner != name);
+        }
+        drop(state);
+        if removed {
+            self.changed();
+        }
+        Ok(removed)
+    }
+
+    fn watch(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    async fn access_key_by_hash(&self, hash: &str) -> Result<Option<Stored>, StoreError> {
+        let now = unix_now();
+        let state = self.lock();
+        let Some(owner) = state.key_hashes.get(hash) else {
+            return Ok(None);
+        };
+        let stored = state
+            .resources
+            .get(&Kind::AccessKey)
+            .and_then(|keys| keys.get(owner))
+            .filter(|s| matches!(&s.resource, Resource::AccessKey(k) if accepts(k, hash, now)));
+        Ok(stored.cloned())
+    }
+
+    async fn record_call(&self, record: &CallRecord) -> Result<(), StoreError> {
+        self.lock().calls.push(record.clone());
+        Ok(())
+    }
+
+    async fn usage_since(&self, since_ms: u64) -> Result<Vec<UsageTotals>, StoreError> {
+        let state = self.lock();
+        let mut totals = Totals::default();
+        for call in state.calls.iter().filter(|c| c.started_at_ms >= since_ms) {
+            totals.add(call);
+        }
+        Ok(totals.finish())
+    }
+
+    async fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
+        let state = self.lock();
+        // Latest recorded first, then a stable sort: ties keep that order.
+        let mut calls: Vec<&CallRecord> = state.calls.iter().rev().collect();
+        calls.sort_by_key(|c| std::cmp::Reverse(c.started_at_ms));
+        Ok(calls.into_iter().take(limit).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keeps_the_store_contract() {
+        crate::contract::run_all(&MemoryStore::new()).await;
+    }
+}
