@@ -1,1 +1,56 @@
-//! pai-tower
+//! Tower layers and the [`Gateway`] builder that assemble pai into one HTTP service.
+//!
+//! A library user builds a [`Gateway`] from a [`pai_core::Store`] (see `pai-store`) and,
+//! optionally, a [`pai_core::Transport`] (the default is `pai_providers::HttpTransport`), and
+//! mounts it in any hyper or axum server: it is a `tower::Service<http::Request<B>>` whose error
+//! type is `Infallible`, because every refusal is a response in the caller's dialect.
+//!
+//! The pieces are public so they can be recombined: [`CallIdLayer`] names the call and times
+//! it, [`AuthLayer`] turns an access key into a [`Principal`], and [`Proxy`] applies policy,
+//! calls the provider and meters the answer. [`Gateway`] documents the order they run in.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use http_body_util::Full;
+//! use tower::ServiceExt;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = Arc::new(pai_store::MemoryStore::new());
+//! let hasher = pai_core::AccessKeyHasher::new(b"32 bytes of operator-held secret");
+//! let gateway = pai_tower::Gateway::builder()
+//!     .store(store)
+//!     .key_hasher(hasher)
+//!     .build()
+//!     .await
+//!     .unwrap();
+//!
+//! // No key: refused in the OpenAI dialect, and still named and timed.
+//! let req = http::Request::post("/ext/v1/chat/completions")
+//!     .body(Full::new(bytes::Bytes::from_static(b"{}")))
+//!     .unwrap();
+//! let res = gateway.oneshot(req).await.unwrap();
+//! assert_eq!(res.status(), 401);
+//! assert!(res.headers().contains_key("x-pai-call-id"));
+//! # });
+//! ```
+//!
+//! In axum: `Router::new().fallback_service(gateway)` (see `examples/axum_mount.rs`).
+
+mod auth;
+mod body;
+mod call_id;
+mod gateway;
+mod meter;
+mod proxy;
+mod route;
+mod snapshot;
+mod timefmt;
+
+pub use auth::{Auth, AuthLayer, PeerAddr, Principal};
+pub use body::ResponseBody;
+pub use call_id::{CallId, CallIdLayer, CallIdService};
+pub use gateway::{BuildError, Gateway, GatewayBuilder};
+pub use meter::CallSink;
+pub use proxy::Proxy;
+pub use route::Route;
+pub use snapshot::{ProviderEntry, SharedSnapshot, Snapshot};

@@ -1,0 +1,268 @@
+//! Turns an access key into a [`Principal`], or refuses in the caller's dialect.
+//!
+//! The key comes raw (`pak_…`) or wrapped (`sk-ant-api03-pak-…-AA`), in `x-api-key` or
+//! `Authorization: Bearer`. It is looked up by its keyed hash in the in-memory snapshot, so a
+//! request costs one HMAC and one hash-map probe and never waits on the store. Then the key's
+//! bindings are checked: its ModelProvider must exist and allow external access, and the client
+//! address must lie in the key's `allowedCIDRs`. The client address is the peer address, or,
+//! only when the peer is a trusted proxy, the right-most address in `X-Forwarded-For` that is not
+//! itself a trusted proxy: a client cannot forge its way past a CIDR restriction.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Request, Response};
+use pai_core::net::Cidr;
+use pai_core::resource::AccessKey;
+use pai_core::{access_key, AccessKeyHasher, Error};
+use tower::{Layer, Service};
+
+use crate::body::{error_response, ResponseBody};
+use crate::route::{dialect_of, Route};
+use crate::snapshot::{ProviderEntry, SharedSnapshot};
+
+/// The peer address of the connection a request came on. The server inserts it; without it,
+/// keys restricted by `allowedCIDRs` are refused (fail closed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Who is calling, resolved from an access key.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    /// The access key.
+    pub access_key: Arc<AccessKey>,
+    /// The ModelProvider it is bound to.
+    pub provider: Arc<ProviderEntry>,
+    /// The client's address as the gateway judged it.
+    pub client_ip: Option<IpAddr>,
+}
+
+impl Principal {
+    /// The workload name records use: `ext:<access-key-name>`.
+    pub fn workload(&self) -> String {
+        format!("ext:{}", self.access_key.metadata.name)
+    }
+}
+
+/// Authenticates access keys. See the module docs.
+#[derive(Clone, Debug)]
+pub struct AuthLayer {
+    snapshot: SharedSnapshot,
+    hasher: AccessKeyHasher,
+    trusted_proxies: Arc<Vec<Cidr>>,
+}
+
+impl AuthLayer {
+    /// Check keys against `snapshot`, hashing them with `hasher`.
+    pub fn new(snapshot: SharedSnapshot, hasher: AccessKeyHasher) -> AuthLayer {
+        AuthLayer {
+            snapshot,
+            hasher,
+            trusted_proxies: Arc::new(Vec::new()),
+        }
+    }
+
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub fn trusted_proxies(mut self, proxies: Vec<Cidr>) -> AuthLayer {
+        self.trusted_proxies = Arc::new(proxies);
+        self
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`AuthLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct Auth<S> {
+    inner: S,
+    layer: AuthLayer,
+}
+
+impl<S, B> Service<Request<B>> for Auth<S>
+where
+    S: Service<Request<B>, Response = Response<ResponseBody>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let route = Route::from_path(req.uri().path());
+        // Claude Code's connectivity probe and unknown paths need no key; the proxy answers them.
+        if matches!(route, None | Some(Route::Hello)) {
+            return Box::pin(self.inner.call(req));
+        }
+        match self.layer.authenticate(&req) {
+            Ok(principal) => {
+                req.extensions_mut().insert(principal);
+                Box::pin(self.inner.call(req))
+            }
+            Err(error) => {
+                let dialect = dialect_of(route, req.headers());
+                tracing::info!(code = error.code(), "request refused by auth");
+                let res = error_response(&error, dialect);
+                Box::pin(async move { Ok(res) })
+            }
+        }
+    }
+}
+
+impl AuthLayer {
+    fn authenticate<B>(&self, req: &Request<B>) -> Result<Principal, Error> {
+        let presented = credential(req.headers()).ok_or(Error::MissingKey)?;
+        let raw = access_key::unwrap(presented).ok_or(Error::InvalidKey)?;
+        let hash = self.hasher.hash(&raw);
+        let snapshot = self.snapshot.current();
+        let entry = snapshot.keys.get(&hash.0).ok_or(Error::InvalidKey)?;
+        if let Some(until) = entry.expires_at {
+            if unix_now() >= until {
+                return Err(Error::InvalidKey);
+            }
+        }
+        let key = entry.key.clone();
+        let name = &key.metadata.name;
+        let provider_name = key.spec.model_provider.as_deref().ok_or_else(|| {
+            Error::NotImplemented(format!(
+                "AccessKey {name:?} is bound to an agent; agent-bound keys are not served by this gateway yet"
+            ))
+        })?;
+        let provider = snapshot.provider(provider_name).cloned().ok_or_else(|| {
+            Error::PermissionDenied(format!(
+                "AccessKey {name:?} is bound to ModelProvider {provider_name:?}, which does not exist"
+            ))
+        })?;
+        if !provider.resource.spec.external_access.enabled {
+            return Err(Error::PermissionDenied(format!(
+                "ModelProvider {provider_name:?} does not allow access keys (spec.externalAccess.enabled is false)"
+            )));
+        }
+        let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+        let client_ip = peer.map(|peer| client_ip(peer, req.headers(), &self.trusted_proxies));
+        let cidrs = &key.spec.restrictions.allowed_cidrs;
+        if !cidrs.is_empty() {
+            let allowed = client_ip.is_some_and(|ip| {
+                cidrs
+                    .iter()
+                    .filter_map(|c| c.parse::<Cidr>().ok())
+                    .any(|c| c.contains(ip))
+            });
+            if !allowed {
+                let shown = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+                return Err(Error::PermissionDenied(format!(
+                    "client address {shown} is not in the allowedCIDRs of AccessKey {name:?}"
+                )));
+            }
+        }
+        Ok(Principal {
+            access_key: key,
+            provider,
+            client_ip,
+        })
+    }
+}
+
+/// The presented credential: `x-api-key`, else `Authorization: Bearer`.
+fn credential(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim());
+    }
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = auth.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// The client address: the peer, unless the peer is a trusted proxy, in which case the
+/// right-most `X-Forwarded-For` entry that is not a trusted proxy.
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut chain: Vec<IpAddr> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(value) = value.to_str() else {
+            return peer;
+        };
+        for part in value.split(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) => chain.push(ip),
+                // A malformed entry means nothing to its left can be believed.
+                Err(_) => chain.clear(),
+            }
+        }
+    }
+    chain
+        .into_iter()
+        .rev()
+        .find(|ip| !is_trusted(*ip))
+        .unwrap_or(peer)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = "203.0.113.9".parse().unwrap();
+        // An untrusted peer cannot claim another address.
+        assert_eq!(client_ip(peer, &headers(&["192.168.1.1"]), &trusted), peer);
+        // From a trusted proxy, the right-most untrusted address wins.
+        let proxy: IpAddr = "10.1.1.1".parse().unwrap();
+        let h = headers(&["1.1.1.1, 198.51.100.7", "10.2.2.2"]);
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        // Nothing forwarded: the proxy itself.
+        assert_eq!(client_ip(proxy, &headers(&[]), &trusted), proxy);
+    }
+
+    #[test]
+    fn credentials_from_either_header() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer pak_abc".parse().unwrap());
+        assert_eq!(credential(&h), Some("pak_abc"));
+        h.insert("x-api-key", "sk-ant-api03-pak-abc-AA".parse().unwrap());
+        assert_eq!(credential(&h), Some("sk-ant-api03-pak-abc-AA"));
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Basic xyz".parse().unwrap());
+        assert_eq!(credential(&h), None);
+    }
+}

@@ -1,0 +1,181 @@
+//! The assembled gateway.
+//!
+//! # Layer order
+//!
+//! ```text
+//! request ─▶ CallIdLayer ─▶ AuthLayer ─▶ Proxy ─▶ transport ─▶ provider
+//!            names + times   key → Principal   body, policy, adapter, meter
+//! ```
+//!
+//! [`CallIdLayer`] is outermost so that every response, refusals included, carries
+//! `x-pai-call-id` and `x-pai-duration-ms`. [`AuthLayer`] comes before the body is read, so an
+//! unauthenticated client cannot make the gateway buffer a large body. [`Proxy`] reads the body
+//! once, applies policy, calls the provider through the adapter and meters the answer.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use pai_core::net::Cidr;
+use pai_core::{AccessKeyHasher, BoxError, Store, StoreError, Transport, TransportError};
+use tower::{Layer, Service};
+
+use crate::auth::{Auth, AuthLayer};
+use crate::body::ResponseBody;
+use crate::call_id::{CallIdLayer, CallIdService};
+use crate::meter::CallSink;
+use crate::proxy::Proxy;
+use crate::snapshot::{SharedSnapshot, Snapshot};
+
+/// The default limit on request bodies: 32 MiB, as Anthropic's API allows.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+
+/// Why a gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Something required was not given.
+    #[error("the gateway needs {0}")]
+    Missing(&'static str),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The default transport could not be built.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+/// Builds a [`Gateway`].
+#[derive(Default)]
+pub struct GatewayBuilder {
+    store: Option<Arc<dyn Store>>,
+    transport: Option<Arc<dyn Transport>>,
+    hasher: Option<AccessKeyHasher>,
+    trusted_proxies: Vec<Cidr>,
+    max_body_bytes: Option<usize>,
+}
+
+impl GatewayBuilder {
+    /// Where configuration comes from and calls are recorded. Required.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How upstreams are reached. Default: `pai_providers::HttpTransport`.
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// How presented access keys are hashed; must match the hasher that minted them. Required.
+    pub fn key_hasher(mut self, hasher: AccessKeyHasher) -> Self {
+        self.hasher = Some(hasher);
+        self
+    }
+
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub fn trusted_proxies(mut self, proxies: Vec<Cidr>) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The largest request body accepted (413 above it). Default 32 MiB.
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = Some(limit);
+        self
+    }
+
+    /// Load the configuration from the store and start following its changes. Must be called
+    /// inside a tokio runtime.
+    pub async fn build(self) -> Result<Gateway, BuildError> {
+        let store = self.store.ok_or(BuildError::Missing("a store"))?;
+        let hasher = self.hasher.ok_or(BuildError::Missing("a key hasher"))?;
+        let transport: Arc<dyn Transport> = match self.transport {
+            Some(t) => t,
+            None => Arc::new(pai_providers::HttpTransport::new(Default::default())?),
+        };
+        let revision = *store.watch().borrow();
+        let snapshot = SharedSnapshot::new(Snapshot::load(store.as_ref(), revision).await?);
+        let follower = snapshot.follow(store.clone());
+        let sink = CallSink::spawn(store.clone());
+        let proxy = Proxy::new(
+            transport,
+            sink,
+            self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+        );
+        let auth = AuthLayer::new(snapshot.clone(), hasher).trusted_proxies(self.trusted_proxies);
+        let stack = CallIdLayer.layer(auth.layer(proxy));
+        Ok(Gateway {
+            stack,
+            snapshot,
+            store,
+            _follower: Arc::new(AbortOnDrop(follower)),
+        })
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The whole gateway as one tower service. See the module docs for the layer order.
+#[derive(Clone)]
+pub struct Gateway {
+    stack: CallIdService<Auth<Proxy>>,
+    snapshot: SharedSnapshot,
+    store: Arc<dyn Store>,
+    _follower: Arc<AbortOnDrop>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Start building a gateway.
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder::default()
+    }
+
+    /// Rebuild the configuration snapshot from the store now, without waiting for its watch.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let revision = *self.store.watch().borrow();
+        let snapshot = Snapshot::load(self.store.as_ref(), revision).await?;
+        self.snapshot.replace(snapshot);
+        Ok(())
+    }
+
+    /// The configuration requests are checked against now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.current()
+    }
+}
+
+impl<B> Service<Request<B>> for Gateway
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.stack.call(req)
+    }
+}

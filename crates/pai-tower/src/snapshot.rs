@@ -1,0 +1,197 @@
+//! The configuration a request is checked against, held in memory.
+//!
+//! The hot path never touches the store: every request reads one [`Snapshot`] (an `Arc` clone
+//! under a read lock held for nanoseconds), built from the store at start and rebuilt whenever
+//! the store's watch reports a change. Secrets are resolved into provider credentials while
+//! building, so a request needs no lookup at all.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use pai_core::provider::ApiKey;
+use pai_core::resource::{AccessKey, ModelProvider, Secret};
+use pai_core::{Credentials, Kind, Provider, Resource, Store, StoreError};
+
+/// A ModelProvider ready to be called.
+pub struct ProviderEntry {
+    /// The resource as applied.
+    pub resource: ModelProvider,
+    /// Its adapter, if pai has one for its kind.
+    pub adapter: Option<Arc<dyn Provider>>,
+    /// Its credentials, or why they could not be resolved (never containing the key).
+    pub credentials: Result<Credentials, String>,
+    /// Unix seconds when it was created.
+    pub created_at: u64,
+}
+
+impl std::fmt::Debug for ProviderEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderEntry")
+            .field("name", &self.resource.metadata.name)
+            .field("kind", &self.resource.spec.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An access key as the auth layer needs it.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyEntry {
+    pub key: Arc<AccessKey>,
+    /// Unix seconds after which this hash no longer works (a rotated-out key in its grace).
+    pub expires_at: Option<u64>,
+}
+
+/// Everything a request is checked against.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub(crate) providers: HashMap<String, Arc<ProviderEntry>>,
+    pub(crate) keys: HashMap<String, KeyEntry>,
+    /// The store's revision this was built from.
+    pub revision: u64,
+}
+
+impl Snapshot {
+    /// Build from the store.
+    pub async fn load(store: &dyn Store, revision: u64) -> Result<Snapshot, StoreError> {
+        let secrets: HashMap<String, Secret> = store
+            .list(Kind::Secret)
+            .await?
+            .into_iter()
+            .filter_map(|s| match s.resource {
+                Resource::Secret(secret) => Some((secret.metadata.name.clone(), secret)),
+                _ => None,
+            })
+            .collect();
+
+        let mut providers = HashMap::new();
+        for stored in store.list(Kind::ModelProvider).await? {
+            let Resource::ModelProvider(p) = stored.resource else {
+                continue;
+            };
+            let credentials = resolve_credentials(&p, &secrets);
+            let entry = ProviderEntry {
+                adapter: pai_providers::adapter_for(p.spec.provider),
+                credentials,
+                created_at: stored.created_at,
+                resource: p,
+            };
+            providers.insert(entry.resource.metadata.name.clone(), Arc::new(entry));
+        }
+
+        let mut keys = HashMap::new();
+        for stored in store.list(Kind::AccessKey).await? {
+            let Resource::AccessKey(k) = stored.resource else {
+                continue;
+            };
+            let k = Arc::new(k);
+            if let Some(hash) = &k.status.key_hash {
+                keys.insert(
+                    hash.clone(),
+                    KeyEntry {
+                        key: k.clone(),
+                        expires_at: None,
+                    },
+                );
+            }
+            if let (Some(hash), Some(until)) = (
+                &k.status.previous_key_hash,
+                k.status.previous_key_expires_at,
+            ) {
+                keys.insert(
+                    hash.clone(),
+                    KeyEntry {
+                        key: k.clone(),
+                        expires_at: Some(until),
+                    },
+                );
+            }
+        }
+        Ok(Snapshot {
+            providers,
+            keys,
+            revision,
+        })
+    }
+
+    /// A provider by name.
+    pub fn provider(&self, name: &str) -> Option<&Arc<ProviderEntry>> {
+        self.providers.get(name)
+    }
+}
+
+fn resolve_credentials(
+    p: &ModelProvider,
+    secrets: &HashMap<String, Secret>,
+) -> Result<Credentials, String> {
+    let endpoint = p
+        .endpoint()
+        .ok_or_else(|| format!("ModelProvider {:?} has no endpoint", p.metadata.name))?;
+    let api_key = match &p.spec.api_key_secret_ref {
+        None => None,
+        Some(r) => {
+            let secret = secrets.get(&r.name).ok_or_else(|| {
+                format!(
+                    "ModelProvider {:?} names Secret {:?}, which does not exist",
+                    p.metadata.name, r.name
+                )
+            })?;
+            let value = secret.data.get(&r.key).ok_or_else(|| {
+                format!(
+                    "Secret {:?} has no key {:?} (needed by ModelProvider {:?})",
+                    r.name, r.key, p.metadata.name
+                )
+            })?;
+            Some(ApiKey::new(value.clone()))
+        }
+    };
+    Ok(Credentials { endpoint, api_key })
+}
+
+/// The current snapshot, swapped atomically on reload.
+#[derive(Clone, Debug, Default)]
+pub struct SharedSnapshot {
+    inner: Arc<RwLock<Arc<Snapshot>>>,
+}
+
+impl SharedSnapshot {
+    /// Hold `snapshot`.
+    pub fn new(snapshot: Snapshot) -> SharedSnapshot {
+        SharedSnapshot {
+            inner: Arc::new(RwLock::new(Arc::new(snapshot))),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn current(&self) -> Arc<Snapshot> {
+        match self.inner.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replace the snapshot.
+    pub fn replace(&self, snapshot: Snapshot) {
+        let snapshot = Arc::new(snapshot);
+        match self.inner.write() {
+            Ok(mut guard) => *guard = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+    }
+
+    /// Rebuild from `store` whenever its watch moves, until the store's watch closes.
+    pub fn follow(&self, store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
+        let shared = self.clone();
+        let mut watch = store.watch();
+        tokio::spawn(async move {
+            while watch.changed().await.is_ok() {
+                let revision = *watch.borrow_and_update();
+                match Snapshot::load(store.as_ref(), revision).await {
+                    Ok(s) => shared.replace(s),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not reload configuration; keeping the last good one")
+                    }
+                }
+            }
+        })
+    }
+}
