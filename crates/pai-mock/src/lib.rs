@@ -1,1 +1,148 @@
-//! pai-mock
+//! A mock LLM upstream: real HTTP on loopback that speaks OpenAI Chat Completions and Anthropic
+//! Messages, streams, counts tokens deterministically, and fails on demand.
+//!
+//! The Rust integration tests (`tests`), the benchmarks (`benches`) and the Python SDK tests
+//! point the gateway's providers at it. Start it in-process with [`MockUpstream::start`], or run
+//! the `pai-mock` binary from another language. Everything it does is scripted by the prompt
+//! itself, through directives such as `[mock:status=529,times=2]`, so a test states the
+//! upstream's behaviour right where it sends the request, and can assert exact token counts.
+//!
+//! # Example
+//!
+//! ```
+//! use pai_mock::{MockConfig, MockUpstream};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let mock = MockUpstream::start(MockConfig::default().with_anthropic_key("sk-ant-test")).await?;
+//!
+//! let body = r#"{"model":"claude-x","max_tokens":64,
+//!                "messages":[{"role":"user","content":"Hi there [mock:words=3]"}]}"#;
+//! let mut tcp = tokio::net::TcpStream::connect(mock.addr()).await?;
+//! let head = format!(
+//!     "POST /v1/messages HTTP/1.1\r\nhost: mock\r\nx-api-key: sk-ant-test\r\n\
+//!      content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+//!     body.len()
+//! );
+//! tcp.write_all(head.as_bytes()).await?;
+//! tcp.write_all(body.as_bytes()).await?;
+//! let mut answer = String::new();
+//! tcp.read_to_string(&mut answer).await?;
+//!
+//! assert!(answer.starts_with("HTTP/1.1 200"));
+//! assert!(answer.contains(r#""text":"mock reply: alpha""#));
+//! // "Hi there [mock:words=3]" is 23 characters: ceil(23 / 4) = 6 input tokens, 3 output.
+//! assert!(answer.contains(r#""input_tokens":6"#));
+//! assert!(answer.contains(r#""output_tokens":3"#));
+//! assert_eq!(mock.calls("/v1/messages"), 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Routes
+//!
+//! | Method and path | Dialect | Key |
+//! |---|---|---|
+//! | `POST /v1/chat/completions`, `POST /chat/completions` | OpenAI | `Authorization: Bearer` |
+//! | `POST /v1/messages` (any query, e.g. `?beta=true`) | Anthropic | `x-api-key` or `Authorization: Bearer` |
+//! | `POST /v1/messages/count_tokens` → `{"input_tokens": N}` | Anthropic | same |
+//! | `GET /v1/models`, `GET /models` | Anthropic if the request has `anthropic-version` or `x-api-key`, else OpenAI | that dialect's |
+//! | `GET /_mock/requests` → JSON array of [`RecordedRequest::to_json`] | — | none |
+//! | `POST /_mock/reset` → forgets the record and the `times` counts | — | none |
+//!
+//! Keys are checked only when [`MockConfig`] sets one; a missing or wrong key gets the
+//! provider's real 401. OpenAI's echoes the key masked (`Incorrect API key provided:
+//! sk-ab***yz.`), which a gateway must not pass on. An unknown path is a 404 and a known path
+//! with the wrong method a 405; a body that is not JSON, or lacks a required field (`model`,
+//! `messages`, and for Anthropic `max_tokens`), is a 400 worded like the real API. All errors
+//! use the dialect's shape: OpenAI `{"error":{"message","type","param","code"}}`, Anthropic
+//! `{"type":"error","error":{"type","message"}}`. Bodies over 32 MiB get a 413.
+//!
+//! Every request except `/_mock/…` is recorded with its method, path, query, headers and body;
+//! read them with [`MockUpstream::requests`] and [`MockUpstream::calls`].
+//!
+//! # Replies and usage
+//!
+//! - The reply is `mock reply:` followed by filler words (`alpha beta gamma …`, cycling through
+//!   the Greek alphabet), 8 words in all unless `words=N` says otherwise:
+//!   `mock reply: alpha beta gamma delta epsilon zeta`.
+//! - Input tokens are the characters (Unicode scalar values) of all text in the request, divided
+//!   by 4 and rounded up, at least 1. Counted: the Anthropic `system`, every message's string
+//!   content, its `text` parts or blocks, and tool results (OpenAI `tool` messages, Anthropic
+//!   `tool_result` blocks). Not counted: tool definitions, tool-call arguments, images. The
+//!   same conversation therefore counts the same in both dialects.
+//! - Output tokens are the words of the reply (3 for a tool call: its argument pieces). A stream
+//!   sends one content delta per word, with its leading space: `"mock"`, `" reply:"`,
+//!   `" alpha"`, …
+//! - OpenAI: `prompt_tokens` = input + `cached` + `cache_write` (it includes cached tokens),
+//!   `prompt_tokens_details.cached_tokens` = `cached`, `completion_tokens_details.reasoning_tokens`
+//!   = 0, `total_tokens` = prompt + completion. Ids are `chatcmpl-mock-N`, `call_mock_N`,
+//!   `system_fingerprint` is `fp_mock`.
+//! - Anthropic: `input_tokens` excludes the cache; `cache_read_input_tokens` = `cached`,
+//!   `cache_creation_input_tokens` = `cache_write`. Ids are `msg_mock_N`, `toolu_mock_N`.
+//! - `N` counts replies from 1 per mock (it is not reset by `/_mock/reset`).
+//!
+//! OpenAI streams are `data: {chunk}` events without names: a first chunk with delta
+//! `{"role":"assistant","content":""}`, one chunk per word, a chunk with an empty delta and
+//! `finish_reason` `"stop"`, then, only when `stream_options.include_usage` is true, a usage
+//! chunk with `"choices":[]` (and then every earlier chunk carries `"usage":null`), then
+//! `data: [DONE]`.
+//!
+//! Anthropic streams name every event: `message_start` (usage with the input and cache counts
+//! and `output_tokens: 1`), `content_block_start`, `ping`, one `content_block_delta`
+//! (`text_delta`) per word, `content_block_stop`, `message_delta` (`stop_reason: end_turn`,
+//! `usage: {"output_tokens": O}`, cumulative), `message_stop`.
+//!
+//! # Directives
+//!
+//! Directives are read from the text of the last user turn: the last message with role `user`
+//! (string content, or its `text` parts/blocks; never tool results). In OpenAI requests a
+//! `tool` message also counts as a user turn, so after a tool result there are no directives,
+//! exactly as once the conversation is translated into Anthropic's user turn of `tool_result`
+//! blocks. A directive group is `[mock:` comma-separated `key=value` items or bare flags `]`;
+//! a prompt may hold several groups, and later values win. Unknown keys and unreadable values
+//! are ignored.
+//!
+//! | Directive | Effect |
+//! |---|---|
+//! | `status=S` | Answer HTTP `S` (400–599) with the dialect's real error body instead of a reply, also for stream requests. Anthropic types: 400 `invalid_request_error`, 401 `authentication_error`, 403 `permission_error`, 404 `not_found_error`, 413 `request_too_large`, 429 `rate_limit_error`, 504 `timeout_error`, 529 `overloaded_error` (message `Overloaded`), other 5xx `api_error`. OpenAI: 401 `invalid_request_error`/`invalid_api_key`, 403 `request_forbidden`, 404 `invalid_request_error`/`model_not_found`, 429 type `requests` code `rate_limit_exceeded`, every 5xx `server_error`, other 4xx `invalid_request_error`. |
+//! | `retry_after=N` | With `status`, add the header `retry-after: N`. |
+//! | `times=N` | Fail (`status`, `midstream_error`, `reset_after`) only on the first `N` calls carrying the same directive text; later calls succeed. Counted per exact directive string (all groups, as written) across both dialects, until `/_mock/reset` or [`MockUpstream::clear`]. Without it every call fails. |
+//! | `words=N` | Reply with `N` words (0 to 100 000; `mock reply:` are the first two). |
+//! | `cached=N` | Report `N` cache-read tokens. |
+//! | `cache_write=N` | Report `N` cache-write tokens (Anthropic `cache_creation_input_tokens`; in OpenAI part of `prompt_tokens`). |
+//! | `tool` | If the request offers `tools`, call the first one with arguments `{"city":"Paris"}`: OpenAI `message.tool_calls` with `finish_reason` `tool_calls` (stream: the first chunk's delta carries the role and `tool_calls[{index:0,id,type,function:{name,arguments:""}}]`, then three chunks of `function.arguments` pieces); Anthropic a `tool_use` block with `stop_reason` `tool_use` (stream: `content_block_start` of the `tool_use`, then three `input_json_delta` `partial_json` pieces). |
+//! | `delay_ms=N` | Sleep `N` ms before each stream event, and before a whole (non-stream or error) response. |
+//! | `ttfb_ms=N` | Sleep `N` ms before sending the response head. |
+//! | `stall_ms=N` | In a stream, send nothing for `N` ms after the first content event, then go on. |
+//! | `split` | Write every stream event in up to three pieces, 1 ms apart: cut in the middle of the event and before its last byte (between the two final newlines, or between `\r` and `\n` with `crlf`). The middle cut may fall inside a UTF-8 character. |
+//! | `crlf` | End stream lines with `\r\n` instead of `\n`. |
+//! | `midstream_error` | In a stream, after half the content events (rounded down), send the in-band error and end the body cleanly without a terminator: OpenAI `data: {"error":{"message":"mock upstream failure","type":"server_error"}}`, Anthropic `event: error` with `overloaded_error`. Ignored by non-stream requests. |
+//! | `reset_after=N` | In a stream, abort after `N` content events: the connection is dropped (HTTP/1.1) or the stream reset (HTTP/2), with no terminator. A non-stream request gets its response head and then the abort. |
+//!
+//! Pauses are clamped to 10 minutes.
+//!
+//! # Binary
+//!
+//! `pai-mock [--listen 127.0.0.1:0] [--openai-key K] [--anthropic-key K]
+//! [--require-anthropic-version]` prints exactly one line, `listening on http://127.0.0.1:PORT`,
+//! to stdout and serves until killed.
+
+mod anthropic;
+mod completion;
+mod config;
+mod directive;
+mod openai;
+mod prompt;
+mod record;
+mod reply;
+mod response;
+mod router;
+mod server;
+mod sse;
+mod state;
+
+pub use config::MockConfig;
+pub use record::RecordedRequest;
+pub use server::MockUpstream;

@@ -1,0 +1,31 @@
+//! What a mock upstream checks before it answers.
+
+/// Settings of one [`MockUpstream`](crate::MockUpstream).
+///
+/// The default accepts any key (or none) on every route.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MockConfig {
+    /// The only key the OpenAI routes accept, as `Authorization: Bearer <key>`. `None` accepts
+    /// any key, and a missing one.
+    pub openai_key: Option<String>,
+    /// The only key the Anthropic routes accept, as `x-api-key: <key>` (or
+    /// `Authorization: Bearer <key>`). `None` accepts any key, and a missing one.
+    pub anthropic_key: Option<String>,
+    /// Answer Anthropic requests without an `anthropic-version` header with the real API's 400,
+    /// to catch a gateway that forgets to send it. Off by default.
+    pub require_anthropic_version: bool,
+}
+
+impl MockConfig {
+    /// A config that accepts only `key` on the OpenAI routes.
+    pub fn with_openai_key(mut self, key: impl Into<String>) -> Self {
+        self.openai_key = Some(key.into());
+        self
+    }
+
+    /// A config that accepts only `key` on the Anthropic routes.
+    pub fn with_anthropic_key(mut self, key: impl Into<String>) -> Self {
+        self.anthropic_key = Some(key.into());
+        self
+    }
+}
