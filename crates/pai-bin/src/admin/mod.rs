@@ -1,0 +1,212 @@
+//! The admin API: JSON over HTTP on its own listener, every route behind the admin token.
+//!
+//! ```text
+//! POST   /admin/v1/apply                      YAML or JSON text, many documents
+//! GET    /admin/v1/{plural}                   redacted listing, with usage for providers and keys
+//! GET    /admin/v1/{plural}/{name}
+//! DELETE /admin/v1/{plural}/{name}
+//! POST   /admin/v1/access-keys                mint a key (returned once)
+//! POST   /admin/v1/access-keys/{name}/rotate  mint a new key, keep the old one for a grace period
+//! GET    /admin/v1/usage?since_ms=            totals per provider and access key
+//! ```
+//!
+//! `{plural}` is [`Kind::plural`]: `model-providers`, `models`, `access-keys`, `secrets`,
+//! `agents`, `guard-bindings`. Secret values and key hashes never leave this module; the raw
+//! access key leaves it exactly once, in the answer that minted it.
+
+mod access_keys;
+pub mod apply;
+mod routes;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pai_core::{AccessKeyHasher, Clock, Kind, Store, StoreError, SystemClock};
+use ring::digest;
+
+use crate::api::{ErrorBody, ErrorDetail};
+
+/// What every admin handler shares.
+#[derive(Clone)]
+pub struct AdminState {
+    store: Arc<dyn Store>,
+    hasher: AccessKeyHasher,
+    clock: Arc<dyn Clock>,
+    /// SHA-256 of the admin token: comparing digests takes the same time whatever the
+    /// presented token's length, and the token itself is not kept.
+    token_digest: [u8; 32],
+}
+
+impl AdminState {
+    /// State for a store, the gateway's access-key hasher and the admin token.
+    pub fn new(store: Arc<dyn Store>, hasher: AccessKeyHasher, admin_token: &str) -> AdminState {
+        AdminState {
+            store,
+            hasher,
+            clock: Arc::new(SystemClock),
+            token_digest: sha256(admin_token.as_bytes()),
+        }
+    }
+
+    fn token_matches(&self, presented: &[u8]) -> bool {
+        let presented = sha256(presented);
+        // Fold every byte so the time taken does not depend on where the first difference is.
+        let diff = presented
+            .iter()
+            .zip(self.token_digest.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        std::hint::black_box(diff) == 0
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
+    out
+}
+
+/// The admin API as an axum router, every route behind the admin token.
+pub fn router(state: AdminState) -> Router {
+    let v1 = Router::new()
+        .route("/apply", post(apply::handler))
+        .route("/usage", get(routes::usage))
+        // Spelled out so the static segment does not shadow the generic routes below.
+        .route(
+            "/access-keys",
+            get(routes::list_access_keys).post(access_keys::create),
+        )
+        .route(
+            "/access-keys/{name}",
+            get(routes::get_access_key).delete(routes::delete_access_key),
+        )
+        .route("/access-keys/{name}/rotate", post(access_keys::rotate))
+        .route("/{plural}", get(routes::list))
+        .route("/{plural}/{name}", get(routes::get).delete(routes::delete));
+    Router::new()
+        .nest(crate::api::PREFIX, v1)
+        .fallback(routes::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .with_state(state)
+}
+
+/// Refuses any request that does not carry `Authorization: Bearer <admin token>`.
+async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match presented {
+        None => unauthorized(
+            "missing admin token: send it as `Authorization: Bearer <token>` (pai serve wrote it to DATA_DIR/admin.token)",
+        ),
+        Some(token) if state.token_matches(token.as_bytes()) => next.run(request).await,
+        Some(_) => unauthorized("invalid admin token"),
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// An admin API failure, rendered as `{"error":{"message":…}}` with its status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    problems: Vec<String>,
+}
+
+impl ApiError {
+    /// A failure with one message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// 400 listing every problem of an invalid document, one sentence each.
+    pub fn invalid(problems: Vec<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: problems.join("\n"),
+            problems,
+        }
+    }
+
+    /// 404 for a resource that does not exist.
+    pub fn not_found(kind: Kind, name: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, format!("{kind} {name:?} not found"))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        let status = match e {
+            StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            StoreError::Conflict(_) => StatusCode::CONFLICT,
+        };
+        tracing::warn!(error = %e, "admin API store error");
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                message: self.message,
+                problems: self.problems,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Parse a JSON request body into `T`, answering 400 with serde's explanation otherwise.
+fn json_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("request body is not valid: {e}"),
+        )
+    })
+}
+
+/// The kind a URL's `{plural}` names, or a 404 that lists the ones there are.
+fn kind_of(plural: &str) -> Result<Kind, ApiError> {
+    Kind::ALL
+        .into_iter()
+        .find(|k| k.plural() == plural)
+        .ok_or_else(|| {
+            let known: Vec<&str> = Kind::ALL.iter().map(|k| k.plural()).collect();
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "unknown resource type {plural:?}; expected one of {}",
+                    known.join(", ")
+                ),
+            )
+        })
+}

@@ -1,0 +1,423 @@
+//! The admin API driven in-process against a memory store.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use pai_core::{AccessKeyHasher, CallRecord, Store, Usage};
+use pai_store::MemoryStore;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use super::{router, AdminState};
+
+const TOKEN: &str = "pai_admin_test-token";
+
+struct Harness {
+    router: Router,
+    store: Arc<dyn Store>,
+    hasher: AccessKeyHasher,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let hasher = AccessKeyHasher::new(b"a test secret of thirty-two bytes");
+        let router = router(AdminState::new(store.clone(), hasher.clone(), TOKEN));
+        Harness {
+            router,
+            store,
+            hasher,
+        }
+    }
+
+    /// Send a request with the admin token; answer the status, the JSON body and its text.
+    async fn call(&self, method: &str, path: &str, body: &str) -> (StatusCode, Value, String) {
+        self.call_as(Some(TOKEN), method, path, body).await
+    }
+
+    async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> (StatusCode, Value, String) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request.body(Body::from(body.to_owned())).unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, json, text)
+    }
+
+    async fn apply(&self, yaml: &str) -> Value {
+        let (status, body, text) = self.call("POST", "/admin/v1/apply", yaml).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        body
+    }
+}
+
+const PROVIDER: &str = r#"
+apiVersion: pai.io/v1
+kind: Secret
+metadata: {name: openai-api-key}
+data: {api-key: sk-real-provider-key}
+---
+apiVersion: pai.io/v1
+kind: ModelProvider
+metadata: {name: openai}
+spec:
+  provider: openai
+  apiKeySecretRef: {name: openai-api-key}
+  allowedModels: [gpt-4o-mini]
+  maxTokensPerDay: 1000000
+  externalAccess: {enabled: true}
+"#;
+
+#[tokio::test]
+async fn every_route_needs_the_admin_token() {
+    let h = Harness::new();
+    for (method, path) in [
+        ("GET", "/admin/v1/model-providers"),
+        ("POST", "/admin/v1/apply"),
+        ("POST", "/admin/v1/access-keys"),
+        ("GET", "/admin/v1/usage"),
+        ("GET", "/nowhere"),
+    ] {
+        let (status, body, _) = h.call_as(None, method, path, "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("missing admin token"));
+        let (status, body, _) = h.call_as(Some("pai_admin_wrong"), method, path, "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert_eq!(body["error"]["message"], "invalid admin token");
+    }
+    let (status, body, _) = h.call("GET", "/admin/v1/model-providers", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"items": []}));
+}
+
+#[tokio::test]
+async fn apply_takes_many_documents_and_reports_each_with_warnings() {
+    let h = Harness::new();
+    let yaml = format!(
+        "{PROVIDER}---\n{}",
+        r#"
+apiVersion: pai.io/v1
+kind: ModelProvider
+metadata: {name: local}
+spec: {provider: vllm, endpoint: "http://127.0.0.1:8000/v1"}
+---
+apiVersion: pai.io/v1
+kind: AccessKey
+metadata: {name: bob}
+spec: {modelProvider: nowhere}
+status: {keyHash: "forged"}
+"#
+    );
+    let body = h.apply(&yaml).await;
+    assert_eq!(
+        body["results"],
+        json!([
+            {"kind": "Secret", "name": "openai-api-key", "result": "created"},
+            {"kind": "ModelProvider", "name": "openai", "result": "created"},
+            {"kind": "ModelProvider", "name": "local", "result": "created"},
+            {"kind": "AccessKey", "name": "bob", "result": "created"},
+        ])
+    );
+    let warnings: Vec<&str> = body["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("allowedModels is empty")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("AccessKey \"bob\" has no key yet")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("names ModelProvider \"nowhere\", which does not exist")),
+        "{warnings:?}"
+    );
+    // A status in the file is ignored: the forged hash opens nothing.
+    assert!(h
+        .store
+        .access_key_by_hash("forged")
+        .await
+        .unwrap()
+        .is_none());
+
+    let again = h.apply(PROVIDER).await;
+    assert_eq!(again["results"][0]["result"], "unchanged");
+    assert_eq!(again["results"][1]["result"], "unchanged");
+    let changed = h.apply(&PROVIDER.replace("1000000", "5")).await;
+    assert_eq!(changed["results"][1]["result"], "configured");
+}
+
+#[tokio::test]
+async fn invalid_documents_are_refused_with_every_problem() {
+    let h = Harness::new();
+    let yaml = "apiVersion: pai.io/v1\nkind: ModelProvider\nmetadata: {name: v}\nspec: {provider: vllm, endpont: x}\n---\napiVersion: pai.io/v1\nkind: Secret\nmetadata: {name: Bad Name}\ndata: {a: b}\n";
+    let (status, body, _) = h.call("POST", "/admin/v1/apply", yaml).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let problems = body["error"]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0]
+        .as_str()
+        .unwrap()
+        .contains("unknown field spec.endpont; did you mean endpoint?"));
+    assert!(problems[1].as_str().unwrap().contains("metadata.name"));
+    assert!(h
+        .store
+        .list(pai_core::Kind::ModelProvider)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The placeholder of a listing must not overwrite a real secret.
+    let (status, body, _) = h
+        .call(
+            "POST",
+            "/admin/v1/apply",
+            "apiVersion: pai.io/v1\nkind: Secret\nmetadata: {name: s}\ndata: {api-key: '***'}\n",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("placeholder"));
+}
+
+#[tokio::test]
+async fn secrets_are_redacted_in_listings() {
+    let h = Harness::new();
+    h.apply(PROVIDER).await;
+    for path in ["/admin/v1/secrets", "/admin/v1/secrets/openai-api-key"] {
+        let (status, body, text) = h.call("GET", path, "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!text.contains("sk-real-provider-key"), "{text}");
+        let secret = if body.get("items").is_some() {
+            body["items"][0].clone()
+        } else {
+            body
+        };
+        assert_eq!(secret["data"], json!({"api-key": "***"}));
+        assert!(secret["createdAt"].as_u64().is_some());
+        assert!(secret["updatedAt"].as_u64().is_some());
+    }
+}
+
+async fn create_key(h: &Harness, body: Value) -> (StatusCode, Value) {
+    let (status, body, _) = h
+        .call("POST", "/admin/v1/access-keys", &body.to_string())
+        .await;
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_created_key_is_returned_once_and_never_listed() {
+    let h = Harness::new();
+    h.apply(PROVIDER).await;
+    let (status, issued) = create_key(
+        &h,
+        json!({"name": "alice", "modelProvider": "openai", "allowedModels": ["gpt-4o-mini"],
+               "allowedCIDRs": ["10.0.0.0/8"], "maxTokensPerDay": 50000}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let raw = issued["key"].as_str().unwrap().to_owned();
+    assert!(raw.starts_with("pak_"));
+    assert_eq!(issued["wrapped"], pai_core::access_key::wrap(&raw));
+    let hash = h.hasher.hash(&raw).0;
+    let stored = h.store.access_key_by_hash(&hash).await.unwrap().unwrap();
+    assert_eq!(stored.resource.name(), "alice");
+
+    for path in ["/admin/v1/access-keys", "/admin/v1/access-keys/alice"] {
+        let (status, _, text) = h.call("GET", path, "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!text.contains(&raw), "{text}");
+        assert!(!text.contains(&raw["pak_".len()..]), "{text}");
+        assert!(!text.contains(&hash), "{text}");
+        assert!(!text.contains("keyHash"), "{text}");
+        assert!(text.contains("10.0.0.0/8"), "{text}");
+    }
+
+    // Applying the key from a file keeps its server-owned hash.
+    h.apply("apiVersion: pai.io/v1\nkind: AccessKey\nmetadata: {name: alice}\nspec: {modelProvider: openai}\n")
+        .await;
+    assert!(h.store.access_key_by_hash(&hash).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn creating_a_key_checks_its_provider_name_and_cidrs() {
+    let h = Harness::new();
+    h.apply(PROVIDER).await;
+    let (status, body) = create_key(&h, json!({"name": "k", "modelProvider": "nope"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ModelProvider \"nope\" does not exist"));
+    let (status, body) = create_key(
+        &h,
+        json!({"name": "k", "modelProvider": "openai", "allowedCIDRs": ["10.0.0.0/40"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["problems"][0]
+        .as_str()
+        .unwrap()
+        .contains("allowedCIDRs[0]"));
+    let (status, _) = create_key(&h, json!({"name": "k", "modelProvider": "openai"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = create_key(&h, json!({"name": "k", "modelProvider": "openai"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already exists"));
+    let (status, _) = create_key(
+        &h,
+        json!({"name": "k2", "modelProvider": "openai", "models": []}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn rotation_invalidates_the_old_key_unless_given_grace() {
+    let h = Harness::new();
+    h.apply(PROVIDER).await;
+    let (_, first) = create_key(&h, json!({"name": "alice", "modelProvider": "openai"})).await;
+    let first = h.hasher.hash(first["key"].as_str().unwrap()).0;
+
+    let (status, second, _) = h
+        .call(
+            "POST",
+            "/admin/v1/access-keys/alice/rotate",
+            r#"{"graceSeconds": 3600}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert!(second["previousKeyExpiresAt"].as_u64().is_some());
+    let second = h.hasher.hash(second["key"].as_str().unwrap()).0;
+    assert_ne!(first, second);
+    assert!(h.store.access_key_by_hash(&second).await.unwrap().is_some());
+    assert!(h.store.access_key_by_hash(&first).await.unwrap().is_some());
+
+    let (status, third, _) = h
+        .call("POST", "/admin/v1/access-keys/alice/rotate", "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let third = h.hasher.hash(third["key"].as_str().unwrap()).0;
+    assert!(h.store.access_key_by_hash(&third).await.unwrap().is_some());
+    assert!(h.store.access_key_by_hash(&second).await.unwrap().is_none());
+    assert!(h.store.access_key_by_hash(&first).await.unwrap().is_none());
+
+    let (_, _, text) = h.call("GET", "/admin/v1/access-keys/alice", "").await;
+    assert!(
+        !text.contains("previousKeyHash") && !text.contains(&third),
+        "{text}"
+    );
+
+    let (status, _, _) = h
+        .call("POST", "/admin/v1/access-keys/nobody/rotate", "{}")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn get_and_delete_answer_404_for_what_is_not_there() {
+    let h = Harness::new();
+    h.apply(PROVIDER).await;
+    let (status, body, _) = h.call("GET", "/admin/v1/model-providers/openai", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["spec"]["provider"], "openai");
+    assert_eq!(body["kind"], "ModelProvider");
+    let (status, body, _) = h
+        .call("DELETE", "/admin/v1/model-providers/openai", "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"kind": "ModelProvider", "name": "openai", "result": "deleted"})
+    );
+    for method in ["GET", "DELETE"] {
+        let (status, body, _) = h.call(method, "/admin/v1/model-providers/openai", "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            body["error"]["message"],
+            "ModelProvider \"openai\" not found"
+        );
+    }
+    let (status, body, _) = h.call("GET", "/admin/v1/gizmos", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("model-providers"));
+}
+
+#[tokio::test]
+async fn listings_carry_todays_tokens_and_the_last_call() {
+    let h = Harness::new();
+    h.apply(PROVIDER).await;
+    create_key(&h, json!({"name": "alice", "modelProvider": "openai"})).await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for (key, input, output) in [(Some("alice"), 100, 20), (None, 7, 3)] {
+        h.store
+            .record_call(&CallRecord {
+                call_id: format!("c-{input}"),
+                started_at_ms: now_ms,
+                workload: "test".to_owned(),
+                provider: "openai".to_owned(),
+                access_key: key.map(str::to_owned),
+                model: "gpt-4o-mini".to_owned(),
+                operation: "chat.completions".to_owned(),
+                status: 200,
+                usage: Some(Usage {
+                    input,
+                    output,
+                    ..Usage::default()
+                }),
+                ..CallRecord::default()
+            })
+            .await
+            .unwrap();
+    }
+    let (_, providers, _) = h.call("GET", "/admin/v1/model-providers", "").await;
+    assert_eq!(providers["items"][0]["tokensToday"], 130);
+    assert!(providers["items"][0]["lastUsedMs"].as_u64().unwrap() >= now_ms);
+    let (_, keys, _) = h.call("GET", "/admin/v1/access-keys", "").await;
+    assert_eq!(keys["items"][0]["status"]["tokensToday"], 120);
+    assert_eq!(keys["items"][0]["tokensToday"], 120);
+    let (status, usage, _) = h.call("GET", "/admin/v1/usage?since_ms=0", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(usage["items"].as_array().unwrap().len(), 2);
+    let (status, _, _) = h.call("GET", "/admin/v1/usage?since_ms=soon", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

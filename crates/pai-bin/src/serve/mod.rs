@@ -1,0 +1,267 @@
+//! `pai serve`: the gateway and the admin API, each on its own listener.
+//!
+//! Start-up order: logs, data directory (master secret, admin token), store, resource files,
+//! gateway, then both sockets; the `listening on` lines are printed only once the sockets are
+//! bound, so whoever started the process can read the real ports from stderr (port 0 works).
+//! SIGTERM or SIGINT stops accepting and lets in-flight requests finish, up to a deadline.
+
+mod data_dir;
+mod front;
+mod listener;
+
+use std::future::IntoFuture;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use pai_core::net::Cidr;
+use pai_core::{AccessKeyHasher, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+use crate::admin::{self, AdminState};
+use data_dir::{DataDir, TokenSource};
+
+/// Options of `pai serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the gateway (the SDKs' base URL is http://ADDR/ext).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Address of the admin API.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub admin_listen: String,
+    /// Directory of the store, the master secret and the admin token.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "PAI_DATA_DIR",
+        default_value = "./pai-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Resource files (YAML or JSON) applied at start; repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The admin API token; by default read from (or generated into) DIR/admin.token.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "PAI_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    /// A proxy whose X-Forwarded-For is trusted for the client address; repeatable.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<Cidr>,
+    /// Largest request body the gateway accepts, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Log filter, e.g. `info` or `pai_tower=debug,info`; overrides RUST_LOG.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// How long in-flight requests may take to finish after SIGTERM or SIGINT.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub shutdown_grace_seconds: u64,
+}
+
+/// Why `pai serve` could not start. The message is complete and names the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
+impl StartError {
+    fn new(message: impl Into<String>) -> StartError {
+        StartError(message.into())
+    }
+}
+
+/// Run the server until SIGTERM or SIGINT.
+pub async fn run(args: ServeArgs) -> Result<(), StartError> {
+    init_logging(args.log_level.as_deref())?;
+
+    let dir = DataDir::open(&args.data_dir).map_err(|e| StartError::new(e.to_string()))?;
+    let keys = dir.keys().map_err(|e| StartError::new(e.to_string()))?;
+    if args
+        .admin_token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        return Err(StartError::new("--admin-token (PAI_ADMIN_TOKEN) is empty"));
+    }
+    let (admin_token, source) = dir
+        .admin_token(args.admin_token.clone())
+        .map_err(|e| StartError::new(e.to_string()))?;
+    if let TokenSource::Generated(path) = &source {
+        eprintln!(
+            "pai: generated an admin token and wrote it to {} (mode 0600); the CLI reads it from there",
+            path.display()
+        );
+    }
+
+    let store_path = dir.store_path();
+    let store: Arc<dyn Store> = Arc::new(
+        pai_store::SqliteStore::open(&store_path, keys.encryption)
+            .await
+            .map_err(|e| StartError::new(format!("{}: {e}", store_path.display())))?,
+    );
+    apply_files(store.as_ref(), &args.files).await?;
+
+    let hasher = AccessKeyHasher::new(&keys.hash);
+    let mut builder = pai_tower::Gateway::builder()
+        .store(store.clone())
+        .key_hasher(hasher.clone())
+        .trusted_proxies(args.trusted_proxies.clone());
+    if let Some(limit) = args.max_body_bytes {
+        builder = builder.max_body_bytes(limit);
+    }
+    let gateway = builder
+        .build()
+        .await
+        .map_err(|e| StartError::new(format!("cannot start the gateway: {e}")))?;
+    let admin = admin::router(AdminState::new(store, hasher, &admin_token));
+    drop(admin_token);
+
+    let gateway_listener = bind(&args.listen, "--listen").await?;
+    let admin_listener = bind(&args.admin_listen, "--admin-listen").await?;
+    announce("pai gateway listening on", &gateway_listener)?;
+    announce("pai admin API listening on", &admin_listener)?;
+
+    let grace = Duration::from_secs(args.shutdown_grace_seconds);
+    let (stop, stopped) = watch::channel(false);
+    let gateway_task = tokio::spawn(listener::run(
+        gateway_listener,
+        gateway,
+        stopped.clone(),
+        grace,
+    ));
+    let mut admin_stopped = stopped;
+    let admin_task = tokio::spawn(
+        axum::serve(admin_listener, admin)
+            .with_graceful_shutdown(async move {
+                let _ = admin_stopped.wait_for(|stop| *stop).await;
+            })
+            .into_future(),
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    let _ = stop.send(true);
+    let drained = async {
+        if let Err(e) = gateway_task.await {
+            tracing::error!(error = %e, "gateway listener task failed");
+        }
+        match admin_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "admin API server failed"),
+            Err(e) => tracing::error!(error = %e, "admin API task failed"),
+        }
+    };
+    // The gateway enforces its own deadline; this one covers the admin API too.
+    if tokio::time::timeout(grace + Duration::from_secs(1), drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown deadline passed; exiting with connections still open");
+    }
+    tracing::info!("pai stopped");
+    Ok(())
+}
+
+/// Logs go to stderr; `--log-level` beats RUST_LOG, which beats `info`.
+fn init_logging(level: Option<&str>) -> Result<(), StartError> {
+    let filter = match level {
+        Some(level) => EnvFilter::try_new(level)
+            .map_err(|e| StartError::new(format!("--log-level {level:?}: {e}")))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    // A second initialisation (tests) is harmless.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+    Ok(())
+}
+
+/// Read, check and apply each resource file; any invalid file stops the start.
+async fn apply_files(store: &dyn Store, files: &[PathBuf]) -> Result<(), StartError> {
+    // Every file is read and checked before anything is applied.
+    let mut loaded = Vec::with_capacity(files.len());
+    let mut problems = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| StartError::new(format!("{}: {e}", file.display())))?;
+        match pai_core::resource::load(&text) {
+            Ok(l) => loaded.push((file, l)),
+            Err(e) => problems.extend(
+                e.problems
+                    .iter()
+                    .map(|p| format!("{}: {p}", file.display())),
+            ),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(StartError::new(problems.join("\n")));
+    }
+    for (file, l) in loaded {
+        let report = admin::apply::apply_loaded(store, l)
+            .await
+            .map_err(|e| StartError::new(format!("{}: {e}", file.display())))?;
+        for w in &report.warnings {
+            tracing::warn!(file = %file.display(), "{w}");
+        }
+        for r in &report.results {
+            tracing::info!(file = %file.display(), kind = %r.kind, name = %r.name, result = ?r.result, "applied");
+        }
+    }
+    Ok(())
+}
+
+async fn bind(addr: &str, flag: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::new(format!("cannot listen on {addr} ({flag}): {e}")))
+}
+
+/// Print the bound address where tests and people look for it: plain on stderr, and in the log.
+fn announce(what: &str, listener: &TcpListener) -> Result<SocketAddr, StartError> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::new(format!("cannot read the bound address: {e}")))?;
+    eprintln!("{what} http://{addr}");
+    tracing::info!("{what} http://{addr}");
+    Ok(addr)
+}
+
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}
