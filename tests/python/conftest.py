@@ -80,6 +80,13 @@ class Process:
         self._log.close()
 
 
+def headers_of(recorded: dict) -> dict:
+    """A recorded request's headers, lower-cased, whatever shape the mock reports them in."""
+    h = recorded["headers"]
+    items = h.items() if isinstance(h, dict) else h
+    return {k.lower(): v for k, v in items}
+
+
 class Mock:
     def __init__(self, url: str):
         self.url = url

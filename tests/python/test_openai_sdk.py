@@ -3,7 +3,7 @@
 import openai
 import pytest
 
-from conftest import OPENAI_UPSTREAM_KEY
+from conftest import headers_of, OPENAI_UPSTREAM_KEY
 
 
 @pytest.fixture()
@@ -92,7 +92,7 @@ def test_upstream_saw_the_real_key_and_never_the_access_key(client, gateway, moc
     seen = [r for r in mock.requests() if r["path"].endswith("/chat/completions")]
     assert seen
     for r in seen:
-        headers = {k.lower(): v for k, v in r["headers"]}
+        headers = headers_of(r)
         assert headers["authorization"] == f"Bearer {OPENAI_UPSTREAM_KEY}"
         assert "pak_" not in str(r["headers"])
         assert "x-api-key" not in headers

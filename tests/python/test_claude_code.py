@@ -1,0 +1,54 @@
+"""Claude Code itself, unchanged, through pai to an Anthropic upstream."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import ANTHROPIC_UPSTREAM_KEY, ROOT, headers_of
+
+CLAUDE = ROOT / "tests" / "node" / "node_modules" / "@anthropic-ai" / "claude-code-linux-x64" / "claude"
+
+
+@pytest.mark.skipif(not CLAUDE.exists() and not os.environ.get("CI"), reason="Claude Code not installed (scripts/test installs it)")
+def test_claude_code_gets_its_answer_through_pai(gateway, mock, tmp_path):
+    raw_key = gateway.keys["dev-anthropic"]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "ANTHROPIC_BASE_URL": gateway.url + "/ext",
+        # The wrapped form, as `pai gateway env` hands it out.
+        "ANTHROPIC_API_KEY": "sk-ant-api03-pak-" + raw_key[len("pak_"):] + "-AA",
+        "ANTHROPIC_MODEL": "claude-sonnet-4-6",
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": "claude-haiku-4-5",
+        "ANTHROPIC_SMALL_FAST_MODEL": "claude-haiku-4-5",
+        "CLAUDE_CODE_MAX_RETRIES": "1",
+        # Keep every byte on loopback: no telemetry, updates or error reports.
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+    }
+    before = len(mock.requests())
+    result = subprocess.run(
+        [str(CLAUDE), "-p", "Say hi [mock:words=6]", "--output-format", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = json.loads(result.stdout)
+    assert out["is_error"] is False, out
+    assert out["result"].startswith("mock reply:"), out
+    assert out["usage"]["output_tokens"] == 6
+    # It reached the upstream through pai, with the real key and its ?beta=true query.
+    calls = [r for r in mock.requests()[before:] if r["path"] == "/v1/messages"]
+    assert calls
+    for r in calls:
+        headers = headers_of(r)
+        assert headers["x-api-key"] == ANTHROPIC_UPSTREAM_KEY
+        assert r["query"] == "beta=true"
+        assert "pak" not in json.dumps(r["headers"])
