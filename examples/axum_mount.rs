@@ -24,7 +24,11 @@ use pai_store::MemoryStore;
 use pai_tower::{Gateway, PeerAddr};
 
 /// pai reads the client address from `PeerAddr`; axum keeps it in `ConnectInfo`.
-async fn peer_addr(ConnectInfo(addr): ConnectInfo<SocketAddr>, mut req: Request, next: Next) -> axum::response::Response {
+async fn peer_addr(
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> axum::response::Response {
     req.extensions_mut().insert(PeerAddr(addr));
     next.run(req).await
 }
@@ -32,7 +36,8 @@ async fn peer_addr(ConnectInfo(addr): ConnectInfo<SocketAddr>, mut req: Request,
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let provider_key = std::env::var("OPENAI_API_KEY").unwrap_or_default();
-    let endpoint = std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| "https://api.openai.com/v1".into());
+    let endpoint =
+        std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| "https://api.openai.com/v1".into());
 
     let store = Arc::new(MemoryStore::new());
     let yaml = format!(
@@ -79,7 +84,14 @@ spec:
         .layer(middleware::from_fn(peer_addr));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-    println!("gateway mounted at http://{}/ext/v1 — access key: {raw}", listener.local_addr()?);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    println!(
+        "gateway mounted at http://{}/ext/v1 — access key: {raw}",
+        listener.local_addr()?
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }

@@ -1,5 +1,8 @@
 //! The assembled gateway, in process, in front of the mock upstream on loopback.
 
+// Test code: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -183,7 +186,10 @@ async fn a_broken_upstream_stream_ends_with_an_in_band_error_and_is_recorded() {
     let last = std::str::from_utf8(frames.last().unwrap()).unwrap();
     assert!(last.starts_with("data: {\"error\""), "{last}");
     let rec = &records(&h.store, 1).await[0];
-    assert!(rec.error.as_deref().unwrap_or("").contains("broke"), "{rec:?}");
+    assert!(
+        rec.error.as_deref().unwrap_or("").contains("broke"),
+        "{rec:?}"
+    );
 }
 
 #[tokio::test]
@@ -201,7 +207,10 @@ async fn a_client_that_goes_away_is_still_recorded() {
     }
     drop(body);
     let rec = &records(&h.store, 1).await[0];
-    assert!(rec.error.as_deref().unwrap_or("").contains("disconnected"), "{rec:?}");
+    assert!(
+        rec.error.as_deref().unwrap_or("").contains("disconnected"),
+        "{rec:?}"
+    );
     // message_start carried the input tokens: they are charged even though the stream was cut.
     assert!(rec.usage.unwrap().input > 0);
 }
@@ -239,16 +248,31 @@ async fn new_and_revoked_keys_take_effect_without_restart() {
     let body = serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
     let mut status = StatusCode::UNAUTHORIZED;
     for _ in 0..200 {
-        status = h.gateway.clone().oneshot(openai_request(&fresh, body.clone())).await.unwrap().status();
+        status = h
+            .gateway
+            .clone()
+            .oneshot(openai_request(&fresh, body.clone()))
+            .await
+            .unwrap()
+            .status();
         if status == 200 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(status, 200);
-    h.store.delete(pai_core::Kind::AccessKey, "k-new").await.unwrap();
+    h.store
+        .delete(pai_core::Kind::AccessKey, "k-new")
+        .await
+        .unwrap();
     for _ in 0..200 {
-        status = h.gateway.clone().oneshot(openai_request(&fresh, body.clone())).await.unwrap().status();
+        status = h
+            .gateway
+            .clone()
+            .oneshot(openai_request(&fresh, body.clone()))
+            .await
+            .unwrap()
+            .status();
         if status == 401 {
             break;
         }

@@ -161,7 +161,7 @@ mod tests {
         assert_eq!(v["model"], "b");
         assert_eq!(v["stream"], true);
         assert_eq!(v["stream_options"]["include_usage"], true);
-        assert_eq!(obj.get::<bool>("stream").unwrap().unwrap(), true);
+        assert!(obj.get::<bool>("stream").unwrap().unwrap());
         assert!(obj.get::<bool>("missing").is_none());
     }
 
