@@ -105,6 +105,7 @@ impl GatewayBuilder {
         let sink = CallSink::spawn(store.clone());
         let proxy = Proxy::new(
             transport,
+            store.clone(),
             sink,
             self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
         );

@@ -21,6 +21,9 @@ pub enum Route {
     Models,
     /// `HEAD /ext/api/hello` (Claude Code's connectivity check)
     Hello,
+    /// `GET /ext/pai/v1/me`: what the caller's own access key may do (for `pai login` and
+    /// `pai gateway setup`).
+    Me,
 }
 
 impl Route {
@@ -29,6 +32,9 @@ impl Route {
         let rest = path.strip_prefix("/ext")?;
         if rest == "/api/hello" {
             return Some(Route::Hello);
+        }
+        if rest == "/pai/v1/me" {
+            return Some(Route::Me);
         }
         let rest = rest.strip_prefix("/v1").unwrap_or(rest);
         let rest = rest.strip_prefix("/v1").unwrap_or(rest);
@@ -46,7 +52,7 @@ impl Route {
     pub fn method_allowed(self, method: &Method) -> bool {
         match self {
             Route::ChatCompletions | Route::Messages | Route::CountTokens => method == Method::POST,
-            Route::Models => method == Method::GET,
+            Route::Models | Route::Me => method == Method::GET,
             Route::Hello => method == Method::HEAD || method == Method::GET,
         }
     }
@@ -57,7 +63,7 @@ impl Route {
             Route::ChatCompletions => Operation::ChatCompletions,
             Route::Messages => Operation::Messages,
             Route::CountTokens => Operation::CountTokens,
-            Route::Models | Route::Hello => Operation::ListModels,
+            Route::Models | Route::Hello | Route::Me => Operation::ListModels,
         }
     }
 }
@@ -97,6 +103,7 @@ mod tests {
         );
         assert_eq!(Route::from_path("/ext/v1/models"), Some(Route::Models));
         assert_eq!(Route::from_path("/ext/api/hello"), Some(Route::Hello));
+        assert_eq!(Route::from_path("/ext/pai/v1/me"), Some(Route::Me));
         assert_eq!(Route::from_path("/v1/messages"), None);
         assert_eq!(Route::from_path("/ext/v1/embeddings"), None);
     }

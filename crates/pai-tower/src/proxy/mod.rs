@@ -6,6 +6,7 @@
 //! by event under a [`crate::meter::MeterBody`]. Every call that got past authentication is
 //! recorded, answered or not.
 
+mod me;
 mod models;
 pub(crate) mod policy;
 
@@ -22,8 +23,8 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use pai_core::store::CallRecord;
 use pai_core::{
-    BoxError, Call, Dialect, Error, JsonObject, Operation, Transport, TransportError, UpstreamBody,
-    Usage,
+    BoxError, Call, Dialect, Error, JsonObject, Operation, Store, Transport, TransportError,
+    UpstreamBody, Usage,
 };
 use pai_providers::headers::{client_response_headers, forwardable_request_headers};
 use tower::Service;
@@ -46,6 +47,7 @@ pub struct Proxy {
 
 struct Inner {
     transport: Arc<dyn Transport>,
+    store: Arc<dyn Store>,
     sink: CallSink,
     max_body_bytes: usize,
 }
@@ -59,11 +61,18 @@ impl std::fmt::Debug for Proxy {
 }
 
 impl Proxy {
-    /// A proxy sending upstream through `transport` and recording calls to `sink`.
-    pub fn new(transport: Arc<dyn Transport>, sink: CallSink, max_body_bytes: usize) -> Proxy {
+    /// A proxy sending upstream through `transport` and recording calls to `sink`; `store`
+    /// answers a key's questions about itself (`GET /ext/pai/v1/me`).
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        store: Arc<dyn Store>,
+        sink: CallSink,
+        max_body_bytes: usize,
+    ) -> Proxy {
         Proxy {
             inner: Arc::new(Inner {
                 transport,
+                store,
                 sink,
                 max_body_bytes,
             }),
@@ -128,6 +137,9 @@ impl Inner {
         };
         if route == Route::Models {
             return models::answer(&principal, dialect);
+        }
+        if route == Route::Me {
+            return me::answer(&principal, self.store.as_ref()).await;
         }
         let call_id = req
             .extensions()
