@@ -52,3 +52,36 @@ def test_claude_code_gets_its_answer_through_pai(gateway, mock, tmp_path):
         assert headers["x-api-key"] == ANTHROPIC_UPSTREAM_KEY
         assert r["query"] == "beta=true"
         assert "pak" not in json.dumps(r["headers"])
+
+
+@pytest.mark.skipif(not CLAUDE.exists() and not os.environ.get("CI"), reason="Claude Code not installed (scripts/test installs it)")
+def test_three_command_onboarding_with_claude_code(gateway, tmp_path):
+    """`pai login`, `eval $(pai gateway env)`, `claude` — literally, from a shell."""
+    from conftest import PAI
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "PATH": os.pathsep.join([os.path.dirname(PAI), str(CLAUDE.parent), os.environ.get("PATH", "/usr/bin:/bin")]),
+        "HOME": str(home),
+        "URL": gateway.url,
+        "KEY": gateway.keys["dev-anthropic"],
+        "ANTHROPIC_MODEL": "claude-sonnet-4-6",
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": "claude-haiku-4-5",
+        "CLAUDE_CODE_MAX_RETRIES": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+    }
+    script = (
+        'pai login "$URL" --access-key "$KEY" >/dev/null && '
+        'eval "$(pai gateway env)" && '
+        'claude -p "Say hi [mock:words=5]" --output-format json'
+    )
+    result = subprocess.run(["bash", "-c", script], cwd=home, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = json.loads(result.stdout)
+    assert out["is_error"] is False, out
+    assert out["result"].startswith("mock reply:")
+    assert out["usage"]["output_tokens"] == 5

@@ -21,6 +21,9 @@ use crate::client::{AdminClient, ClientOpts};
 pub enum AddCommand {
     /// A Secret: `pai add secret NAME --from-literal api-key=sk-…`.
     Secret(SecretArgs),
+    /// A ModelBinding: `pai add model NAME --provider P --api-key SECRET --max-tokens-day N`.
+    #[command(visible_alias = "model-binding")]
+    Model(super::model::ModelArgs),
 }
 
 /// What `pai create` creates.
@@ -79,6 +82,7 @@ pub struct ModelProviderArgs {
 pub async fn add(what: AddCommand) -> Result<(), CliError> {
     match what {
         AddCommand::Secret(args) => secret(args).await,
+        AddCommand::Model(args) => super::model::add_model(args).await,
     }
 }
 
@@ -184,7 +188,7 @@ async fn model_provider(args: ModelProviderArgs) -> Result<(), CliError> {
     apply(&args.client, &resources).await
 }
 
-fn named(name: &str) -> Metadata {
+pub(super) fn named(name: &str) -> Metadata {
     Metadata {
         name: name.to_owned(),
         ..Metadata::default()
@@ -192,7 +196,7 @@ fn named(name: &str) -> Metadata {
 }
 
 /// Send resources as one multi-document apply: all of them are checked before any is stored.
-async fn apply(client: &ClientOpts, resources: &[Resource]) -> Result<(), CliError> {
+pub(super) async fn apply(client: &ClientOpts, resources: &[Resource]) -> Result<(), CliError> {
     let text = documents(resources)?;
     let client = AdminClient::new(client)?;
     let response: ApplyResponse = client.post_yaml("/apply", text).await?;

@@ -10,6 +10,8 @@ mod create;
 mod delete;
 mod gateway;
 mod get;
+mod login;
+mod model;
 mod usage;
 
 use std::process::ExitCode;
@@ -58,7 +60,9 @@ enum Command {
     },
     /// Tokens, requests and cost per provider and access key.
     Usage(usage::UsageArgs),
-    /// What clients of the gateway need: `pai gateway env`.
+    /// Check an access key against a gateway and save both: `pai login URL --access-key pak_…`.
+    Login(login::LoginArgs),
+    /// What clients of the gateway need: `eval "$(pai gateway env)"`, `pai gateway setup`.
     Gateway {
         #[command(subcommand)]
         command: gateway::GatewayCommand,
@@ -110,7 +114,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Create { what } => create::create(what).await,
         Command::AccessKey { command } => access_key::run(command).await,
         Command::Usage(args) => usage::run(args).await,
-        Command::Gateway { command } => gateway::run(command),
+        Command::Login(args) => login::run(args).await,
+        Command::Gateway { command } => gateway::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
