@@ -3,6 +3,22 @@
 //! A price is micro-dollars per million tokens, so a token priced at `p` costs exactly `p`
 //! pico-dollars: `cost = tokens × price` with no rounding anywhere. Floating point appears
 //! only when a figure is shown to a person.
+//!
+//! Where prices come from: [`BUILTIN_PRICES`] lists the providers' list prices as of
+//! [`PRICES_TAKEN_ON`]; a [`PriceBook`] merges the operator's overrides over them (read from a
+//! price file by [`PriceBook::from_yaml`]); a [`SharedPrices`] handle holds the book in force and
+//! swaps it whole when the file is reloaded (`pai_tower::PriceFileWatcher` does that). All three
+//! answer through the [`PriceTable`] trait.
+
+mod book;
+mod builtin;
+mod file;
+mod shared;
+
+pub use book::PriceBook;
+pub use builtin::{ListPrice, BUILTIN_PRICES, PRICES_TAKEN_ON};
+pub use file::{parse_overrides, PriceFileError};
+pub use shared::SharedPrices;
 
 use std::fmt;
 
