@@ -3,10 +3,13 @@
 //!
 //! [`pai_core`] names the contracts; this crate fulfils them for real providers. An adapter
 //! ([`openai::OpenAiAdapter`] for OpenAI, OpenRouter and vLLM, [`anthropic::AnthropicAdapter`]
-//! for Anthropic; [`adapter_for`] picks one by provider kind) builds the upstream request with the
+//! for Anthropic, [`gemini::GeminiAdapter`] for Gemini, [`azure::AzureOpenAiAdapter`] for Azure
+//! OpenAI; [`adapter_for`] picks one by provider kind) builds the upstream request with the
 //! real key, reads usage out of JSON bodies and, through a stream observer, out of SSE streams as
 //! they pass, and turns upstream errors of any shape into the gateway's [`pai_core::Error`]
-//! ([`errors`]). The shared machinery sits beside the adapters: [`sse::SseParser`] frames streams
+//! ([`errors`]). Every adapter serves both client dialects: when the client speaks another
+//! dialect than the upstream, [`translate`] rewrites the request, the answer and the stream
+//! (event by event, through [`translate::TranslatingObserver`]). The shared machinery sits beside the adapters: [`sse::SseParser`] frames streams
 //! without re-encoding them, [`headers`] decides which headers cross the gateway, and
 //! [`HttpTransport`] reaches the upstreams over hyper and rustls.
 //!
@@ -21,11 +24,15 @@
 //! let openrouter = pai_providers::adapter_for(ProviderKind::OpenRouter).unwrap();
 //! assert_eq!(openrouter.kind(), ProviderKind::OpenRouter);
 //! assert_eq!(openrouter.dialect(), Dialect::OpenAi);
-//! assert!(pai_providers::adapter_for(ProviderKind::Gemini).is_none());
+//! let gemini = pai_providers::adapter_for(ProviderKind::Gemini).unwrap();
+//! assert_eq!(gemini.dialect(), Dialect::Gemini);
 //! ```
 
 pub mod anthropic;
+pub mod azure;
 pub mod errors;
+pub mod estimate;
+pub mod gemini;
 pub mod headers;
 pub mod openai;
 pub mod redact;
@@ -33,6 +40,7 @@ mod request;
 mod scan;
 pub mod sse;
 mod tokens;
+pub mod translate;
 pub mod transport;
 
 use std::sync::Arc;
@@ -40,20 +48,23 @@ use std::sync::Arc;
 use pai_core::{Provider, ProviderKind};
 
 pub use anthropic::AnthropicAdapter;
+pub use azure::AzureOpenAiAdapter;
+pub use gemini::GeminiAdapter;
 pub use openai::OpenAiAdapter;
 pub use request::PAI_USER_AGENT;
 pub use sse::SseParser;
 pub use transport::{HttpTransport, TransportOptions};
 
-/// The adapter for a provider kind, or `None` for kinds without one yet (Gemini and Azure
-/// OpenAI).
+/// The adapter for a provider kind. Every kind has one; the `Option` leaves room for kinds
+/// added to `pai-core` before their adapter exists.
 pub fn adapter_for(kind: ProviderKind) -> Option<Arc<dyn Provider>> {
     match kind {
         ProviderKind::Anthropic => Some(Arc::new(AnthropicAdapter::new())),
         ProviderKind::OpenAi | ProviderKind::OpenRouter | ProviderKind::Vllm => {
             Some(Arc::new(OpenAiAdapter::new(kind)))
         }
-        ProviderKind::Gemini | ProviderKind::AzureOpenAi => None,
+        ProviderKind::Gemini => Some(Arc::new(GeminiAdapter::new())),
+        ProviderKind::AzureOpenAi => Some(Arc::new(AzureOpenAiAdapter::new())),
     }
 }
 
@@ -65,16 +76,9 @@ mod tests {
     #[test]
     fn every_kind_with_an_adapter_gets_the_right_one() {
         for kind in ProviderKind::ALL {
-            match adapter_for(kind) {
-                Some(adapter) => {
-                    assert_eq!(adapter.kind(), kind);
-                    assert_eq!(adapter.dialect(), kind.dialect());
-                }
-                None => assert!(matches!(
-                    kind,
-                    ProviderKind::Gemini | ProviderKind::AzureOpenAi
-                )),
-            }
+            let adapter = adapter_for(kind).unwrap();
+            assert_eq!(adapter.kind(), kind);
+            assert_eq!(adapter.dialect(), kind.dialect());
         }
         let anthropic = adapter_for(ProviderKind::Anthropic).unwrap();
         assert_eq!(anthropic.dialect(), Dialect::Anthropic);

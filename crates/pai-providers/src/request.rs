@@ -14,28 +14,24 @@ use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, Request};
 use pai_core::provider::ApiKey;
-use pai_core::{Call, Dialect, Error, JsonObject};
+use pai_core::{Call, Error, JsonObject};
 
 use crate::headers::is_forwardable_request_header;
 
 /// The `user-agent` the gateway sends upstream.
 pub const PAI_USER_AGENT: &str = concat!("pai/", env!("CARGO_PKG_VERSION"));
 
-/// Refuse a call whose client speaks another dialect than the upstream.
-pub(crate) fn same_dialect(upstream: Dialect, call: &Call) -> Result<(), Error> {
-    if call.client == upstream {
-        return Ok(());
+/// Remove Anthropic protocol headers (`anthropic-version`, `anthropic-beta`) from a request
+/// going to an upstream of another dialect.
+pub(crate) fn drop_anthropic_headers(headers: &mut HeaderMap) {
+    let names: Vec<_> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("anthropic-"))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
     }
-    let route = match upstream {
-        Dialect::Anthropic => "/v1/messages",
-        Dialect::OpenAi | Dialect::Gemini => "/v1/chat/completions",
-    };
-    Err(Error::NotImplemented(format!(
-        "translation between the OpenAI and Anthropic dialects is not available yet: this \
-         provider speaks the {upstream} dialect and the request came in the {} dialect; call \
-         this model through {route} instead",
-        call.client
-    )))
 }
 
 /// The client's headers that may be forwarded, plus the gateway's own.

@@ -7,6 +7,11 @@
 //! none, and `anthropic-beta` passes as the client sent it. The body passes through as it came,
 //! except for `model`.
 //!
+//! OpenAI-dialect clients (`/chat/completions`) are served too: their request is translated into
+//! a Messages request (with [`crate::translate::DEFAULT_MAX_TOKENS`] when it names no limit),
+//! and the answer, complete or streamed, back into a chat completion ([`crate::translate`]).
+//! Their query string is not forwarded.
+//!
 //! # Example
 //!
 //! ```
@@ -34,7 +39,7 @@
 //! ```
 
 pub mod stream;
-mod usage;
+pub(crate) mod usage;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -44,7 +49,8 @@ use pai_core::{
 
 pub use self::stream::AnthropicStreamObserver;
 use crate::errors::upstream_error;
-use crate::request::{base_headers, body_with_model, finish, same_dialect, secret_value};
+use crate::request::{base_headers, body_with_model, finish, secret_value};
+use crate::translate::{self, TranslatingObserver};
 
 /// The `anthropic-version` sent when the client named none.
 pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -90,7 +96,6 @@ impl Provider for AnthropicAdapter {
         call: &Call,
         credentials: &Credentials,
     ) -> Result<http::Request<Bytes>, Error> {
-        same_dialect(Dialect::Anthropic, call)?;
         let mut headers = base_headers(call);
         if let Some(key) = &credentials.api_key {
             headers.insert(X_API_KEY, secret_value("", key)?);
@@ -101,22 +106,24 @@ impl Provider for AnthropicAdapter {
                 HeaderValue::from_static(DEFAULT_ANTHROPIC_VERSION),
             );
         }
-        let query = call.query.as_deref();
+        let translated = call.client != Dialect::Anthropic;
+        let query = if translated {
+            None
+        } else {
+            call.query.as_deref()
+        };
         let (method, path) = match call.operation {
-            Operation::Messages => (Method::POST, "/messages"),
+            Operation::Messages | Operation::ChatCompletions => (Method::POST, "/messages"),
             Operation::CountTokens => (Method::POST, "/messages/count_tokens"),
             Operation::ListModels => (Method::GET, "/models"),
-            Operation::ChatCompletions => {
-                return Err(Error::Internal(
-                    "chat completions are not an operation of the anthropic dialect".to_owned(),
-                ))
-            }
         };
         let url = url(&credentials.endpoint, path, query);
-        let body = if method == Method::POST {
-            Bytes::from(body_with_model(call)?.to_vec())
-        } else {
+        let body = if method != Method::POST {
             Bytes::new()
+        } else if translated {
+            translate::to_anthropic(call)?
+        } else {
+            Bytes::from(body_with_model(call)?.to_vec())
         };
         finish(method, &url, headers, body)
     }
@@ -124,13 +131,24 @@ impl Provider for AnthropicAdapter {
     fn usage(&self, call: &Call, body: &[u8]) -> Option<Usage> {
         match call.operation {
             // Counting tokens consumes none.
-            Operation::Messages => usage::from_body(body),
+            Operation::Messages | Operation::ChatCompletions => usage::from_body(body),
             _ => None,
         }
     }
 
-    fn stream_observer(&self, _call: &Call) -> Box<dyn StreamObserver> {
-        Box::new(AnthropicStreamObserver::new())
+    fn response_body(&self, call: &Call, body: Bytes) -> Result<Bytes, Error> {
+        if call.client == Dialect::Anthropic || call.operation != Operation::ChatCompletions {
+            return Ok(body);
+        }
+        translate::response(call, Dialect::Anthropic, &body)
+    }
+
+    fn stream_observer(&self, call: &Call) -> Box<dyn StreamObserver> {
+        if call.client == Dialect::Anthropic {
+            Box::new(AnthropicStreamObserver::new())
+        } else {
+            Box::new(TranslatingObserver::new(call, Dialect::Anthropic))
+        }
     }
 
     fn upstream_error(
@@ -238,18 +256,39 @@ mod tests {
     }
 
     #[test]
-    fn openai_clients_are_refused_clearly() {
+    fn openai_clients_are_translated_to_messages() {
         let mut c = call(Operation::ChatCompletions);
         c.client = Dialect::OpenAi;
-        let e = AnthropicAdapter
+        c.query = Some("api-version=1".into());
+        c.body = JsonObject::from_slice(
+            br#"{"model":"fast","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"}]}"#,
+        )
+        .unwrap();
+        let r = AnthropicAdapter
             .build_request(&c, &credentials("https://api.anthropic.com"))
-            .unwrap_err();
-        assert_eq!(e.status(), 501);
-        let message = e.to_string();
-        assert!(message.contains(
-            "translation between the OpenAI and Anthropic dialects is not available yet"
-        ));
-        assert!(message.contains("/v1/messages"));
+            .unwrap();
+        assert_eq!(r.uri(), "https://api.anthropic.com/v1/messages");
+        assert_eq!(r.headers()["x-api-key"], "sk-ant-real-key");
+        let body: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"model": "claude-sonnet-4-5-20250929", "max_tokens": 4096,
+                "system": "Be brief.", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]})
+        );
+        let answer = Bytes::from_static(
+            br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"Hi!"}],"stop_reason":"max_tokens","usage":{"input_tokens":3,"output_tokens":4,"cache_read_input_tokens":5}}"#,
+        );
+        assert_eq!(
+            AnthropicAdapter.usage(&c, &answer),
+            Some(Usage::from_anthropic(3, 4, 0, 5))
+        );
+        let body: Value =
+            serde_json::from_slice(&AnthropicAdapter.response_body(&c, answer).unwrap()).unwrap();
+        assert_eq!(body["object"], "chat.completion");
+        assert_eq!(body["choices"][0]["message"]["content"], "Hi!");
+        assert_eq!(body["choices"][0]["finish_reason"], "length");
+        assert_eq!(body["usage"]["prompt_tokens"], 8);
+        assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 5);
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //! usage chunk from clients that did not ask for it. Model listings go to `GET {endpoint}/models`.
 //! `count_tokens` is an Anthropic operation and answers 501 here.
 //!
+//! Anthropic-dialect clients (`/v1/messages`) are served too: their request is translated into
+//! a chat completion, and the answer, complete or streamed, back into a Messages answer
+//! ([`crate::translate`]). The output limit goes upstream as `max_completion_tokens` to OpenAI
+//! and as `max_tokens` to OpenRouter and vLLM, which may not know the newer name.
+//!
 //! # Example
 //!
 //! ```
@@ -35,7 +40,7 @@
 //! ```
 
 pub mod stream;
-mod usage;
+pub(crate) mod usage;
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
@@ -47,7 +52,10 @@ use serde_json::{Map, Value};
 
 pub use self::stream::OpenAiStreamObserver;
 use crate::errors::upstream_error;
-use crate::request::{base_headers, body_with_model, finish, join, same_dialect, secret_value};
+use crate::request::{
+    base_headers, body_with_model, drop_anthropic_headers, finish, join, secret_value,
+};
+use crate::translate::{self, TranslatingObserver};
 
 /// The adapter for OpenAI-dialect upstreams. See the module docs.
 #[derive(Clone, Copy, Debug)]
@@ -78,51 +86,40 @@ impl Provider for OpenAiAdapter {
         credentials: &Credentials,
     ) -> Result<http::Request<Bytes>, Error> {
         if call.operation == Operation::CountTokens {
-            return Err(Error::NotImplemented(
-                "count_tokens is offered by anthropic providers only".to_owned(),
-            ));
+            return Err(count_tokens_refused());
         }
-        same_dialect(Dialect::OpenAi, call)?;
         let mut headers = base_headers(call);
+        drop_anthropic_headers(&mut headers);
         if let Some(key) = &credentials.api_key {
             headers.insert(AUTHORIZATION, secret_value("Bearer ", key)?);
         }
         match call.operation {
-            Operation::ChatCompletions => {
-                let mut body = body_with_model(call)?;
-                if call.stream {
-                    let mut options = match body.get::<Value>("stream_options") {
-                        Some(Ok(Value::Object(options))) => options,
-                        _ => Map::new(),
-                    };
-                    options.insert("include_usage".to_owned(), Value::Bool(true));
-                    body.set("stream_options", &options).map_err(|e| {
-                        Error::Internal(format!("cannot set stream_options.include_usage: {e}"))
-                    })?;
-                }
+            Operation::ChatCompletions | Operation::Messages => {
+                let body = chat_body(call, max_tokens_field(self.kind))?;
                 let url = join(&credentials.endpoint, "/chat/completions");
-                finish(Method::POST, &url, headers, Bytes::from(body.to_vec()))
+                finish(Method::POST, &url, headers, body)
             }
             Operation::ListModels => {
                 let url = join(&credentials.endpoint, "/models");
                 finish(Method::GET, &url, headers, Bytes::new())
             }
-            Operation::Messages | Operation::CountTokens => Err(Error::Internal(format!(
-                "{:?} is not an operation of the openai dialect",
-                call.operation
-            ))),
+            Operation::CountTokens => Err(count_tokens_refused()),
         }
+    }
+
+    fn response_body(&self, call: &Call, body: Bytes) -> Result<Bytes, Error> {
+        chat_response_body(call, body)
     }
 
     fn usage(&self, call: &Call, body: &[u8]) -> Option<Usage> {
         match call.operation {
-            Operation::ChatCompletions => usage::from_body(body),
+            Operation::ChatCompletions | Operation::Messages => usage::from_body(body),
             _ => None,
         }
     }
 
     fn stream_observer(&self, call: &Call) -> Box<dyn StreamObserver> {
-        Box::new(OpenAiStreamObserver::new(call.client_wants_usage))
+        chat_stream_observer(call)
     }
 
     fn upstream_error(
@@ -133,6 +130,58 @@ impl Provider for OpenAiAdapter {
         body: &[u8],
     ) -> Error {
         upstream_error(call.client, status, headers, body)
+    }
+}
+
+/// Where the output limit goes for an upstream of `kind`: OpenAI (and Azure OpenAI) know
+/// `max_completion_tokens`, which reasoning models require; other servers may know only
+/// `max_tokens`.
+pub(crate) fn max_tokens_field(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::OpenAi | ProviderKind::AzureOpenAi => "max_completion_tokens",
+        _ => "max_tokens",
+    }
+}
+
+/// `count_tokens` asked of a provider without it.
+pub(crate) fn count_tokens_refused() -> Error {
+    Error::NotImplemented("count_tokens is offered by anthropic providers only".to_owned())
+}
+
+/// The Chat Completions body for the call: an OpenAI client's own body with the upstream's
+/// model and, on streams, `stream_options.include_usage`; an Anthropic client's translated.
+pub(crate) fn chat_body(call: &Call, max_tokens_field: &str) -> Result<Bytes, Error> {
+    if call.client != Dialect::OpenAi {
+        return translate::to_openai(call, max_tokens_field);
+    }
+    let mut body = body_with_model(call)?;
+    if call.stream {
+        let mut options = match body.get::<Value>("stream_options") {
+            Some(Ok(Value::Object(options))) => options,
+            _ => Map::new(),
+        };
+        options.insert("include_usage".to_owned(), Value::Bool(true));
+        body.set("stream_options", &options).map_err(|e| {
+            Error::Internal(format!("cannot set stream_options.include_usage: {e}"))
+        })?;
+    }
+    Ok(Bytes::from(body.to_vec()))
+}
+
+/// A complete chat completion as the call's client reads it.
+pub(crate) fn chat_response_body(call: &Call, body: Bytes) -> Result<Bytes, Error> {
+    if call.client == Dialect::OpenAi {
+        return Ok(body);
+    }
+    translate::response(call, Dialect::OpenAi, &body)
+}
+
+/// The observer of a chat completion stream for the call's client.
+pub(crate) fn chat_stream_observer(call: &Call) -> Box<dyn StreamObserver> {
+    if call.client == Dialect::OpenAi {
+        Box::new(OpenAiStreamObserver::new(call.client_wants_usage))
+    } else {
+        Box::new(TranslatingObserver::new(call, Dialect::OpenAi))
     }
 }
 
@@ -246,17 +295,46 @@ mod tests {
     }
 
     #[test]
-    fn anthropic_clients_and_count_tokens_are_refused_clearly() {
-        let mut messages = call(r#"{"model":"x","max_tokens":5,"messages":[]}"#, false);
+    fn anthropic_clients_are_translated_and_count_tokens_refused() {
+        let mut messages = call(
+            r#"{"model":"x","max_tokens":5,"system":"Be brief.","messages":[{"role":"user","content":"hi"}]}"#,
+            false,
+        );
         messages.operation = Operation::Messages;
         messages.client = Dialect::Anthropic;
-        let e = adapter()
+        messages
+            .headers
+            .insert("anthropic-version", "2023-06-01".parse().unwrap());
+        let r = adapter()
             .build_request(&messages, &credentials(Some("k")))
-            .unwrap_err();
-        assert_eq!(e.status(), 501);
-        assert!(e.to_string().contains(
-            "translation between the OpenAI and Anthropic dialects is not available yet"
-        ));
+            .unwrap();
+        assert_eq!(r.uri(), "https://api.openai.com/v1/chat/completions");
+        assert!(r.headers().get("anthropic-version").is_none());
+        let body: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"model": "gpt-4o-2024-08-06", "messages": [
+                {"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+                "max_completion_tokens": 5})
+        );
+        let vllm = OpenAiAdapter::new(ProviderKind::Vllm)
+            .build_request(&messages, &credentials(None))
+            .unwrap();
+        let body: Value = serde_json::from_slice(vllm.body()).unwrap();
+        assert_eq!(body["max_tokens"], 5);
+
+        let answer = Bytes::from_static(
+            br#"{"id":"chatcmpl-1","model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hi!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2}}"#,
+        );
+        assert_eq!(
+            adapter().usage(&messages, &answer),
+            Some(Usage::from_openai(9, 2, 0, 0))
+        );
+        let body: Value =
+            serde_json::from_slice(&adapter().response_body(&messages, answer).unwrap()).unwrap();
+        assert_eq!(body["type"], "message");
+        assert_eq!(body["content"][0]["text"], "Hi!");
+        assert_eq!(body["stop_reason"], "end_turn");
 
         messages.operation = Operation::CountTokens;
         let e = adapter()
