@@ -125,4 +125,10 @@ pub trait BudgetLedger: Send + Sync + 'static {
     fn reservation_ttl(&self) -> Duration {
         Duration::from_secs(15 * 60)
     }
+
+    /// Wait until every reservation and settlement made so far is durable, for a graceful
+    /// shutdown. Ledgers that write through (or keep nothing) have nothing to wait for.
+    async fn flush(&self) -> Result<(), LedgerError> {
+        Ok(())
+    }
 }

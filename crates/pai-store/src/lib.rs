@@ -25,9 +25,15 @@
 //! - `usage_since` sums calls per provider and access key, sorted by provider, then access key
 //!   with keyless calls first; `recent_calls` is newest first, ties in the order recorded.
 //!
+//! Budgets live here too: [`MemoryLedger`] and [`SqliteLedger`] implement
+//! [`pai_core::BudgetLedger`] from one in-memory core (see the `ledger` module for the design),
+//! the second writing behind to the same SQLite file as the store. The `ledger_contract` module
+//! (same feature) checks the ledger contract, concurrency included, against any implementation.
+//!
 //! The gateway that uses a store is assembled in `pai-tower`; the vocabulary is `pai-core`'s.
 
 mod access_keys;
+mod ledger;
 mod memory;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -35,7 +41,12 @@ mod totals;
 
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
+#[cfg(any(test, feature = "contract-tests"))]
+pub mod ledger_contract;
 
+pub use ledger::{MemoryLedger, DEFAULT_RESERVATION_TTL};
+#[cfg(feature = "sqlite")]
+pub use ledger::{SqliteLedger, FLUSH_INTERVAL};
 pub use memory::MemoryStore;
 pub use pai_core::store::{Applied, CallRecord, Store, StoreError, Stored, UsageTotals};
 #[cfg(feature = "sqlite")]

@@ -114,6 +114,11 @@ impl SqliteStore {
         })
     }
 
+    /// The connection pool, shared with a `SqliteLedger` on the same file.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
         &self.path
