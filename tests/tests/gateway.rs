@@ -3,138 +3,16 @@
 // Test code: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use pai_core::resource::{load, AccessKey, Resource};
-use pai_core::{access_key, AccessKeyHasher, Store};
-use pai_mock::{MockConfig, MockUpstream};
-use pai_store::MemoryStore;
-use pai_tower::{Gateway, ResponseBody};
+use http::StatusCode;
+use http_body_util::BodyExt;
+use pai_core::{AccessKeyHasher, Store};
 use tower::ServiceExt;
 
-const SECRET: &[u8] = b"integration test secret 32 bytes";
-
-struct Harness {
-    gateway: Gateway,
-    store: Arc<MemoryStore>,
-    mock: MockUpstream,
-    openai_key: String,
-    anthropic_key: String,
-}
-
-async fn harness() -> Harness {
-    let mock = MockUpstream::start(
-        MockConfig::default()
-            .with_openai_key("sk-real-openai")
-            .with_anthropic_key("sk-real-anthropic"),
-    )
-    .await
-    .unwrap();
-    let url = mock.url();
-    let store = Arc::new(MemoryStore::new());
-    let yaml = format!(
-        r#"
-apiVersion: pai.io/v1
-kind: Secret
-metadata: {{name: keys}}
-data: {{openai: sk-real-openai, anthropic: sk-real-anthropic}}
----
-apiVersion: pai.io/v1
-kind: ModelProvider
-metadata: {{name: oai}}
-spec:
-  provider: openai
-  endpoint: {url}/v1
-  apiKeySecretRef: {{name: keys, key: openai}}
-  allowedModels: [gpt-4o-mini]
-  externalAccess: {{enabled: true}}
----
-apiVersion: pai.io/v1
-kind: ModelProvider
-metadata: {{name: ant}}
-spec:
-  provider: anthropic
-  endpoint: {url}
-  apiKeySecretRef: {{name: keys, key: anthropic}}
-  externalAccess: {{enabled: true}}
-"#
-    );
-    for r in load(&yaml).unwrap().resources {
-        store.apply(&r).await.unwrap();
-    }
-    let hasher = AccessKeyHasher::new(SECRET);
-    let openai_key = mint(&store, &hasher, "k-oai", "oai").await;
-    let anthropic_key = mint(&store, &hasher, "k-ant", "ant").await;
-    let gateway = Gateway::builder()
-        .store(store.clone())
-        .key_hasher(hasher)
-        .build()
-        .await
-        .unwrap();
-    Harness {
-        gateway,
-        store,
-        mock,
-        openai_key,
-        anthropic_key,
-    }
-}
-
-async fn mint(store: &MemoryStore, hasher: &AccessKeyHasher, name: &str, provider: &str) -> String {
-    let raw = access_key::generate().unwrap();
-    let mut key: AccessKey = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name},
-        "spec": {"modelProvider": provider},
-    }))
-    .unwrap();
-    key.status.key_hash = Some(hasher.hash(&raw).0);
-    store.apply(&Resource::AccessKey(key)).await.unwrap();
-    raw
-}
-
-fn openai_request(key: &str, body: serde_json::Value) -> Request<Full<Bytes>> {
-    Request::post("/ext/v1/chat/completions")
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap()
-}
-
-fn anthropic_request(key: &str, body: serde_json::Value) -> Request<Full<Bytes>> {
-    Request::post("/ext/v1/messages?beta=true")
-        .header("x-api-key", key)
-        .header("anthropic-version", "2023-06-01")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap()
-}
-
-async fn collect(res: http::Response<ResponseBody>) -> (StatusCode, http::HeaderMap, Vec<Bytes>) {
-    let (parts, mut body) = res.into_parts();
-    let mut frames = Vec::new();
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame.unwrap().into_data() {
-            frames.push(data);
-        }
-    }
-    (parts.status, parts.headers, frames)
-}
-
-/// Wait (boundedly) for the call recorder to write `n` records.
-async fn records(store: &MemoryStore, n: usize) -> Vec<pai_core::CallRecord> {
-    for _ in 0..200 {
-        let calls = store.recent_calls(10_000).await.unwrap();
-        if calls.len() >= n {
-            return calls;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    store.recent_calls(10_000).await.unwrap()
-}
+use common::{anthropic_request, collect, harness, mint, openai_request, records, SECRET};
 
 #[tokio::test]
 async fn anthropic_stream_passes_event_by_event_and_is_metered() {
@@ -152,9 +30,18 @@ async fn anthropic_stream_passes_event_by_event_and_is_metered() {
     // One frame per event, each a complete event: the split writes upstream were reassembled.
     for f in &frames {
         let s = std::str::from_utf8(f).unwrap();
-        assert!(s.starts_with("event: "), "{s:?}");
+        assert!(
+            s.starts_with("event: ") || s.starts_with(": pai-usage "),
+            "{s:?}"
+        );
         assert!(s.ends_with("\n\n"), "{s:?}");
     }
+    // The usage and cost ride along as an SSE comment just before the final event.
+    let n = frames.len();
+    assert!(frames[n - 1].starts_with(b"event: message_stop"));
+    let comment = std::str::from_utf8(&frames[n - 2]).unwrap();
+    assert!(comment.starts_with(": pai-usage {"), "{comment}");
+    assert!(comment.contains("\"output_tokens\":10"), "{comment}");
     let deltas = frames
         .iter()
         .filter(|f| f.starts_with(b"event: content_block_delta"))
@@ -244,7 +131,7 @@ async fn concurrent_calls_are_all_answered_and_recorded() {
 async fn new_and_revoked_keys_take_effect_without_restart() {
     let h = harness().await;
     let hasher = AccessKeyHasher::new(SECRET);
-    let fresh = mint(&h.store, &hasher, "k-new", "oai").await;
+    let fresh = mint(&h.store, &hasher, "k-new", "oai", None).await;
     let body = serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
     let mut status = StatusCode::UNAUTHORIZED;
     for _ in 0..200 {

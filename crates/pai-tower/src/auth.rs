@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 
 use http::{HeaderMap, Request, Response};
 use pai_core::net::Cidr;
-use pai_core::resource::AccessKey;
+use pai_core::resource::{AccessKey, Agent};
 use pai_core::{access_key, AccessKeyHasher, Error};
 use tower::{Layer, Service};
 
@@ -30,21 +30,45 @@ use crate::snapshot::{ProviderEntry, SharedSnapshot};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// Who is calling, resolved from an access key.
+/// Set by an embedding application that authenticated the caller itself: the request runs as
+/// this Agent and pai's key check is skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentIdentity(pub String);
+
+/// What a principal may call through.
+#[derive(Clone, Debug)]
+pub enum Binding {
+    /// An external access key's ModelProvider.
+    Provider(Arc<ProviderEntry>),
+    /// An Agent: its models, model bindings, cost cap.
+    Agent(Arc<Agent>),
+}
+
+/// Who is calling.
 #[derive(Clone, Debug)]
 pub struct Principal {
-    /// The access key.
-    pub access_key: Arc<AccessKey>,
-    /// The ModelProvider it is bound to.
-    pub provider: Arc<ProviderEntry>,
+    /// The access key presented, if the caller used one.
+    pub access_key: Option<Arc<AccessKey>>,
+    /// What the caller is bound to.
+    pub binding: Binding,
     /// The client's address as the gateway judged it.
     pub client_ip: Option<IpAddr>,
 }
 
 impl Principal {
-    /// The workload name records use: `ext:<access-key-name>`.
+    /// The workload name records and metrics use: `ext:<access-key-name>` for external keys,
+    /// the agent's name for agents.
     pub fn workload(&self) -> String {
-        format!("ext:{}", self.access_key.metadata.name)
+        match (&self.binding, &self.access_key) {
+            (Binding::Agent(a), _) => a.metadata.name.clone(),
+            (Binding::Provider(_), Some(k)) => format!("ext:{}", k.metadata.name),
+            (Binding::Provider(p), None) => format!("ext:{}", p.resource.metadata.name),
+        }
+    }
+
+    /// The access key's name, if one was presented.
+    pub fn key_name(&self) -> Option<&str> {
+        self.access_key.as_deref().map(|k| k.metadata.name.as_str())
     }
 }
 
@@ -110,6 +134,25 @@ where
         if matches!(route, None | Some(Route::Hello)) {
             return Box::pin(self.inner.call(req));
         }
+        if let Some(AgentIdentity(name)) = req.extensions().get::<AgentIdentity>().cloned() {
+            let snapshot = self.layer.snapshot.current();
+            let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+            return match snapshot.agent(&name) {
+                Some(agent) => {
+                    req.extensions_mut().insert(Principal {
+                        access_key: None,
+                        binding: Binding::Agent(agent.clone()),
+                        client_ip: peer,
+                    });
+                    Box::pin(self.inner.call(req))
+                }
+                None => {
+                    let e = Error::PermissionDenied(format!("Agent {name:?} does not exist"));
+                    let res = error_response(&e, dialect_of(route, req.headers()));
+                    Box::pin(async move { Ok(res) })
+                }
+            };
+        }
         match self.layer.authenticate(&req) {
             Ok(principal) => {
                 req.extensions_mut().insert(principal);
@@ -139,21 +182,33 @@ impl AuthLayer {
         }
         let key = entry.key.clone();
         let name = &key.metadata.name;
-        let provider_name = key.spec.model_provider.as_deref().ok_or_else(|| {
-            Error::NotImplemented(format!(
-                "AccessKey {name:?} is bound to an agent; agent-bound keys are not served by this gateway yet"
-            ))
-        })?;
-        let provider = snapshot.provider(provider_name).cloned().ok_or_else(|| {
-            Error::PermissionDenied(format!(
-                "AccessKey {name:?} is bound to ModelProvider {provider_name:?}, which does not exist"
-            ))
-        })?;
-        if !provider.resource.spec.external_access.enabled {
-            return Err(Error::PermissionDenied(format!(
-                "ModelProvider {provider_name:?} does not allow access keys (spec.externalAccess.enabled is false)"
-            )));
-        }
+        let binding = match (&key.spec.model_provider, &key.spec.agent) {
+            (_, Some(agent)) => {
+                Binding::Agent(snapshot.agent(agent).cloned().ok_or_else(|| {
+                    Error::PermissionDenied(format!(
+                        "AccessKey {name:?} is bound to Agent {agent:?}, which does not exist"
+                    ))
+                })?)
+            }
+            (Some(provider_name), None) => {
+                let provider = snapshot.provider(provider_name).cloned().ok_or_else(|| {
+                    Error::PermissionDenied(format!(
+                        "AccessKey {name:?} is bound to ModelProvider {provider_name:?}, which does not exist"
+                    ))
+                })?;
+                if !provider.resource.spec.external_access.enabled {
+                    return Err(Error::PermissionDenied(format!(
+                        "ModelProvider {provider_name:?} does not allow access keys (spec.externalAccess.enabled is false)"
+                    )));
+                }
+                Binding::Provider(provider)
+            }
+            (None, None) => {
+                return Err(Error::PermissionDenied(format!(
+                    "AccessKey {name:?} is bound to nothing"
+                )))
+            }
+        };
         let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
         let client_ip = peer.map(|peer| client_ip(peer, req.headers(), &self.trusted_proxies));
         let cidrs = &key.spec.restrictions.allowed_cidrs;
@@ -172,8 +227,8 @@ impl AuthLayer {
             }
         }
         Ok(Principal {
-            access_key: key,
-            provider,
+            access_key: Some(key),
+            binding,
             client_ip,
         })
     }

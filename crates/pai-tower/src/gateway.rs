@@ -22,14 +22,18 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use pai_core::net::Cidr;
-use pai_core::{AccessKeyHasher, BoxError, Store, StoreError, Transport, TransportError};
+use pai_core::{
+    AccessKeyHasher, BoxError, BudgetLedger, PriceTable, Store, StoreError, Transport,
+    TransportError,
+};
 use tower::{Layer, Service};
 
 use crate::auth::{Auth, AuthLayer};
 use crate::body::ResponseBody;
 use crate::call_id::{CallIdLayer, CallIdService};
 use crate::meter::CallSink;
-use crate::proxy::Proxy;
+use crate::proxy::{Inner, Proxy};
+use crate::reliability::{Cooldowns, Reliability, Slots};
 use crate::snapshot::{SharedSnapshot, Snapshot};
 
 /// The default limit on request bodies: 32 MiB, as Anthropic's API allows.
@@ -57,6 +61,9 @@ pub struct GatewayBuilder {
     hasher: Option<AccessKeyHasher>,
     trusted_proxies: Vec<Cidr>,
     max_body_bytes: Option<usize>,
+    reliability: Reliability,
+    ledger: Option<Arc<dyn BudgetLedger>>,
+    prices: Option<Arc<dyn PriceTable>>,
 }
 
 impl GatewayBuilder {
@@ -90,6 +97,26 @@ impl GatewayBuilder {
         self
     }
 
+    /// Retries, timeouts, cooldowns and overload limits. Default: [`Reliability::default`].
+    pub fn reliability(mut self, reliability: Reliability) -> Self {
+        self.reliability = reliability;
+        self
+    }
+
+    /// Where daily budgets are counted. Without one, a call that touches a budget is refused
+    /// with 503 rather than let through uncounted.
+    pub fn ledger(mut self, ledger: Arc<dyn BudgetLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// Prices for costs (`x-pai-cost-usd`, records, metrics). Without one, tokens still flow and
+    /// are recorded; only the dollar figures are omitted.
+    pub fn prices(mut self, prices: Arc<dyn PriceTable>) -> Self {
+        self.prices = Some(prices);
+        self
+    }
+
     /// Load the configuration from the store and start following its changes. Must be called
     /// inside a tokio runtime.
     pub async fn build(self) -> Result<Gateway, BuildError> {
@@ -97,24 +124,40 @@ impl GatewayBuilder {
         let hasher = self.hasher.ok_or(BuildError::Missing("a key hasher"))?;
         let transport: Arc<dyn Transport> = match self.transport {
             Some(t) => t,
-            None => Arc::new(pai_providers::HttpTransport::new(Default::default())?),
+            None => Arc::new(pai_providers::HttpTransport::new(
+                pai_providers::TransportOptions {
+                    connect_timeout: self.reliability.connect_timeout,
+                    response_timeout: self.reliability.first_byte_timeout,
+                    ..Default::default()
+                },
+            )?),
         };
         let revision = *store.watch().borrow();
         let snapshot = SharedSnapshot::new(Snapshot::load(store.as_ref(), revision).await?);
         let follower = snapshot.follow(store.clone());
         let sink = CallSink::spawn(store.clone());
-        let proxy = Proxy::new(
+        if let Some(prices) = &self.prices {
+            crate::metrics::set_prices(prices.clone());
+        }
+        let proxy = Proxy::from_inner(Inner {
             transport,
-            store.clone(),
-            sink,
-            self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
-        );
+            store: store.clone(),
+            sink: sink.clone(),
+            snapshot: snapshot.clone(),
+            max_body_bytes: self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            reliability: self.reliability,
+            ledger: self.ledger,
+            prices: self.prices,
+            cooldowns: Cooldowns::default(),
+            slots: Slots::default(),
+        });
         let auth = AuthLayer::new(snapshot.clone(), hasher).trusted_proxies(self.trusted_proxies);
         let stack = CallIdLayer.layer(auth.layer(proxy));
         Ok(Gateway {
             stack,
             snapshot,
             store,
+            sink,
             _follower: Arc::new(AbortOnDrop(follower)),
         })
     }
@@ -134,6 +177,7 @@ pub struct Gateway {
     stack: CallIdService<Auth<Proxy>>,
     snapshot: SharedSnapshot,
     store: Arc<dyn Store>,
+    sink: CallSink,
     _follower: Arc<AbortOnDrop>,
 }
 
@@ -155,6 +199,12 @@ impl Gateway {
         let snapshot = Snapshot::load(self.store.as_ref(), revision).await?;
         self.snapshot.replace(snapshot);
         Ok(())
+    }
+
+    /// Wait until every finished call is recorded, up to `timeout`; whether everything was.
+    /// Call it at shutdown, after the server has stopped and in-flight streams have ended.
+    pub async fn drain(&self, timeout: std::time::Duration) -> bool {
+        self.sink.drain(timeout).await
     }
 
     /// The configuration requests are checked against now.

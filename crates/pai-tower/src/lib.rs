@@ -38,19 +38,26 @@
 
 mod auth;
 mod body;
+pub mod budget;
 mod call_id;
+mod estimate;
 mod gateway;
 mod meter;
+pub mod metrics;
+mod price_watch;
 mod proxy;
+pub mod reliability;
 mod route;
 mod snapshot;
 mod timefmt;
 
-pub use auth::{Auth, AuthLayer, PeerAddr, Principal};
+pub use auth::{AgentIdentity, Auth, AuthLayer, Binding, PeerAddr, Principal};
 pub use body::ResponseBody;
 pub use call_id::{CallId, CallIdLayer, CallIdService};
 pub use gateway::{BuildError, Gateway, GatewayBuilder};
 pub use meter::CallSink;
+pub use price_watch::PriceFileWatcher;
 pub use proxy::Proxy;
+pub use reliability::Reliability;
 pub use route::Route;
-pub use snapshot::{ProviderEntry, SharedSnapshot, Snapshot};
+pub use snapshot::{BindingEntry, ProviderEntry, SharedSnapshot, Snapshot};

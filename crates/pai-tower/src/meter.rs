@@ -1,74 +1,150 @@
-//! Metering: usage observed as the bytes pass, and a record for every call.
+//! Metering: usage observed as the bytes pass, budgets settled and a record for every call.
 //!
 //! [`MeterBody`] wraps a streamed upstream body. It cuts the bytes into SSE events, shows each
 //! to the adapter's observer (which reads usage and may drop or rewrite an event), and hands
 //! each event on as its own frame, so the client gets one flush per event and nothing is
-//! buffered beyond an incomplete event. When the stream ends — cleanly, with an upstream error,
-//! or because the client went away and the body was dropped — the call is recorded with the
-//! usage seen so far. An upstream that breaks after content has flowed ends the client's
-//! stream with an in-band error event in the client's dialect.
+//! buffered beyond an incomplete event. Before the stream's final event it adds an SSE comment
+//! with the usage and cost (`: pai-usage {…}`), which the official SDKs ignore.
+//!
+//! While upstream is silent it keeps the client's connection alive with `ping` events
+//! (Anthropic-dialect clients), and it ends the stream with an in-band error in the client's
+//! dialect when upstream stays silent past the idle timeout, runs past the call's deadline, or
+//! breaks. When the stream ends — cleanly, with an error, or because the client went away and
+//! the body was dropped, which also cancels the upstream call — the budget reservation is
+//! settled with the usage seen so far, the slot towards the provider is released and the call
+//! is recorded.
 //!
 //! Records go through a [`CallSink`]: an unbounded queue drained by one task that writes to the
 //! store, so a slow store never slows a response and no record is dropped.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pai_core::store::CallRecord;
-use pai_core::{BoxError, Dialect, Error, EventAction, Store, StreamObserver, UpstreamBody};
+use pai_core::{
+    BoxError, Cost, Dialect, Error, EventAction, PriceTable, SseEvent, Store, StreamObserver,
+    UpstreamBody,
+};
 use pai_providers::sse::SseParser;
 use pin_project_lite::pin_project;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+use crate::budget::Hold;
+use crate::reliability::Reliability;
 
 /// Where finished calls go to be recorded.
 #[derive(Clone, Debug)]
 pub struct CallSink {
     tx: mpsc::UnboundedSender<CallRecord>,
+    pending: Arc<AtomicUsize>,
 }
 
 impl CallSink {
     /// A sink writing to `store` from a background task.
     pub fn spawn(store: Arc<dyn Store>) -> CallSink {
         let (tx, mut rx) = mpsc::unbounded_channel::<CallRecord>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let left = pending.clone();
         tokio::spawn(async move {
             while let Some(record) = rx.recv().await {
                 if let Err(e) = store.record_call(&record).await {
                     tracing::error!(call_id = %record.call_id, error = %e, "could not record call");
                 }
+                left.fetch_sub(1, Ordering::SeqCst);
             }
         });
-        CallSink { tx }
+        CallSink { tx, pending }
     }
 
     /// Queue a record.
     pub fn send(&self, record: CallRecord) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self.tx.send(record) {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
             tracing::error!(call_id = %e.0.call_id, "call recorder has stopped; record lost");
         }
     }
+
+    /// Records queued and not yet written.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    /// Wait until every queued record is written, or `timeout` passes; whether it drained.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while self.pending() > 0 {
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
 }
 
-/// Finishes a call's record exactly once, even if the body is dropped mid-stream.
+/// What a metered stream needs besides the stream itself.
+pub(crate) struct MeterParts {
+    pub hold: Option<Hold>,
+    pub permit: Option<OwnedSemaphorePermit>,
+    pub prices: Option<Arc<dyn PriceTable>>,
+    pub sink: CallSink,
+    pub started: Instant,
+    pub deadline: Instant,
+}
+
+/// Finishes a call exactly once, even if the body is dropped mid-stream.
 struct Meter {
     observer: Box<dyn StreamObserver>,
     record: Option<CallRecord>,
-    sink: CallSink,
-    started: Instant,
+    parts: MeterParts,
 }
 
 impl Meter {
+    fn cost(&self) -> Option<Cost> {
+        let usage = self.observer.usage()?;
+        let model = self.record.as_ref().map(|r| r.model.as_str())?;
+        let price = self.parts.prices.as_ref()?.price(model)?;
+        Some(price.cost(&usage))
+    }
+
     fn finish(&mut self, error: Option<String>) {
-        if let Some(mut record) = self.record.take() {
-            record.usage = self.observer.usage();
-            record.error = error.or_else(|| self.observer.stream_error());
-            record.duration_ms = self.started.elapsed().as_millis() as u64;
-            self.sink.send(record);
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        let usage = self.observer.usage();
+        let cost = self.cost();
+        record.usage = usage;
+        record.cost_pico_usd = cost.map(|c| c.pico_usd);
+        record.error = error.or_else(|| self.observer.stream_error());
+        record.duration_ms = self.parts.started.elapsed().as_millis() as u64;
+        if let Some(hold) = self.parts.hold.take() {
+            hold.settle(usage.as_ref(), cost.map(|c| c.pico_usd));
         }
+        self.parts.permit.take();
+        crate::metrics::call_finished(&record, usage.as_ref());
+        self.parts.sink.send(record);
+    }
+
+    /// `: pai-usage {…}`, the usage and cost so far as an SSE comment.
+    fn usage_comment(&self) -> Bytes {
+        let usage = self.observer.usage().unwrap_or_default();
+        let mut v = serde_json::json!({
+            "input_tokens": usage.prompt_tokens(),
+            "output_tokens": usage.output,
+            "cached_input_tokens": usage.cached_input,
+        });
+        if let Some(cost) = self.cost() {
+            v["cost_usd"] = serde_json::Value::String(cost.to_string());
+        }
+        Bytes::from(format!(": pai-usage {v}\n\n"))
     }
 }
 
@@ -90,42 +166,113 @@ pin_project! {
         meter: Meter,
         client: Dialect,
         ended: bool,
+        comment_sent: bool,
+        timer: Pin<Box<tokio::time::Sleep>>,
+        last_upstream: Instant,
+        last_sent: Instant,
+        idle: Duration,
+        ping: Option<Duration>,
     }
 }
 
 impl MeterBody {
-    /// Meter `inner` with `observer`; `record` is completed and sent to `sink` at the end.
+    /// Meter `inner`, whose first events `first` were already read through `parser`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         inner: UpstreamBody,
+        parser: SseParser,
+        first: Vec<SseEvent>,
         observer: Box<dyn StreamObserver>,
         client: Dialect,
         record: CallRecord,
-        sink: CallSink,
-        started: Instant,
+        parts: MeterParts,
+        policy: &Reliability,
     ) -> MeterBody {
-        MeterBody {
+        let now = Instant::now();
+        let ping = (client == Dialect::Anthropic).then_some(policy.ping_interval);
+        let mut body = MeterBody {
             inner,
-            parser: SseParser::new(),
+            parser,
             pending: VecDeque::new(),
             meter: Meter {
                 observer,
                 record: Some(record),
-                sink,
-                started,
+                parts,
             },
             client,
             ended: false,
+            comment_sent: false,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            last_upstream: now,
+            last_sent: now,
+            idle: policy.idle_timeout,
+            ping,
+        };
+        for event in first {
+            let action = body.meter.observer.on_event(&event);
+            dispatch(
+                action,
+                event.raw,
+                &mut body.pending,
+                &body.meter,
+                &mut body.comment_sent,
+            );
         }
+        let wake = next_wake(
+            body.last_upstream,
+            body.last_sent,
+            body.idle,
+            body.ping,
+            body.meter.parts.deadline,
+        );
+        body.timer.as_mut().reset(wake.into());
+        body
     }
 }
 
-fn dispatch(action: EventAction, raw: Bytes, pending: &mut VecDeque<Bytes>) {
-    match action {
-        EventAction::Forward => pending.push_back(raw),
-        EventAction::Drop => {}
-        EventAction::Replace(bytes) => pending.push_back(bytes),
+fn next_wake(
+    last_upstream: Instant,
+    last_sent: Instant,
+    idle: Duration,
+    ping: Option<Duration>,
+    deadline: Instant,
+) -> Instant {
+    let mut wake = (last_upstream + idle).min(deadline);
+    if let Some(p) = ping {
+        wake = wake.min(last_sent + p);
     }
+    wake
 }
+
+/// Whether bytes going to the client are the stream's final event.
+fn is_terminal(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(40)];
+    let text = String::from_utf8_lossy(head);
+    let text = text.trim_start();
+    (text.starts_with("data:") && text[5..].trim_start().starts_with("[DONE]"))
+        || (text.starts_with("event:") && text[6..].trim_start().starts_with("message_stop"))
+}
+
+fn dispatch(
+    action: EventAction,
+    raw: Bytes,
+    pending: &mut VecDeque<Bytes>,
+    meter: &Meter,
+    comment_sent: &mut bool,
+) {
+    let bytes = match action {
+        EventAction::Forward => raw,
+        EventAction::Drop => return,
+        EventAction::Replace(bytes) => bytes,
+    };
+    if !*comment_sent && is_terminal(&bytes) {
+        pending.push_back(meter.usage_comment());
+        *comment_sent = true;
+    }
+    pending.push_back(bytes);
+}
+
+const PING: &[u8] = b"event: ping\ndata: {\"type\": \"ping\"}\n\n";
 
 impl Body for MeterBody {
     type Data = Bytes;
@@ -144,14 +291,64 @@ impl Body for MeterBody {
                 return Poll::Ready(None);
             }
             match this.inner.as_mut().poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if this.timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let now = Instant::now();
+                    let deadline = this.meter.parts.deadline;
+                    let stop = if now >= deadline {
+                        Some(Error::UpstreamTimeout(
+                            "the call ran past its total time limit".to_owned(),
+                        ))
+                    } else if now >= *this.last_upstream + *this.idle {
+                        Some(Error::UpstreamTimeout(format!(
+                            "the upstream sent nothing for {} s",
+                            this.idle.as_secs()
+                        )))
+                    } else {
+                        None
+                    };
+                    if let Some(error) = stop {
+                        this.pending.push_back(error.sse_event(*this.client));
+                        this.meter.finish(Some(error.to_string()));
+                        *this.ended = true;
+                        continue;
+                    }
+                    if let Some(p) = *this.ping {
+                        if now >= *this.last_sent + p {
+                            this.pending.push_back(Bytes::from_static(PING));
+                            *this.last_sent = now;
+                        }
+                    }
+                    let wake = next_wake(
+                        *this.last_upstream,
+                        *this.last_sent,
+                        *this.idle,
+                        *this.ping,
+                        deadline,
+                    );
+                    this.timer.as_mut().reset(wake.into());
+                }
                 Poll::Ready(Some(Ok(frame))) => {
+                    let now = Instant::now();
+                    *this.last_upstream = now;
+                    *this.last_sent = now;
                     if let Ok(data) = frame.into_data() {
                         for event in this.parser.push(&data) {
                             let action = this.meter.observer.on_event(&event);
-                            dispatch(action, event.raw, this.pending);
+                            dispatch(
+                                action,
+                                event.raw,
+                                this.pending,
+                                this.meter,
+                                this.comment_sent,
+                            );
                         }
                     }
+                    let wake =
+                        next_wake(now, now, *this.idle, *this.ping, this.meter.parts.deadline);
+                    this.timer.as_mut().reset(wake.into());
                 }
                 Poll::Ready(Some(Err(e))) => {
                     let error = Error::UpstreamUnreachable(format!(
@@ -164,9 +361,22 @@ impl Body for MeterBody {
                 Poll::Ready(None) => {
                     if let Some(event) = this.parser.finish() {
                         let action = this.meter.observer.on_event(&event);
-                        dispatch(action, event.raw, this.pending);
+                        dispatch(
+                            action,
+                            event.raw,
+                            this.pending,
+                            this.meter,
+                            this.comment_sent,
+                        );
                     }
-                    if let Some(tail) = this.meter.observer.on_end() {
+                    let tail = this.meter.observer.on_end();
+                    if !*this.comment_sent {
+                        // The final event was not recognised (or comes in the tail): the usage
+                        // still goes out, before whatever the observer appends.
+                        this.pending.push_back(this.meter.usage_comment());
+                        *this.comment_sent = true;
+                    }
+                    if let Some(tail) = tail {
                         this.pending.push_back(tail);
                     }
                     this.meter.finish(None);
@@ -182,5 +392,21 @@ impl Body for MeterBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_events_are_recognised() {
+        assert!(is_terminal(b"data: [DONE]\n\n"));
+        assert!(is_terminal(b"data:[DONE]\r\n\r\n"));
+        assert!(is_terminal(
+            b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+        ));
+        assert!(!is_terminal(b"event: message_delta\ndata: {}\n\n"));
+        assert!(!is_terminal(b"data: {\"choices\":[]}\n\n"));
     }
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use pai_core::provider::ApiKey;
-use pai_core::resource::{AccessKey, ModelProvider, Secret};
+use pai_core::resource::{AccessKey, Agent, ModelBinding, ModelProvider, Secret};
 use pai_core::{Credentials, Kind, Provider, Resource, Store, StoreError};
 
 /// A ModelProvider ready to be called.
@@ -33,6 +33,26 @@ impl std::fmt::Debug for ProviderEntry {
     }
 }
 
+/// A ModelBinding ready to be called: its own credentials when it names a secret.
+#[derive(Debug)]
+pub struct BindingEntry {
+    /// The resource as applied.
+    pub resource: ModelBinding,
+    /// Its own key (overriding its provider's), or why it could not be resolved.
+    pub credentials: Option<Result<Credentials, String>>,
+}
+
+impl BindingEntry {
+    /// The model id at the provider.
+    pub fn model(&self) -> &str {
+        self.resource
+            .spec
+            .model
+            .as_deref()
+            .unwrap_or(&self.resource.metadata.name)
+    }
+}
+
 /// An access key as the auth layer needs it.
 #[derive(Clone, Debug)]
 pub(crate) struct KeyEntry {
@@ -46,6 +66,8 @@ pub(crate) struct KeyEntry {
 pub struct Snapshot {
     pub(crate) providers: HashMap<String, Arc<ProviderEntry>>,
     pub(crate) keys: HashMap<String, KeyEntry>,
+    pub(crate) agents: HashMap<String, Arc<Agent>>,
+    pub(crate) bindings: HashMap<String, Arc<BindingEntry>>,
     /// The store's revision this was built from.
     pub revision: u64,
 }
@@ -106,11 +128,66 @@ impl Snapshot {
                 );
             }
         }
+        let mut agents = HashMap::new();
+        for stored in store.list(Kind::Agent).await? {
+            if let Resource::Agent(a) = stored.resource {
+                agents.insert(a.metadata.name.clone(), Arc::new(a));
+            }
+        }
+        let mut bindings = HashMap::new();
+        for stored in store.list(Kind::ModelBinding).await? {
+            let Resource::ModelBinding(b) = stored.resource else {
+                continue;
+            };
+            let credentials = b.spec.api_key_secret_ref.as_ref().map(|r| {
+                let endpoint = providers
+                    .get(&b.spec.provider)
+                    .and_then(|p: &Arc<ProviderEntry>| p.resource.endpoint())
+                    .ok_or_else(|| {
+                        format!(
+                            "ModelBinding {:?} names ModelProvider {:?}, which does not exist or has no endpoint",
+                            b.metadata.name, b.spec.provider
+                        )
+                    })?;
+                let value = secrets
+                    .get(&r.name)
+                    .and_then(|s| s.data.get(&r.key))
+                    .ok_or_else(|| {
+                        format!(
+                            "ModelBinding {:?} names key {:?} of Secret {:?}, which does not exist",
+                            b.metadata.name, r.key, r.name
+                        )
+                    })?;
+                Ok(Credentials {
+                    endpoint,
+                    api_key: Some(ApiKey::new(value.clone())),
+                })
+            });
+            bindings.insert(
+                b.metadata.name.clone(),
+                Arc::new(BindingEntry {
+                    resource: b,
+                    credentials,
+                }),
+            );
+        }
         Ok(Snapshot {
             providers,
             keys,
+            agents,
+            bindings,
             revision,
         })
+    }
+
+    /// An agent by name.
+    pub fn agent(&self, name: &str) -> Option<&Arc<Agent>> {
+        self.agents.get(name)
+    }
+
+    /// A model binding by name.
+    pub fn binding(&self, name: &str) -> Option<&Arc<BindingEntry>> {
+        self.bindings.get(name)
     }
 
     /// A provider by name.

@@ -66,6 +66,19 @@ pub struct ServeArgs {
     /// How long in-flight requests may take to finish after SIGTERM or SIGINT.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub shutdown_grace_seconds: u64,
+    /// A price file (`gateway: modelPrices: …`) merged over the built-in prices; re-read every
+    /// 60 s and whenever it changes.
+    #[arg(long = "prices", value_name = "FILE", env = "PAI_PRICES")]
+    pub prices: Option<PathBuf>,
+    /// Tries per upstream candidate, the first included.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Seconds an upstream may take to send its response head (and a stream its first event).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub first_byte_timeout: u64,
+    /// Longest silence, in seconds, between two events of an upstream stream.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub idle_timeout: u64,
 }
 
 /// Why `pai serve` could not start. The message is complete and names the fix.
@@ -103,18 +116,49 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     }
 
     let store_path = dir.store_path();
-    let store: Arc<dyn Store> = Arc::new(
-        pai_store::SqliteStore::open(&store_path, keys.encryption)
+    let sqlite = pai_store::SqliteStore::open(&store_path, keys.encryption)
+        .await
+        .map_err(|e| StartError::new(format!("{}: {e}", store_path.display())))?;
+    let ledger = Arc::new(
+        pai_store::SqliteLedger::open(&sqlite, Arc::new(pai_core::SystemClock))
             .await
-            .map_err(|e| StartError::new(format!("{}: {e}", store_path.display())))?,
+            .map_err(|e| {
+                StartError::new(format!("{}: budget ledger: {e}", store_path.display()))
+            })?,
     );
+    let store: Arc<dyn Store> = Arc::new(sqlite);
     apply_files(store.as_ref(), &args.files).await?;
+
+    let prices = pai_core::price::SharedPrices::default();
+    if let Some(path) = &args.prices {
+        // Refuse to start on a broken price file; once running, a broken edit keeps the last
+        // good table.
+        let book = pai_tower::PriceFileWatcher::read(path)
+            .await
+            .map_err(|e| StartError::new(format!("{}: {e}", path.display())))?;
+        prices.replace(book);
+        pai_tower::PriceFileWatcher::spawn(
+            path.clone(),
+            prices.clone(),
+            pai_tower::PriceFileWatcher::DEFAULT_INTERVAL,
+        );
+    }
+    // The BPE tables load once, now, not on the first request.
+    tokio::task::spawn_blocking(pai_providers::estimate::warm_up);
 
     let hasher = AccessKeyHasher::new(&keys.hash);
     let mut builder = pai_tower::Gateway::builder()
         .store(store.clone())
         .key_hasher(hasher.clone())
-        .trusted_proxies(args.trusted_proxies.clone());
+        .trusted_proxies(args.trusted_proxies.clone())
+        .ledger(ledger.clone())
+        .prices(Arc::new(prices))
+        .reliability(pai_tower::Reliability {
+            max_attempts: args.max_attempts.max(1),
+            first_byte_timeout: Duration::from_secs(args.first_byte_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            ..pai_tower::Reliability::default()
+        });
     if let Some(limit) = args.max_body_bytes {
         builder = builder.max_body_bytes(limit);
     }
@@ -122,8 +166,19 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         .build()
         .await
         .map_err(|e| StartError::new(format!("cannot start the gateway: {e}")))?;
-    let admin = admin::router(AdminState::new(store, hasher, &admin_token));
+    // /metrics sits beside the admin API, outside its token: Prometheus scrapers carry none, and
+    // the series hold no key material (workloads are access-key names).
+    let admin = admin::router(AdminState::new(store, hasher, &admin_token)).route(
+        "/metrics",
+        axum::routing::get(|| async {
+            (
+                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                pai_tower::metrics::render(),
+            )
+        }),
+    );
     drop(admin_token);
+    let recorder = gateway.clone();
 
     let gateway_listener = bind(&args.listen, "--listen").await?;
     let admin_listener = bind(&args.admin_listen, "--admin-listen").await?;
@@ -166,6 +221,16 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         .is_err()
     {
         tracing::warn!("shutdown deadline passed; exiting with connections still open");
+    }
+    // Streams cut at the deadline have settled their budgets and queued their records by now:
+    // write every record before exiting.
+    if !recorder.drain(Duration::from_secs(10)).await {
+        tracing::error!("some call records could not be written before exit");
+    }
+    // Give settles spawned by the last streams a moment, then make the ledger durable.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Err(e) = pai_core::BudgetLedger::flush(ledger.as_ref()).await {
+        tracing::error!(error = %e, "could not make the budget ledger durable before exit");
     }
     tracing::info!("pai stopped");
     Ok(())

@@ -1,17 +1,15 @@
-//! `GET /ext/pai/v1/me`: an access key may read what concerns itself, and nothing else.
+//! `GET /ext/pai/v1/me`: a caller may read what concerns itself, and nothing else.
 
 use http::{HeaderValue, Response};
 use pai_core::{Dialect, Error, Store};
 use serde_json::json;
 
-use crate::auth::Principal;
+use crate::auth::{Binding, Principal};
 use crate::body::{error_response, full, ResponseBody};
 
-use super::policy::models_for;
+use super::policy::models_of;
 
 pub(crate) async fn answer(principal: &Principal, store: &dyn Store) -> Response<ResponseBody> {
-    let key = &principal.access_key;
-    let provider = &principal.provider.resource;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -21,18 +19,29 @@ pub(crate) async fn answer(principal: &Principal, store: &dyn Store) -> Response
         Ok(t) => t,
         Err(e) => return error_response(&Error::Unavailable(e.to_string()), Dialect::OpenAi),
     };
+    let key = principal.access_key.as_deref();
+    let key_name = principal.key_name();
     let tokens_today: u64 = totals
         .iter()
-        .filter(|t| t.access_key.as_deref() == Some(key.metadata.name.as_str()))
+        .filter(|t| key_name.is_some() && t.access_key.as_deref() == key_name)
         .map(|t| t.usage.total_tokens())
         .sum();
-    let limit = key.spec.limits.max_tokens_per_day;
+    let limit = key.and_then(|k| k.spec.limits.max_tokens_per_day);
+    let (provider, kind, agent) = match &principal.binding {
+        Binding::Provider(p) => (
+            Some(p.resource.metadata.name.clone()),
+            Some(p.resource.spec.provider.as_str()),
+            None,
+        ),
+        Binding::Agent(a) => (None, None, Some(a.metadata.name.clone())),
+    };
     let body = json!({
-        "accessKey": key.metadata.name,
-        "modelProvider": provider.metadata.name,
-        "provider": provider.spec.provider.as_str(),
-        "models": models_for(provider, key),
-        "allowedCIDRs": key.spec.restrictions.allowed_cidrs,
+        "accessKey": key_name,
+        "modelProvider": provider,
+        "provider": kind,
+        "agent": agent,
+        "models": models_of(principal),
+        "allowedCIDRs": key.map(|k| k.spec.restrictions.allowed_cidrs.clone()).unwrap_or_default(),
         "maxTokensPerDay": limit,
         "tokensToday": tokens_today,
         "tokensLeftToday": limit.map(|l| l.saturating_sub(tokens_today)),

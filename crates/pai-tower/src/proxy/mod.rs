@@ -1,13 +1,22 @@
-//! The innermost service: read the body once, apply policy, call the provider, meter the answer.
+//! The innermost service: read the body once, apply policy, walk the candidates, meter.
 //!
 //! Only what policy needs is parsed (`model`, `stream`, `stream_options`, the shape of
-//! `messages`, `max_tokens`); the body stays raw JSON otherwise ([`pai_core::JsonObject`]).
-//! Buffered answers get `x-pai-input-tokens` / `x-pai-output-tokens`; streams pass through event
-//! by event under a [`crate::meter::MeterBody`]. Every call that got past authentication is
-//! recorded, answered or not.
+//! `messages`, the output bound); the body stays raw JSON otherwise ([`pai_core::JsonObject`]).
+//! For each candidate (the model asked for, then its fallbacks; see [`crate::reliability`]) the
+//! proxy bounds the output to `maxTokensPerRequest`, reserves the worst case on every budget
+//! ([`crate::budget`]), takes a slot towards the provider, and tries the upstream with retries.
+//! Buffered answers get `x-pai-input-tokens`, `x-pai-output-tokens`, `x-pai-cached-input-tokens`
+//! and `x-pai-cost-usd`; streams pass through event by event under a
+//! [`crate::meter::MeterBody`]. Every call that got past authentication is recorded, answered or
+//! not.
 
+mod attempt;
+mod candidates;
+
+pub(crate) use candidates::Candidate;
 mod me;
 mod models;
+mod parse;
 pub(crate) mod policy;
 
 use std::convert::Infallible;
@@ -15,29 +24,29 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
-use bytes::BytesMut;
 use http::{HeaderValue, Method, Request, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
 use pai_core::store::CallRecord;
 use pai_core::{
-    BoxError, Call, Dialect, Error, JsonObject, Operation, Store, Transport, TransportError,
-    UpstreamBody, Usage,
+    BoxError, BudgetLedger, Error, Operation, PriceTable, Store, Transport, UpstreamBody, Usage,
 };
-use pai_providers::headers::{client_response_headers, forwardable_request_headers};
+use pai_providers::headers::client_response_headers;
 use tower::Service;
 
+use self::attempt::{Answer, Failure};
+use self::parse::{bound_output, output_bound, parse_call, read_limited, ReadError};
 use crate::auth::Principal;
 use crate::body::{error_response, full, ResponseBody};
+use crate::budget::{scopes_for, Hold, DEFAULT_OUTPUT_RESERVE};
 use crate::call_id::CallId;
-use crate::meter::{CallSink, MeterBody};
+use crate::meter::{CallSink, MeterBody, MeterParts};
+use crate::reliability::{Cooldowns, Reliability, Slots};
 use crate::route::{dialect_of, Route};
-
-/// Largest upstream error body read, and largest buffered answer accepted.
-const MAX_UPSTREAM_ERROR_BYTES: usize = 1 << 20;
-const MAX_UPSTREAM_BODY_BYTES: usize = 256 << 20;
+use crate::snapshot::SharedSnapshot;
 
 /// Calls providers for authenticated requests. See the module docs.
 #[derive(Clone)]
@@ -45,37 +54,33 @@ pub struct Proxy {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    transport: Arc<dyn Transport>,
-    store: Arc<dyn Store>,
-    sink: CallSink,
-    max_body_bytes: usize,
+/// Everything a [`Proxy`] works with.
+pub(crate) struct Inner {
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) sink: CallSink,
+    pub(crate) snapshot: SharedSnapshot,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) reliability: Reliability,
+    pub(crate) ledger: Option<Arc<dyn BudgetLedger>>,
+    pub(crate) prices: Option<Arc<dyn PriceTable>>,
+    pub(crate) cooldowns: Cooldowns,
+    pub(crate) slots: Slots,
 }
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proxy")
             .field("max_body_bytes", &self.inner.max_body_bytes)
+            .field("reliability", &self.inner.reliability)
             .finish_non_exhaustive()
     }
 }
 
 impl Proxy {
-    /// A proxy sending upstream through `transport` and recording calls to `sink`; `store`
-    /// answers a key's questions about itself (`GET /ext/pai/v1/me`).
-    pub fn new(
-        transport: Arc<dyn Transport>,
-        store: Arc<dyn Store>,
-        sink: CallSink,
-        max_body_bytes: usize,
-    ) -> Proxy {
+    pub(crate) fn from_inner(inner: Inner) -> Proxy {
         Proxy {
-            inner: Arc::new(Inner {
-                transport,
-                store,
-                sink,
-                max_body_bytes,
-            }),
+            inner: Arc::new(inner),
         }
     }
 }
@@ -108,6 +113,13 @@ fn operation_name(op: Operation) -> &'static str {
         Operation::CountTokens => "messages.count_tokens",
         Operation::ListModels => "models",
     }
+}
+
+/// Retries and fallbacks of one call, for its headers.
+#[derive(Debug, Default)]
+pub(crate) struct Journey {
+    pub retries: u32,
+    pub fell_back_from: Option<String>,
 }
 
 impl Inner {
@@ -150,14 +162,18 @@ impl Inner {
             call_id: call_id.id.clone(),
             started_at_ms: call_id.started_at_ms,
             workload: principal.workload(),
-            provider: principal.provider.resource.metadata.name.clone(),
-            access_key: Some(principal.access_key.metadata.name.clone()),
+            provider: match &principal.binding {
+                crate::auth::Binding::Provider(p) => p.resource.metadata.name.clone(),
+                crate::auth::Binding::Agent(_) => String::new(),
+            },
+            access_key: principal.key_name().map(str::to_owned),
             operation: operation_name(route.operation()).to_owned(),
             client_ip: principal.client_ip.map(|ip| ip.to_string()),
             ..CallRecord::default()
         };
+        let mut journey = Journey::default();
         match self
-            .forward(route, req, &principal, &call_id, &mut record)
+            .forward(route, req, &principal, &call_id, &mut record, &mut journey)
             .await
         {
             Ok(res) => res,
@@ -165,8 +181,11 @@ impl Inner {
                 record.status = error.status().as_u16();
                 record.error = Some(error.to_string());
                 record.duration_ms = call_id.started.elapsed().as_millis() as u64;
+                crate::metrics::call_finished(&record, None);
                 self.sink.send(record);
-                error_response(&error, dialect)
+                let mut res = error_response(&error, dialect);
+                journey_headers(res.headers_mut(), &journey);
+                res
             }
         }
     }
@@ -178,6 +197,7 @@ impl Inner {
         principal: &Principal,
         call_id: &CallId,
         record: &mut CallRecord,
+        journey: &mut Journey,
     ) -> Result<Response<ResponseBody>, Error> {
         let dialect = route.operation().client_dialect();
         let (parts, body) = req.into_parts();
@@ -198,193 +218,241 @@ impl Inner {
         record.model = call.model.clone();
         record.stream = call.stream;
 
-        let provider = &principal.provider;
-        policy::check_model(&provider.resource, &principal.access_key, &call.model)?;
-        let adapter = provider.adapter.clone().ok_or_else(|| {
-            Error::NotImplemented(format!(
-                "ModelProvider {:?} is of kind {}, which this gateway cannot call yet",
-                provider.resource.metadata.name, provider.resource.spec.provider
-            ))
-        })?;
-        let credentials = provider.credentials.as_ref().map_err(|why| {
-            Error::Unavailable(format!("the gateway cannot call this provider: {why}"))
-        })?;
-        let upstream_req = adapter.build_request(&call, credentials)?;
+        let snapshot = self.snapshot.current();
+        let candidates = candidates::for_principal(principal, &call.model, &snapshot)?;
+        let deadline = Instant::now() + self.reliability.total_timeout;
+        let every_one_cooling = candidates.iter().all(|c| self.cooldowns.cooling(&c.label));
+        let primary = candidates.first().map(|c| c.label.clone());
+        let mut last_error: Option<Error> = None;
 
-        let upstream = match self.transport.send(upstream_req).await {
-            Ok(res) => res,
-            Err(TransportError::Timeout(why)) => return Err(Error::UpstreamTimeout(why)),
-            Err(e) => return Err(Error::UpstreamUnreachable(e.to_string())),
-        };
-        let status = upstream.status();
-        let (up_parts, up_body) = upstream.into_parts();
+        for (i, candidate) in candidates.iter().enumerate() {
+            if !every_one_cooling && self.cooldowns.cooling(&candidate.label) {
+                tracing::debug!(candidate = %candidate.label, "skipped: cooling down");
+                last_error.get_or_insert_with(|| {
+                    Error::Unavailable(format!(
+                        "{} is cooling down after repeated failures",
+                        candidate.label
+                    ))
+                });
+                continue;
+            }
+            let provider = &candidate.provider.resource;
+            let mut call = call.clone();
+            call.model = candidate.model.clone();
 
-        if !status.is_success() {
-            let body = read_limited(up_body, MAX_UPSTREAM_ERROR_BYTES)
+            let limit = candidate.max_tokens_per_request();
+            let budgeted = call.operation != Operation::CountTokens
+                && crate::budget::any_budget(principal, candidate);
+            // Tokenizing costs time; only do it when a limit or a budget needs the figure.
+            let estimated_input = if limit.is_some() || budgeted {
+                crate::estimate::input_tokens(provider.spec.provider, &call)
+            } else {
+                0
+            };
+            let bound = match &limit {
+                Some((limit, name)) => match bound_output(&mut call, estimated_input, *limit, name)
+                {
+                    Ok(bound) => Some(bound),
+                    Err(e) if i == 0 => return Err(e),
+                    Err(e) => {
+                        last_error = Some(e);
+                        continue;
+                    }
+                },
+                None => output_bound(&call),
+            };
+            let scopes = if budgeted {
+                match scopes_for(
+                    principal,
+                    candidate,
+                    estimated_input,
+                    bound.unwrap_or(DEFAULT_OUTPUT_RESERVE),
+                    self.prices.as_ref(),
+                ) {
+                    Ok(scopes) => scopes,
+                    Err(e) => {
+                        last_error = Some(e);
+                        continue;
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            let hold = match Hold::reserve(self.ledger.as_ref(), scopes).await {
+                Ok(hold) => hold,
+                Err(e @ Error::BudgetExceeded { .. }) => {
+                    tracing::info!(candidate = %candidate.label, error = %e, "budget exhausted; trying the next candidate");
+                    last_error = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let permit = match self
+                .slots
+                .acquire(&provider.metadata.name, &self.reliability)
                 .await
-                .unwrap_or_default();
-            let error = adapter.upstream_error(&call, status, &up_parts.headers, &body);
-            tracing::info!(call_id = %call_id.id, upstream_status = status.as_u16(), status = error.status().as_u16(), "upstream refused the call");
-            return Err(error);
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            if i > 0 {
+                journey.fell_back_from = primary.clone();
+            }
+            record.provider = provider.metadata.name.clone();
+            record.model = call.model.clone();
+            match attempt::run(self, candidate, &call, deadline, journey).await {
+                Ok(answer) => {
+                    self.cooldowns.success(&candidate.label);
+                    let parts = MeterParts {
+                        hold,
+                        permit: Some(permit),
+                        prices: self.prices.clone(),
+                        sink: self.sink.clone(),
+                        started: call_id.started,
+                        deadline,
+                    };
+                    return self.respond(
+                        answer,
+                        &call,
+                        bound,
+                        limit.is_some(),
+                        record,
+                        journey,
+                        parts,
+                    );
+                }
+                Err(Failure::Final(e)) => return Err(e),
+                Err(Failure::Exhausted(e)) => {
+                    if self.cooldowns.failure(&candidate.label, &self.reliability) {
+                        tracing::warn!(candidate = %candidate.label, cooldown_s = self.reliability.cooldown.as_secs(), "candidate keeps failing; cooling down");
+                    }
+                    last_error = Some(e);
+                }
+            }
         }
+        Err(last_error
+            .unwrap_or_else(|| Error::Unavailable("no model could take the call".to_owned())))
+    }
 
-        let mut headers = client_response_headers(&up_parts.headers);
-        if let Ok(v) = HeaderValue::from_str(&call.model) {
-            headers.insert("x-pai-model-id", v);
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &self,
+        answer: Answer,
+        call: &pai_core::Call,
+        bound: Option<u64>,
+        bounded: bool,
+        record: &mut CallRecord,
+        journey: &Journey,
+        parts: MeterParts,
+    ) -> Result<Response<ResponseBody>, Error> {
+        match answer {
+            Answer::Stream {
+                head,
+                body,
+                parser,
+                first,
+                adapter,
+            } => {
+                let mut headers = client_response_headers(&head.headers);
+                set_model_headers(&mut headers, call, bound.filter(|_| bounded));
+                journey_headers(&mut headers, journey);
+                headers.insert(
+                    http::header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-cache"),
+                );
+                record.status = head.status.as_u16();
+                let observer = adapter.stream_observer(call);
+                let body = MeterBody::new(
+                    body,
+                    parser,
+                    first,
+                    observer,
+                    call.client,
+                    record.clone(),
+                    parts,
+                    &self.reliability,
+                );
+                let mut res = Response::new(body.boxed_unsync());
+                *res.status_mut() = head.status;
+                *res.headers_mut() = headers;
+                Ok(res)
+            }
+            Answer::Json {
+                head,
+                body,
+                adapter,
+            } => {
+                let usage = adapter.usage(call, &body);
+                let body = adapter.response_body(call, body)?;
+                let mut headers = client_response_headers(&head.headers);
+                set_model_headers(&mut headers, call, bound.filter(|_| bounded));
+                journey_headers(&mut headers, journey);
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                let cost = usage.and_then(|u| {
+                    parts
+                        .prices
+                        .as_ref()
+                        .and_then(|p| p.price(&call.model))
+                        .map(|price| price.cost(&u))
+                });
+                if let Some(u) = usage {
+                    set_usage_headers(&mut headers, &u, cost.map(|c| c.pico_usd));
+                }
+                record.status = head.status.as_u16();
+                record.usage = usage;
+                record.cost_pico_usd = cost.map(|c| c.pico_usd);
+                record.duration_ms = parts.started.elapsed().as_millis() as u64;
+                crate::metrics::call_finished(record, usage.as_ref());
+                if let Some(hold) = parts.hold {
+                    hold.settle(usage.as_ref(), cost.map(|c| c.pico_usd));
+                }
+                self.sink.send(record.clone());
+                let mut res = Response::new(full(body));
+                *res.status_mut() = head.status;
+                *res.headers_mut() = headers;
+                Ok(res)
+            }
         }
-        let is_sse = up_parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("text/event-stream"));
-
-        if is_sse {
-            record.status = status.as_u16();
-            let observer = adapter.stream_observer(&call);
-            let body = MeterBody::new(
-                up_body,
-                observer,
-                dialect,
-                record.clone(),
-                self.sink.clone(),
-                call_id.started,
-            );
-            headers.insert(
-                http::header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache"),
-            );
-            let mut res = Response::new(body.boxed_unsync());
-            *res.status_mut() = status;
-            *res.headers_mut() = headers;
-            return Ok(res);
-        }
-
-        let body = read_limited(up_body, MAX_UPSTREAM_BODY_BYTES)
-            .await
-            .map_err(|e| {
-                Error::UpstreamUnreachable(format!("the upstream response broke off: {e}"))
-            })?;
-        let usage = adapter.usage(&call, &body);
-        let body = adapter.response_body(&call, body)?;
-        if let Some(u) = usage {
-            set_usage_headers(&mut headers, &u);
-        }
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        record.status = status.as_u16();
-        record.usage = usage;
-        record.duration_ms = call_id.started.elapsed().as_millis() as u64;
-        self.sink.send(record.clone());
-        let mut res = Response::new(full(body));
-        *res.status_mut() = status;
-        *res.headers_mut() = headers;
-        Ok(res)
     }
 }
 
-fn set_usage_headers(headers: &mut http::HeaderMap, u: &Usage) {
+fn set_model_headers(headers: &mut http::HeaderMap, call: &pai_core::Call, bound: Option<u64>) {
+    if let Ok(v) = HeaderValue::from_str(&call.model) {
+        headers.insert("x-pai-model-id", v);
+    }
+    if let Some(bound) = bound {
+        headers.insert("x-pai-max-output-tokens", HeaderValue::from(bound));
+    }
+}
+
+fn journey_headers(headers: &mut http::HeaderMap, journey: &Journey) {
+    headers.insert("x-pai-retries", HeaderValue::from(journey.retries));
+    if let Some(from) = journey
+        .fell_back_from
+        .as_deref()
+        .and_then(|f| HeaderValue::from_str(f).ok())
+    {
+        headers.insert("x-pai-fell-back-from", from);
+    }
+}
+
+fn set_usage_headers(headers: &mut http::HeaderMap, u: &Usage, cost_pico: Option<u128>) {
     headers.insert("x-pai-input-tokens", HeaderValue::from(u.prompt_tokens()));
     headers.insert("x-pai-output-tokens", HeaderValue::from(u.output));
     headers.insert(
         "x-pai-cached-input-tokens",
         HeaderValue::from(u.cached_input),
     );
-}
-
-/// Parse what policy needs from the body, once.
-fn parse_call(
-    route: Route,
-    dialect: Dialect,
-    bytes: Bytes,
-    parts: &http::request::Parts,
-) -> Result<Call, Error> {
-    let body = JsonObject::from_slice(&bytes)
-        .map_err(|e| Error::invalid(format!("the request body is not a valid JSON object: {e}")))?;
-    let model = match body.get::<String>("model") {
-        Some(Ok(m)) if !m.trim().is_empty() => m,
-        Some(Ok(_)) | None => return Err(Error::invalid_param("model", "model is required")),
-        Some(Err(_)) => return Err(Error::invalid_param("model", "model must be a string")),
-    };
-    let stream = match body.get::<bool>("stream") {
-        None => false,
-        Some(Ok(b)) => b,
-        Some(Err(_)) => {
-            return Err(Error::invalid_param(
-                "stream",
-                "stream must be true or false",
-            ))
-        }
-    };
-    match body.raw("messages") {
-        Some(raw) if raw.get().trim_start().starts_with('[') => {}
-        _ => {
-            return Err(Error::invalid_param(
-                "messages",
-                "messages is required and must be an array",
-            ))
+    if let Some(pico) = cost_pico {
+        let cost = pai_core::Cost { pico_usd: pico };
+        if let Ok(v) = HeaderValue::from_str(&cost.to_string()) {
+            headers.insert("x-pai-cost-usd", v);
         }
     }
-    if route == Route::Messages {
-        match body.get::<u64>("max_tokens") {
-            Some(Ok(n)) if n >= 1 => {}
-            Some(_) => {
-                return Err(Error::invalid_param(
-                    "max_tokens",
-                    "max_tokens must be a positive integer",
-                ))
-            }
-            None => {
-                return Err(Error::invalid_param(
-                    "max_tokens",
-                    "max_tokens: Field required",
-                ))
-            }
-        }
-    }
-    let client_wants_usage = route == Route::ChatCompletions
-        && stream
-        && body
-            .get::<serde_json::Value>("stream_options")
-            .and_then(Result::ok)
-            .and_then(|v| v.get("include_usage").and_then(serde_json::Value::as_bool))
-            == Some(true);
-    Ok(Call {
-        operation: route.operation(),
-        client: dialect,
-        model,
-        stream: stream && route != Route::CountTokens,
-        client_wants_usage,
-        body,
-        headers: forwardable_request_headers(&parts.headers),
-        query: parts.uri.query().map(str::to_owned),
-    })
-}
-
-/// Why a body could not be read whole.
-#[derive(Debug, thiserror::Error)]
-enum ReadError {
-    #[error("body exceeds the limit")]
-    TooLarge,
-    #[error("{0}")]
-    Body(BoxError),
-}
-
-/// Read a body whole, refusing it as soon as it passes `limit` bytes.
-async fn read_limited(mut body: UpstreamBody, limit: usize) -> Result<Bytes, ReadError> {
-    let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(ReadError::Body)?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                return Err(ReadError::TooLarge);
-            }
-            if buf.is_empty() && body.is_end_stream() {
-                return Ok(data);
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(buf.freeze())
 }

@@ -8,13 +8,15 @@ use crate::auth::Principal;
 use crate::body::{full, ResponseBody};
 use crate::timefmt::rfc3339;
 
-use super::policy::models_for;
+use super::policy::models_of;
+use crate::auth::Binding;
 
 pub(crate) fn answer(principal: &Principal, dialect: Dialect) -> Response<ResponseBody> {
-    let provider = &principal.provider;
-    let models = models_for(&provider.resource, &principal.access_key);
-    let created = provider.created_at;
-    let owner = &provider.resource.metadata.name;
+    let models = models_of(principal);
+    let (created, owner) = match &principal.binding {
+        Binding::Provider(p) => (p.created_at, p.resource.metadata.name.clone()),
+        Binding::Agent(a) => (0, a.metadata.name.clone()),
+    };
     let body = match dialect {
         Dialect::Anthropic => {
             let data: Vec<_> = models

@@ -32,6 +32,20 @@ pub(crate) fn check_model(
     key: &AccessKey,
     model: &str,
 ) -> Result<(), Error> {
+    check_provider_model(provider, model)?;
+    let key_models = &key.spec.restrictions.allowed_models;
+    if !key_models.is_empty() && !listed(key_models, model) {
+        return Err(Error::PermissionDenied(format!(
+            "AccessKey {:?} may not use model {model:?}; it may use {}",
+            key.metadata.name,
+            key_models.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse `model` unless the provider offers it.
+pub(crate) fn check_provider_model(provider: &ModelProvider, model: &str) -> Result<(), Error> {
     let pname = &provider.metadata.name;
     let spec = &provider.spec;
     if listed(&spec.denied_models, model) {
@@ -76,14 +90,6 @@ pub(crate) fn check_model(
             message: format!("model {model:?} is not offered by ModelProvider {pname:?}{hint}"),
         });
     }
-    let key_models = &key.spec.restrictions.allowed_models;
-    if !key_models.is_empty() && !listed(key_models, model) {
-        return Err(Error::PermissionDenied(format!(
-            "AccessKey {:?} may not use model {model:?}; it may use {}",
-            key.metadata.name,
-            key_models.join(", ")
-        )));
-    }
     Ok(())
 }
 
@@ -104,6 +110,23 @@ fn offered(provider: &ModelProvider) -> Vec<String> {
     base.into_iter()
         .filter(|m| !m.ends_with('*') && !listed(&spec.denied_models, m))
         .collect()
+}
+
+/// What a principal may name as a model, for `GET /models` and `/me`: for an external key the
+/// provider's models narrowed by the key; for an agent its `provider/model` list and its
+/// ModelBinding names.
+pub(crate) fn models_of(principal: &crate::auth::Principal) -> Vec<String> {
+    match (&principal.binding, &principal.access_key) {
+        (crate::auth::Binding::Provider(p), Some(key)) => models_for(&p.resource, key),
+        (crate::auth::Binding::Provider(p), None) => offered(&p.resource),
+        (crate::auth::Binding::Agent(a), _) => a
+            .spec
+            .models
+            .iter()
+            .chain(a.spec.model_bindings.iter())
+            .cloned()
+            .collect(),
+    }
 }
 
 /// What `key` may use through `provider`, for `GET /models`.

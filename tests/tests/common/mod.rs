@@ -1,0 +1,182 @@
+//! The harness integration tests share: a Gateway on a MemoryStore in front of pai-mock.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use pai_core::resource::{load, AccessKey, Resource};
+use pai_core::{access_key, AccessKeyHasher, BudgetLedger, Store};
+use pai_mock::{MockConfig, MockUpstream};
+use pai_store::MemoryStore;
+use pai_tower::{Gateway, Reliability, ResponseBody};
+
+pub const SECRET: &[u8] = b"integration test secret 32 bytes";
+
+pub struct Harness {
+    pub gateway: Gateway,
+    pub store: Arc<MemoryStore>,
+    pub mock: MockUpstream,
+    pub openai_key: String,
+    pub anthropic_key: String,
+}
+
+/// What a test may change about the harness.
+#[derive(Default)]
+pub struct Options {
+    pub reliability: Option<Reliability>,
+    pub ledger: Option<Arc<dyn BudgetLedger>>,
+    /// Extra YAML applied after the base resources; `{url}` is the mock's URL.
+    pub extra_yaml: String,
+    /// Extra `spec` lines for the `oai` provider (e.g. `fallbacks: [...]`), indented by 2.
+    pub oai_spec: String,
+}
+
+pub async fn harness() -> Harness {
+    harness_with(Options::default()).await
+}
+
+pub async fn harness_with(options: Options) -> Harness {
+    let mock = MockUpstream::start(
+        MockConfig::default()
+            .with_openai_key("sk-real-openai")
+            .with_anthropic_key("sk-real-anthropic"),
+    )
+    .await
+    .unwrap();
+    let url = mock.url();
+    let store = Arc::new(MemoryStore::new());
+    let yaml = format!(
+        r#"
+apiVersion: pai.io/v1
+kind: Secret
+metadata: {{name: keys}}
+data: {{openai: sk-real-openai, anthropic: sk-real-anthropic}}
+---
+apiVersion: pai.io/v1
+kind: ModelProvider
+metadata: {{name: oai}}
+spec:
+  provider: openai
+  endpoint: {url}/v1
+  apiKeySecretRef: {{name: keys, key: openai}}
+  allowedModels: [gpt-4o-mini]
+  externalAccess: {{enabled: true}}
+{oai_spec}
+---
+apiVersion: pai.io/v1
+kind: ModelProvider
+metadata: {{name: ant}}
+spec:
+  provider: anthropic
+  endpoint: {url}
+  apiKeySecretRef: {{name: keys, key: anthropic}}
+  externalAccess: {{enabled: true}}
+"#,
+        oai_spec = options.oai_spec
+    );
+    for r in load(&yaml).unwrap().resources {
+        store.apply(&r).await.unwrap();
+    }
+    if !options.extra_yaml.is_empty() {
+        let extra = options.extra_yaml.replace("{url}", &url);
+        for r in load(&extra).unwrap().resources {
+            store.apply(&r).await.unwrap();
+        }
+    }
+    let hasher = AccessKeyHasher::new(SECRET);
+    let openai_key = mint(&store, &hasher, "k-oai", "oai", None).await;
+    let anthropic_key = mint(&store, &hasher, "k-ant", "ant", None).await;
+    let mut builder = Gateway::builder().store(store.clone()).key_hasher(hasher);
+    if let Some(r) = options.reliability {
+        builder = builder.reliability(r);
+    }
+    if let Some(l) = options.ledger {
+        builder = builder.ledger(l);
+    }
+    let gateway = builder.build().await.unwrap();
+    Harness {
+        gateway,
+        store,
+        mock,
+        openai_key,
+        anthropic_key,
+    }
+}
+
+pub async fn mint(
+    store: &MemoryStore,
+    hasher: &AccessKeyHasher,
+    name: &str,
+    provider: &str,
+    max_tokens_per_day: Option<u64>,
+) -> String {
+    let raw = access_key::generate().unwrap();
+    let mut key: AccessKey = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"modelProvider": provider, "limits": {"maxTokensPerDay": max_tokens_per_day}},
+    }))
+    .unwrap();
+    key.status.key_hash = Some(hasher.hash(&raw).0);
+    store.apply(&Resource::AccessKey(key)).await.unwrap();
+    raw
+}
+
+pub fn openai_request(key: &str, body: serde_json::Value) -> Request<Full<Bytes>> {
+    Request::post("/ext/v1/chat/completions")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+pub fn anthropic_request(key: &str, body: serde_json::Value) -> Request<Full<Bytes>> {
+    Request::post("/ext/v1/messages?beta=true")
+        .header("x-api-key", key)
+        .header("anthropic-version", "2023-06-01")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+pub async fn collect(
+    res: http::Response<ResponseBody>,
+) -> (StatusCode, http::HeaderMap, Vec<Bytes>) {
+    let (parts, mut body) = res.into_parts();
+    let mut frames = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    frames.push(data);
+                }
+            }
+            Err(e) => panic!("body error: {e}"),
+        }
+    }
+    (parts.status, parts.headers, frames)
+}
+
+/// Wait (boundedly) for the call recorder to write `n` records.
+pub async fn records(store: &MemoryStore, n: usize) -> Vec<pai_core::CallRecord> {
+    for _ in 0..500 {
+        let calls = store.recent_calls(100_000).await.unwrap();
+        if calls.len() >= n {
+            return calls;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    store.recent_calls(100_000).await.unwrap()
+}
+
+/// Reliability settings fast enough for tests.
+pub fn fast() -> Reliability {
+    Reliability {
+        backoff_base: Duration::from_millis(5),
+        backoff_cap: Duration::from_millis(20),
+        ..Reliability::default()
+    }
+}
