@@ -6,7 +6,11 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use pai_core::SystemClock;
+use pai_store::MemoryLedger;
 
 use futures::StreamExt;
 use pai_mock::{MockConfig, MockUpstream};
@@ -278,14 +282,21 @@ async fn a_full_queue_answers_503() {
 /// Every request with a random fault ends in a correct answer or a well-formed error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos() {
+    let ledger = Arc::new(MemoryLedger::new(Arc::new(SystemClock)));
     let h = harness_with(Options {
         reliability: Some(Reliability {
             idle_timeout: Duration::from_millis(500),
             ..fast()
         }),
+        ledger: Some(ledger.clone()),
         ..Options::default()
     })
     .await;
+    // Keys with a (large) daily budget, so every call reserves and must settle.
+    let hasher = pai_core::AccessKeyHasher::new(common::SECRET);
+    let openai_key = common::mint(&h.store, &hasher, "chaos-oai", "oai", Some(1 << 40)).await;
+    let anthropic_key = common::mint(&h.store, &hasher, "chaos-ant", "ant", Some(1 << 40)).await;
+    h.gateway.reload().await.unwrap();
     const N: usize = 2000;
     let faults = [
         "",
@@ -311,13 +322,13 @@ async fn chaos() {
         let content = format!("call {i} {fault} [mock:words=5]");
         let req = if anthropic {
             anthropic_request(
-                &h.anthropic_key,
+                &anthropic_key,
                 serde_json::json!({"model": "claude-sonnet-4-6", "max_tokens": 50, "stream": stream,
                     "messages": [{"role": "user", "content": content}]}),
             )
         } else {
             openai_request(
-                &h.openai_key,
+                &openai_key,
                 serde_json::json!({"model": "gpt-4o-mini", "stream": stream,
                     "messages": [{"role": "user", "content": content}]}),
             )
@@ -389,4 +400,16 @@ async fn chaos() {
     println!("chaos: {N} requests: {answered} answered, {failed} refused with a status, {in_band} ended with an in-band error");
     assert_eq!(answered + failed + in_band, N);
     assert_eq!(records(&h.store, N).await.len(), N, "every call recorded");
+    // Settles are spawned as responses end; afterwards no reservation may be left open.
+    for _ in 0..200 {
+        if ledger.open_reservations().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        ledger.open_reservations().len(),
+        0,
+        "open reservations after chaos"
+    );
 }

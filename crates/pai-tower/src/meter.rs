@@ -98,6 +98,9 @@ pub(crate) struct MeterParts {
     pub sink: CallSink,
     pub started: Instant,
     pub deadline: Instant,
+    /// The input estimated before the call (0 when nothing needed it), charged when a stream is
+    /// cut before upstream reported its usage.
+    pub estimated_input: u64,
 }
 
 /// Finishes a call exactly once, even if the body is dropped mid-stream.
@@ -105,22 +108,40 @@ struct Meter {
     observer: Box<dyn StreamObserver>,
     record: Option<CallRecord>,
     parts: MeterParts,
+    /// Content deltas passed to the client: at least one token each.
+    deltas: u64,
 }
 
 impl Meter {
-    fn cost(&self) -> Option<Cost> {
-        let usage = self.observer.usage()?;
-        let model = self.record.as_ref().map(|r| r.model.as_str())?;
+    /// What `usage` of this call's model costs, if the model has a price.
+    fn cost(&self, model: &str, usage: &pai_core::Usage) -> Option<Cost> {
         let price = self.parts.prices.as_ref()?.price(model)?;
-        Some(price.cost(&usage))
+        Some(price.cost(usage))
+    }
+
+    /// The usage to charge. Upstreams report usage at the end of a stream (OpenAI) or only
+    /// partly before it (Anthropic's output count), so a stream cut short — client gone,
+    /// upstream broken or silent — is charged at least one token per content delta the client
+    /// got, and the estimated input when upstream never said.
+    fn usage(&self, cut_short: bool) -> Option<pai_core::Usage> {
+        let reported = self.observer.usage();
+        if !cut_short {
+            return reported;
+        }
+        let mut u = reported.unwrap_or_default();
+        u.output = u.output.max(self.deltas);
+        if u.prompt_tokens() == 0 {
+            u.input = self.parts.estimated_input;
+        }
+        (u.total_tokens() > 0 || reported.is_some()).then_some(u)
     }
 
     fn finish(&mut self, error: Option<String>) {
         let Some(mut record) = self.record.take() else {
             return;
         };
-        let usage = self.observer.usage();
-        let cost = self.cost();
+        let usage = self.usage(error.is_some());
+        let cost = usage.and_then(|u| self.cost(&record.model, &u));
         record.usage = usage;
         record.cost_pico_usd = cost.map(|c| c.pico_usd);
         record.error = error.or_else(|| self.observer.stream_error());
@@ -141,7 +162,8 @@ impl Meter {
             "output_tokens": usage.output,
             "cached_input_tokens": usage.cached_input,
         });
-        if let Some(cost) = self.cost() {
+        let model = self.record.as_ref().map(|r| r.model.as_str()).unwrap_or("");
+        if let Some(cost) = self.cost(model, &usage) {
             v["cost_usd"] = serde_json::Value::String(cost.to_string());
         }
         Bytes::from(format!(": pai-usage {v}\n\n"))
@@ -198,6 +220,7 @@ impl MeterBody {
                 observer,
                 record: Some(record),
                 parts,
+                deltas: 0,
             },
             client,
             ended: false,
@@ -214,7 +237,7 @@ impl MeterBody {
                 action,
                 event.raw,
                 &mut body.pending,
-                &body.meter,
+                &mut body.meter,
                 &mut body.comment_sent,
             );
         }
@@ -253,11 +276,34 @@ fn is_terminal(bytes: &[u8]) -> bool {
         || (text.starts_with("event:") && text[6..].trim_start().starts_with("message_stop"))
 }
 
+/// Whether an event going to the client carries generated content (text, tool arguments,
+/// thinking) — a cheap byte search, no parsing.
+fn is_content_delta(bytes: &[u8]) -> bool {
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    if has(b"_delta\"") {
+        return has(b"\"text_delta\"")
+            || has(b"\"input_json_delta\"")
+            || has(b"\"thinking_delta\"");
+    }
+    if !has(b"\"delta\"") {
+        return false;
+    }
+    // OpenAI chunks: a non-empty content or arguments string.
+    [&b"\"content\":\""[..], &b"\"arguments\":\""[..]]
+        .iter()
+        .any(|needle| {
+            bytes
+                .windows(needle.len())
+                .position(|w| w == *needle)
+                .is_some_and(|at| bytes.get(at + needle.len()) != Some(&b'"'))
+        })
+}
+
 fn dispatch(
     action: EventAction,
     raw: Bytes,
     pending: &mut VecDeque<Bytes>,
-    meter: &Meter,
+    meter: &mut Meter,
     comment_sent: &mut bool,
 ) {
     let bytes = match action {
@@ -265,6 +311,9 @@ fn dispatch(
         EventAction::Drop => return,
         EventAction::Replace(bytes) => bytes,
     };
+    if is_content_delta(&bytes) {
+        meter.deltas += 1;
+    }
     if !*comment_sent && is_terminal(&bytes) {
         pending.push_back(meter.usage_comment());
         *comment_sent = true;
@@ -408,5 +457,25 @@ mod tests {
         ));
         assert!(!is_terminal(b"event: message_delta\ndata: {}\n\n"));
         assert!(!is_terminal(b"data: {\"choices\":[]}\n\n"));
+    }
+
+    #[test]
+    fn content_deltas_are_recognised() {
+        assert!(is_content_delta(
+            br#"event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" hi"}}"#
+        ));
+        assert!(is_content_delta(
+            br#"data: {"choices":[{"index":0,"delta":{"content":" hi"}}]}"#
+        ));
+        assert!(is_content_delta(br#"data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"a"}}]}}]}"#));
+        assert!(!is_content_delta(
+            br#"data: {"choices":[{"delta":{"role":"assistant","content":""}}]}"#
+        ));
+        assert!(!is_content_delta(
+            br#"event: message_delta
+data: {"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#
+        ));
+        assert!(!is_content_delta(b"event: ping\ndata: {}\n\n"));
     }
 }

@@ -33,6 +33,8 @@ pub struct Options {
     pub extra_yaml: String,
     /// Extra `spec` lines for the `oai` provider (e.g. `fallbacks: [...]`), indented by 2.
     pub oai_spec: String,
+    /// Price calls with the built-in table.
+    pub prices: bool,
 }
 
 pub async fn harness() -> Harness {
@@ -96,6 +98,9 @@ spec:
     }
     if let Some(l) = options.ledger {
         builder = builder.ledger(l);
+    }
+    if options.prices {
+        builder = builder.prices(Arc::new(pai_core::price::SharedPrices::default()));
     }
     let gateway = builder.build().await.unwrap();
     Harness {

@@ -313,6 +313,7 @@ impl Inner {
                         sink: self.sink.clone(),
                         started: call_id.started,
                         deadline,
+                        estimated_input,
                     };
                     return self.respond(
                         answer,
