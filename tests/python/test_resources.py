@@ -36,3 +36,18 @@ spec:
     bad = gateway.cli("apply", "-f", "-", input="apiVersion: pai.io/v1\nkind: Agent\nmetadata: {name: x}\nspec: {modles: [a/b]}\n", check=False)
     assert bad.returncode != 0
     assert "did you mean models" in bad.stderr + bad.stdout
+
+
+def test_a_key_can_only_narrow_its_provider(gateway):
+    bad = gateway.cli(
+        "access-key", "create", "--name", "too-wide", "--model-provider", "local-openai",
+        "--allowed-model", "gpt-4o-mini", "--allowed-model", "gpt-5", check=False,
+    )
+    assert bad.returncode != 0
+    assert "gpt-5" in bad.stderr and "only narrow" in bad.stderr
+    denied = gateway.cli(
+        "access-key", "create", "--name", "denied-model", "--model-provider", "local-openai",
+        "--allowed-model", "gpt-4o", check=False,
+    )
+    assert denied.returncode != 0, "gpt-4o is in the provider's deniedModels"
+    assert "too-wide" not in gateway.cli("get", "access-keys").stdout

@@ -57,6 +57,7 @@ pub use call_id::{CallId, CallIdLayer, CallIdService};
 pub use gateway::{BuildError, Gateway, GatewayBuilder};
 pub use meter::CallSink;
 pub use price_watch::PriceFileWatcher;
+pub use proxy::policy::check_provider_model;
 pub use proxy::Proxy;
 pub use reliability::Reliability;
 pub use route::Route;

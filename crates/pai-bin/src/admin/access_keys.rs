@@ -132,6 +132,20 @@ async fn check_target(state: &AdminState, spec: &AccessKeySpec) -> Result<Vec<St
             ));
         };
         if let Resource::ModelProvider(p) = stored.resource {
+            // A key's restrictions can only narrow what its provider offers.
+            for model in spec
+                .restrictions
+                .allowed_models
+                .iter()
+                .filter(|m| !m.ends_with('*'))
+            {
+                if let Err(e) = pai_tower::check_provider_model(&p, model) {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("--allowed-model {model:?} is outside what ModelProvider {provider:?} offers, and a key can only narrow it: {e}"),
+                    ));
+                }
+            }
             if !p.spec.external_access.enabled {
                 warnings.push(format!(
                     "ModelProvider {provider:?} has externalAccess.enabled false: this key is refused until it is enabled"

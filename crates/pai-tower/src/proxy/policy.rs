@@ -44,8 +44,10 @@ pub(crate) fn check_model(
     Ok(())
 }
 
-/// Refuse `model` unless the provider offers it.
-pub(crate) fn check_provider_model(provider: &ModelProvider, model: &str) -> Result<(), Error> {
+/// Refuse `model` unless the provider offers it: not denied, and in its `allowedModels`, or —
+/// when that list is empty — in pai's catalogue (custom endpoints need the list). The error
+/// names close matches.
+pub fn check_provider_model(provider: &ModelProvider, model: &str) -> Result<(), Error> {
     let pname = &provider.metadata.name;
     let spec = &provider.spec;
     if listed(&spec.denied_models, model) {
