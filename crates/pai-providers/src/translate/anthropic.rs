@@ -59,11 +59,28 @@ pub(crate) fn read_request(body: &Map<String, Value>) -> Result<Request, Error> 
         let role = match str_field(message, "role") {
             Some("user") => Role::User,
             Some("assistant") => Role::Assistant,
+            // Claude Code puts a system message inside `messages` for models it does not know
+            // (a beta the real API accepts); it joins the system prompt.
+            Some("system") => {
+                let text = match message.get("content") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Array(blocks)) => blocks
+                        .iter()
+                        .filter_map(|b| str_field(b, "text"))
+                        .collect::<Vec<_>>()
+                        .join("\n\n"),
+                    _ => String::new(),
+                };
+                if !text.is_empty() {
+                    req.system.push(text);
+                }
+                continue;
+            }
             other => {
                 return Err(Error::invalid_param(
                     "messages",
                     format!(
-                        "messages.role must be \"user\" or \"assistant\", not {:?}",
+                        "messages.role must be \"user\", \"assistant\" or \"system\", not {:?}",
                         other.unwrap_or("")
                     ),
                 ))

@@ -949,3 +949,30 @@ data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded. Please try
     );
     assert!(!out.contains("[DONE]"));
 }
+
+#[test]
+fn a_system_message_inside_messages_joins_the_system_prompt() {
+    // What Claude Code sends for a model name it does not know.
+    let c = call(
+        Dialect::Anthropic,
+        json!({
+            "model": "gpt-4o-mini",
+            "max_tokens": 100,
+            "system": "You are Claude Code.",
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": [{"type": "text", "text": "Tools changed.", "cache_control": {"type": "ephemeral"}}]}
+            ]
+        }),
+    );
+    let body = json_of(to_openai(&c, "max_tokens").unwrap());
+    let messages = body["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["role"], "system");
+    let system = messages[0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("You are Claude Code.") && system.contains("Tools changed."),
+        "{system}"
+    );
+    assert_eq!(messages.iter().filter(|m| m["role"] == "system").count(), 1);
+    assert_eq!(messages[1]["role"], "user");
+}
