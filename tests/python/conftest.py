@@ -26,6 +26,8 @@ MOCK = os.environ.get("PAI_MOCK_BIN", str(TARGET / "pai-mock"))
 
 OPENAI_UPSTREAM_KEY = "sk-upstream-openai-REALKEY-0001"
 ANTHROPIC_UPSTREAM_KEY = "sk-ant-upstream-REALKEY-0002"
+GEMINI_UPSTREAM_KEY = "AIza-upstream-gemini-REALKEY-0003"
+AZURE_UPSTREAM_KEY = "azure-upstream-REALKEY-0004"
 ADMIN_TOKEN = "pai_admin_test_token_0123456789"
 
 
@@ -225,6 +227,10 @@ def mock(logs_dir) -> Mock:
             OPENAI_UPSTREAM_KEY,
             "--anthropic-key",
             ANTHROPIC_UPSTREAM_KEY,
+            "--gemini-key",
+            GEMINI_UPSTREAM_KEY,
+            "--azure-key",
+            AZURE_UPSTREAM_KEY,
         ],
         logs_dir / "mock.log",
     )

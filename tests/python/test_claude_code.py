@@ -85,3 +85,65 @@ def test_three_command_onboarding_with_claude_code(gateway, tmp_path):
     assert out["is_error"] is False, out
     assert out["result"].startswith("mock reply:")
     assert out["usage"]["output_tokens"] == 5
+
+
+# An OpenAI-compatible server (vLLM, say) may serve a model under a Claude-like name. Claude Code
+# treats the two kinds of name differently: for a name it does not recognise it also sends its
+# environment notes as a mid-conversation message with role "system" inside `messages`, which
+# pai must translate (into an OpenAI system message) rather than refuse.
+@pytest.mark.skipif(not CLAUDE.exists() and not os.environ.get("CI"), reason="Claude Code not installed (scripts/test installs it)")
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-sonnet-4-6"])
+def test_claude_code_through_pai_to_an_openai_compatible_upstream(gateway, mock, tmp_path, model):
+    """Claude Code speaks Anthropic; the upstream speaks OpenAI: pai translates both ways."""
+    from conftest import OPENAI_UPSTREAM_KEY
+
+    gateway.apply(
+        f"""
+apiVersion: pai.io/v1
+kind: ModelProvider
+metadata: {{name: cc-openai}}
+spec:
+  provider: openai
+  endpoint: {mock.url}/v1
+  apiKeySecretRef: {{name: openai-upstream}}
+  allowedModels: [gpt-4o-mini, claude-sonnet-4-6]
+  externalAccess: {{enabled: true}}
+"""
+    )
+    raw_key = gateway.keys.get("cc-openai-dev") or gateway.mint("cc-openai-dev", "cc-openai")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "ANTHROPIC_BASE_URL": gateway.url + "/ext",
+        "ANTHROPIC_API_KEY": "sk-ant-api03-pak-" + raw_key[len("pak_"):] + "-AA",
+        "ANTHROPIC_MODEL": model,
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
+        "ANTHROPIC_SMALL_FAST_MODEL": model,
+        "CLAUDE_CODE_MAX_RETRIES": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+    }
+    before = len(mock.requests())
+    result = subprocess.run(
+        [str(CLAUDE), "-p", "Say hi [mock:words=7]", "--output-format", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = json.loads(result.stdout)
+    assert out["is_error"] is False, out
+    assert out["result"].startswith("mock reply:"), out
+    assert out["usage"]["output_tokens"] == 7
+    # It reached the OpenAI upstream, translated, with the real key.
+    calls = [r for r in mock.requests()[before:] if r["path"] == "/v1/chat/completions"]
+    assert calls
+    assert not [r for r in mock.requests()[before:] if r["path"].startswith("/v1/messages")]
+    for r in calls:
+        assert headers_of(r)["authorization"] == f"Bearer {OPENAI_UPSTREAM_KEY}"
+        assert r["json"]["model"] == model
+        assert "pak" not in json.dumps(r["headers"])

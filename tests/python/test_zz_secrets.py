@@ -2,11 +2,11 @@
 
 import pathlib
 
-from conftest import ANTHROPIC_UPSTREAM_KEY, OPENAI_UPSTREAM_KEY
+from conftest import ANTHROPIC_UPSTREAM_KEY, AZURE_UPSTREAM_KEY, GEMINI_UPSTREAM_KEY, OPENAI_UPSTREAM_KEY
 
 
 def test_no_provider_key_or_access_key_in_the_store_or_the_logs(gateway, logs_dir):
-    secrets = [OPENAI_UPSTREAM_KEY, ANTHROPIC_UPSTREAM_KEY, *gateway.keys.values()]
+    secrets = [OPENAI_UPSTREAM_KEY, ANTHROPIC_UPSTREAM_KEY, GEMINI_UPSTREAM_KEY, AZURE_UPSTREAM_KEY, *gateway.keys.values()]
     # Strip the pak_ prefix too: a key body alone is as good as the key.
     secrets += [k[len("pak_"):] for k in gateway.keys.values()]
     files = [p for p in pathlib.Path(gateway.data_dir).rglob("*") if p.is_file()]

@@ -15,7 +15,7 @@ use crate::sse::{Event, Phase, Script};
 pub(crate) struct Anthropic;
 
 impl Dialect for Anthropic {
-    fn authorize(config: &MockConfig, headers: &HeaderMap) -> Result<(), Refusal> {
+    fn authorize(&self, config: &MockConfig, headers: &HeaderMap) -> Result<(), Refusal> {
         if config.require_anthropic_version && !headers.contains_key("anthropic-version") {
             return Err(invalid("anthropic-version: header is required"));
         }
@@ -37,13 +37,13 @@ impl Dialect for Anthropic {
         }
     }
 
-    fn malformed(error: &serde_json::Error) -> MockResponse {
+    fn malformed(&self, error: &serde_json::Error) -> MockResponse {
         *invalid(&format!(
             "There was an issue with the request body: {error}"
         ))
     }
 
-    fn read_prompt(request: &Value) -> Result<Prompt, Refusal> {
+    fn read_prompt(&self, request: &Value) -> Result<Prompt, Refusal> {
         let prompt = read_counted(request)?;
         match &request["max_tokens"] {
             Value::Null => Err(invalid("max_tokens: Field required")),
@@ -52,7 +52,7 @@ impl Dialect for Anthropic {
         }
     }
 
-    fn failure(status: StatusCode) -> MockResponse {
+    fn failure(&self, status: StatusCode) -> MockResponse {
         let (kind, message) = match status.as_u16() {
             400 => (
                 "invalid_request_error",
@@ -86,7 +86,7 @@ impl Dialect for Anthropic {
         error(status, kind, message)
     }
 
-    fn complete(reply: &Reply, prompt: &Prompt) -> Value {
+    fn complete(&self, reply: &Reply, prompt: &Prompt) -> Value {
         let (content, stop_reason) = match &reply.body {
             ReplyBody::Text { .. } => (json!({"type": "text", "text": reply.text()}), "end_turn"),
             ReplyBody::Tool { name } => (
@@ -116,7 +116,7 @@ impl Dialect for Anthropic {
         })
     }
 
-    fn stream(reply: &Reply, prompt: &Prompt) -> Script {
+    fn stream(&self, reply: &Reply, prompt: &Prompt) -> Script {
         let usage = reply.usage;
         let message_start = json!({
             "type": "message_start",
@@ -194,6 +194,7 @@ impl Dialect for Anthropic {
                 "error",
                 &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
             ),
+            crlf: false,
         }
     }
 }
@@ -334,7 +335,7 @@ mod tests {
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "sunny"}]},
             ],
         });
-        let prompt = Anthropic::read_prompt(&request).ok().unwrap();
+        let prompt = Anthropic.read_prompt(&request).ok().unwrap();
         assert_eq!(prompt.chars, 8 + 11 + 5);
         assert_eq!(prompt.directive_text, "");
         assert_eq!(crate::prompt::input_tokens(prompt.chars), 6);

@@ -13,37 +13,39 @@ use crate::response::{self, MockResponse, Refusal};
 use crate::sse::{self, Pacing, Script};
 use crate::state::Shared;
 
-/// What differs between the OpenAI and Anthropic wire formats. A refusal is a response in the
-/// dialect's error shape.
+/// What differs between the wire formats (OpenAI, Anthropic, Gemini, Azure OpenAI). A dialect
+/// value carries what the path said (Gemini's model, Azure's deployment); a refusal is a
+/// response in the dialect's error shape.
 pub(crate) trait Dialect {
     /// Checks the request's key against the configured one.
-    fn authorize(config: &MockConfig, headers: &HeaderMap) -> Result<(), Refusal>;
+    fn authorize(&self, config: &MockConfig, headers: &HeaderMap) -> Result<(), Refusal>;
     /// The 400 for a body that is not JSON.
-    fn malformed(error: &serde_json::Error) -> MockResponse;
+    fn malformed(&self, error: &serde_json::Error) -> MockResponse;
     /// Validates a request like the real API and reads what the reply depends on.
-    fn read_prompt(request: &Value) -> Result<Prompt, Refusal>;
+    fn read_prompt(&self, request: &Value) -> Result<Prompt, Refusal>;
     /// The error a `status=S` directive answers with.
-    fn failure(status: StatusCode) -> MockResponse;
+    fn failure(&self, status: StatusCode) -> MockResponse;
     /// The whole answer of a non-streaming request.
-    fn complete(reply: &Reply, prompt: &Prompt) -> Value;
+    fn complete(&self, reply: &Reply, prompt: &Prompt) -> Value;
     /// The events of a streaming answer.
-    fn stream(reply: &Reply, prompt: &Prompt) -> Script;
+    fn stream(&self, reply: &Reply, prompt: &Prompt) -> Script;
 }
 
-/// Answers one chat completion request in dialect `D`.
+/// Answers one chat completion request in `dialect`.
 pub(crate) async fn complete<D: Dialect>(
+    dialect: &D,
     shared: &Shared,
     headers: &HeaderMap,
     body: &[u8],
 ) -> MockResponse {
-    if let Err(refusal) = D::authorize(&shared.config, headers) {
+    if let Err(refusal) = dialect.authorize(&shared.config, headers) {
         return *refusal;
     }
     let request: Value = match serde_json::from_slice(body) {
         Ok(request) => request,
-        Err(error) => return D::malformed(&error),
+        Err(error) => return dialect.malformed(&error),
     };
-    let prompt = match D::read_prompt(&request) {
+    let prompt = match dialect.read_prompt(&request) {
         Ok(prompt) => prompt,
         Err(refusal) => return *refusal,
     };
@@ -54,7 +56,7 @@ pub(crate) async fn complete<D: Dialect>(
     if let Some(status) = directives.status.filter(|_| failing) {
         tokio::time::sleep(directives.delay).await;
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = D::failure(status);
+        let mut response = dialect.failure(status);
         if let Some(seconds) = directives.retry_after {
             response
                 .headers_mut()
@@ -66,7 +68,7 @@ pub(crate) async fn complete<D: Dialect>(
     let reply = Reply::plan(&prompt, &directives, shared.next_seq());
     if prompt.stream {
         let body = sse::spawn(
-            D::stream(&reply, &prompt),
+            dialect.stream(&reply, &prompt),
             Pacing::new(&directives, failing),
         );
         return response::event_stream(body);
@@ -78,5 +80,5 @@ pub(crate) async fn complete<D: Dialect>(
         *response.body_mut() = sse::reset_body();
         return response;
     }
-    response::json(StatusCode::OK, &D::complete(&reply, &prompt))
+    response::json(StatusCode::OK, &dialect.complete(&reply, &prompt))
 }

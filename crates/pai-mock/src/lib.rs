@@ -1,5 +1,6 @@
-//! A mock LLM upstream: real HTTP on loopback that speaks OpenAI Chat Completions and Anthropic
-//! Messages, streams, counts tokens deterministically, and fails on demand.
+//! A mock LLM upstream: real HTTP on loopback that speaks OpenAI Chat Completions, Anthropic
+//! Messages, Gemini `generateContent` and Azure OpenAI, streams, counts tokens
+//! deterministically, and fails on demand.
 //!
 //! The Rust integration tests (`tests`), the benchmarks (`benches`) and the Python SDK tests
 //! point the gateway's providers at it. Start it in-process with [`MockUpstream::start`], or run
@@ -47,6 +48,10 @@
 //! | `POST /v1/chat/completions`, `POST /chat/completions` | OpenAI | `Authorization: Bearer` |
 //! | `POST /v1/messages` (any query, e.g. `?beta=true`) | Anthropic | `x-api-key` or `Authorization: Bearer` |
 //! | `POST /v1/messages/count_tokens` → `{"input_tokens": N}` | Anthropic | same |
+//! | `POST /v1beta/models/{model}:generateContent`, `…:streamGenerateContent?alt=sse` (also under `/v1/`) | Gemini | `x-goog-api-key` or `?key=` |
+//! | `GET /v1beta/models` → `{"models":[{"name":"models/…",…}]}` | Gemini | same |
+//! | `POST /openai/deployments/{deployment}/chat/completions?api-version=V` | Azure OpenAI (classic) | `api-key` |
+//! | `POST /openai/v1/chat/completions` (`model` = deployment) | Azure OpenAI (v1) | `api-key` or `Authorization: Bearer` |
 //! | `GET /v1/models`, `GET /models` | Anthropic if the request has `anthropic-version` or `x-api-key`, else OpenAI | that dialect's |
 //! | `GET /_mock/requests` → JSON array of [`RecordedRequest::to_json`] | — | none |
 //! | `POST /_mock/reset` → forgets the record and the `times` counts | — | none |
@@ -57,7 +62,21 @@
 //! with the wrong method a 405; a body that is not JSON, or lacks a required field (`model`,
 //! `messages`, and for Anthropic `max_tokens`), is a 400 worded like the real API. All errors
 //! use the dialect's shape: OpenAI `{"error":{"message","type","param","code"}}`, Anthropic
-//! `{"type":"error","error":{"type","message"}}`. Bodies over 32 MiB get a 413.
+//! `{"type":"error","error":{"type","message"}}`, Gemini `{"error":{"code","message","status"}}`
+//! (`status` the `google.rpc` name: 400 `INVALID_ARGUMENT`, 403 `PERMISSION_DENIED`, 429
+//! `RESOURCE_EXHAUSTED`, 503 `UNAVAILABLE`, …), and Azure's front door
+//! `{"error":{"code","message"}}` for 401, 403, 404 and 429 (its other errors are OpenAI's).
+//! Bodies over 32 MiB get a 413.
+//!
+//! Gemini: a wrong key is the real `400 INVALID_ARGUMENT` "API key not valid" with
+//! `reason: API_KEY_INVALID` in `details`; a missing one a `403 PERMISSION_DENIED`. The body is
+//! proto JSON: an unknown field (top level or in `generationConfig`; camelCase and snake_case
+//! both accepted) is a 400 `Unknown name "…": Cannot find field.`, as is a missing `contents`, a
+//! content with no `parts`, or a role other than `user`, `model` (or `function`).
+//!
+//! Azure: a classic path without `api-version` is `404 {"code":"404","message":"Resource not
+//! found"}`, one that is not `YYYY-MM-DD[-preview]` a 400; a wrong key is a 401; the v1 route
+//! without `model` is a 404 `DeploymentNotFound`.
 //!
 //! Every request except `/_mock/…` is recorded with its method, path, query, headers and body;
 //! read them with [`MockUpstream::requests`] and [`MockUpstream::calls`].
@@ -81,6 +100,17 @@
 //!   `system_fingerprint` is `fp_mock`.
 //! - Anthropic: `input_tokens` excludes the cache; `cache_read_input_tokens` = `cached`,
 //!   `cache_creation_input_tokens` = `cache_write`. Ids are `msg_mock_N`, `toolu_mock_N`.
+//! - Gemini: `usageMetadata.promptTokenCount` = input + `cached` + `cache_write` (it includes
+//!   cached tokens), `cachedContentTokenCount` = `cached` (absent when 0),
+//!   `candidatesTokenCount` = output, `totalTokenCount` = prompt + output. The response has
+//!   `modelVersion` = the path's model and `responseId` `mock-response-N`; a tool call is a
+//!   `functionCall` part `{"name", "args": {"city": "Paris"}}` with `finishReason` `STOP`, as
+//!   Gemini has no tool-call finish reason. Counted input: `systemInstruction` and every text
+//!   part, and the strings inside `functionResponse.response`.
+//! - Azure: the OpenAI body, but `model` is the model behind the deployment:
+//!   `gpt-4o-mini-2024-07-18` if the deployment's name contains `mini`, else
+//!   `gpt-4o-2024-11-20`; `prompt_filter_results` and per-choice `content_filter_results` are
+//!   added.
 //! - `N` counts replies from 1 per mock (it is not reset by `/_mock/reset`).
 //!
 //! OpenAI streams are `data: {chunk}` events without names: a first chunk with delta
@@ -94,45 +124,58 @@
 //! (`text_delta`) per word, `content_block_stop`, `message_delta` (`stop_reason: end_turn`,
 //! `usage: {"output_tokens": O}`, cumulative), `message_stop`.
 //!
+//! Gemini streams (`alt=sse`) are `data: {json}\r\n\r\n`, always CRLF, with no event names and
+//! no terminator: one `GenerateContentResponse` per word, the last also carrying
+//! `finishReason: "STOP"` (a tool call is one chunk with the whole `functionCall`), each with
+//! `usageMetadata` as running totals (`candidatesTokenCount` = words so far). Without
+//! `alt=sse` the same chunks come as one JSON array.
+//!
+//! Azure streams are OpenAI's, opened by a chunk with `"choices":[]`, empty `id`, `model` and
+//! `object`, `prompt_filter_results`, and no `usage` key, which is not the usage chunk; every
+//! choice carries `content_filter_results`.
+//!
 //! # Directives
 //!
 //! Directives are read from the text of the last user turn: the last message with role `user`
 //! (string content, or its `text` parts/blocks; never tool results). In OpenAI requests a
 //! `tool` message also counts as a user turn, so after a tool result there are no directives,
 //! exactly as once the conversation is translated into Anthropic's user turn of `tool_result`
-//! blocks. A directive group is `[mock:` comma-separated `key=value` items or bare flags `]`;
+//! blocks. In Gemini requests the last content with role `user` (or none) or `function` is the
+//! user turn; its `text` parts carry the directives, so a turn of `functionResponse` parts has none. A directive group is `[mock:` comma-separated `key=value` items or bare flags `]`;
 //! a prompt may hold several groups, and later values win. Unknown keys and unreadable values
 //! are ignored.
 //!
 //! | Directive | Effect |
 //! |---|---|
-//! | `status=S` | Answer HTTP `S` (400–599) with the dialect's real error body instead of a reply, also for stream requests. Anthropic types: 400 `invalid_request_error`, 401 `authentication_error`, 403 `permission_error`, 404 `not_found_error`, 413 `request_too_large`, 429 `rate_limit_error`, 504 `timeout_error`, 529 `overloaded_error` (message `Overloaded`), other 5xx `api_error`. OpenAI: 401 `invalid_request_error`/`invalid_api_key`, 403 `request_forbidden`, 404 `invalid_request_error`/`model_not_found`, 429 type `requests` code `rate_limit_exceeded`, every 5xx `server_error`, other 4xx `invalid_request_error`. |
+//! | `status=S` | Answer HTTP `S` (400–599) with the dialect's real error body instead of a reply, also for stream requests. Anthropic types: 400 `invalid_request_error`, 401 `authentication_error`, 403 `permission_error`, 404 `not_found_error`, 413 `request_too_large`, 429 `rate_limit_error`, 504 `timeout_error`, 529 `overloaded_error` (message `Overloaded`), other 5xx `api_error`. OpenAI: 401 `invalid_request_error`/`invalid_api_key`, 403 `request_forbidden`, 404 `invalid_request_error`/`model_not_found`, 429 type `requests` code `rate_limit_exceeded`, every 5xx `server_error`, other 4xx `invalid_request_error`. Gemini: the `google.rpc` status of the code (503 `UNAVAILABLE` "The model is overloaded…", 429 `RESOURCE_EXHAUSTED`, other 5xx `INTERNAL`). Azure: 401, 403, 404 (`DeploymentNotFound`) and 429 in its front door's shape, the rest OpenAI's. |
 //! | `retry_after=N` | With `status`, add the header `retry-after: N`. |
 //! | `times=N` | Fail (`status`, `midstream_error`, `reset_after`) only on the first `N` calls carrying the same directive text; later calls succeed. Counted per exact directive string (all groups, as written) across both dialects, until `/_mock/reset` or [`MockUpstream::clear`]. Without it every call fails. |
 //! | `words=N` | Reply with `N` words (0 to 100 000; `mock reply:` are the first two). |
 //! | `cached=N` | Report `N` cache-read tokens. |
 //! | `cache_write=N` | Report `N` cache-write tokens (Anthropic `cache_creation_input_tokens`; in OpenAI part of `prompt_tokens`). |
-//! | `tool` | If the request offers `tools`, call the first one with arguments `{"city":"Paris"}`: OpenAI `message.tool_calls` with `finish_reason` `tool_calls` (stream: the first chunk's delta carries the role and `tool_calls[{index:0,id,type,function:{name,arguments:""}}]`, then three chunks of `function.arguments` pieces); Anthropic a `tool_use` block with `stop_reason` `tool_use` (stream: `content_block_start` of the `tool_use`, then three `input_json_delta` `partial_json` pieces). |
+//! | `tool` | If the request offers `tools` (Gemini: `functionDeclarations`), call the first one with arguments `{"city":"Paris"}`: Gemini a `functionCall` part (stream: in one chunk, 3 output tokens); OpenAI `message.tool_calls` with `finish_reason` `tool_calls` (stream: the first chunk's delta carries the role and `tool_calls[{index:0,id,type,function:{name,arguments:""}}]`, then three chunks of `function.arguments` pieces); Anthropic a `tool_use` block with `stop_reason` `tool_use` (stream: `content_block_start` of the `tool_use`, then three `input_json_delta` `partial_json` pieces). |
 //! | `delay_ms=N` | Sleep `N` ms before each stream event, and before a whole (non-stream or error) response. |
 //! | `ttfb_ms=N` | Sleep `N` ms before sending the response head. |
 //! | `stall_ms=N` | In a stream, send nothing for `N` ms after the first content event, then go on. |
 //! | `split` | Write every stream event in up to three pieces, 1 ms apart: cut in the middle of the event and before its last byte (between the two final newlines, or between `\r` and `\n` with `crlf`). The middle cut may fall inside a UTF-8 character. |
-//! | `crlf` | End stream lines with `\r\n` instead of `\n`. |
-//! | `midstream_error` | In a stream, after half the content events (rounded down), send the in-band error and end the body cleanly without a terminator: OpenAI `data: {"error":{"message":"mock upstream failure","type":"server_error"}}`, Anthropic `event: error` with `overloaded_error`. Ignored by non-stream requests. |
+//! | `crlf` | End stream lines with `\r\n` instead of `\n` (Gemini streams always do). |
+//! | `midstream_error` | In a stream, after half the content events (rounded down), send the in-band error and end the body cleanly without a terminator: OpenAI and Azure `data: {"error":{"message":"mock upstream failure","type":"server_error"}}`, Anthropic `event: error` with `overloaded_error`, Gemini `data: {"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}`. Ignored by non-stream requests. |
 //! | `reset_after=N` | In a stream, abort after `N` content events: the connection is dropped (HTTP/1.1) or the stream reset (HTTP/2), with no terminator. A non-stream request gets its response head and then the abort. |
 //!
 //! Pauses are clamped to 10 minutes.
 //!
 //! # Binary
 //!
-//! `pai-mock [--listen 127.0.0.1:0] [--openai-key K] [--anthropic-key K]
-//! [--require-anthropic-version]` prints exactly one line, `listening on http://127.0.0.1:PORT`,
+//! `pai-mock [--listen 127.0.0.1:0] [--openai-key K] [--anthropic-key K] [--gemini-key K]
+//! [--azure-key K] [--require-anthropic-version]` prints exactly one line, `listening on http://127.0.0.1:PORT`,
 //! to stdout and serves until killed.
 
 mod anthropic;
+mod azure;
 mod completion;
 mod config;
 mod directive;
+mod gemini;
 mod openai;
 mod prompt;
 mod record;

@@ -1,7 +1,8 @@
 //! `pai-mock`: the mock LLM upstream as a process, for tests outside Rust.
 //!
 //! ```text
-//! pai-mock [--listen 127.0.0.1:0] [--openai-key K] [--anthropic-key K] [--require-anthropic-version]
+//! pai-mock [--listen 127.0.0.1:0] [--openai-key K] [--anthropic-key K] [--gemini-key K]
+//!          [--azure-key K] [--require-anthropic-version]
 //! ```
 //!
 //! Prints `listening on http://ADDR` once the port is bound, then serves until killed. See the
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use pai_mock::{MockConfig, MockUpstream};
 
 const USAGE: &str = "usage: pai-mock [--listen 127.0.0.1:0] [--openai-key K] [--anthropic-key K] \
-                     [--require-anthropic-version]";
+                     [--gemini-key K] [--azure-key K] [--require-anthropic-version]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -77,6 +78,8 @@ fn parse(
             }
             "--openai-key" => config.openai_key = Some(value()?),
             "--anthropic-key" => config.anthropic_key = Some(value()?),
+            "--gemini-key" => config.gemini_key = Some(value()?),
+            "--azure-key" => config.azure_key = Some(value()?),
             "--require-anthropic-version" => config.require_anthropic_version = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument: {other}")),

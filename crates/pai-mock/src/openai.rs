@@ -17,7 +17,7 @@ use crate::sse::{Event, Phase, Script};
 pub(crate) struct OpenAi;
 
 impl Dialect for OpenAi {
-    fn authorize(config: &MockConfig, headers: &HeaderMap) -> Result<(), Refusal> {
+    fn authorize(&self, config: &MockConfig, headers: &HeaderMap) -> Result<(), Refusal> {
         let Some(expected) = &config.openai_key else {
             return Ok(());
         };
@@ -41,7 +41,7 @@ impl Dialect for OpenAi {
         }
     }
 
-    fn malformed(_: &serde_json::Error) -> MockResponse {
+    fn malformed(&self, _: &serde_json::Error) -> MockResponse {
         *invalid(
             "We could not parse the JSON body of your request. (HINT: This likely means you \
              aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but \
@@ -51,179 +51,202 @@ impl Dialect for OpenAi {
         )
     }
 
-    fn read_prompt(request: &Value) -> Result<Prompt, Refusal> {
+    fn read_prompt(&self, request: &Value) -> Result<Prompt, Refusal> {
         let Some(model) = request["model"].as_str().filter(|m| !m.is_empty()) else {
             return Err(invalid("you must provide a model parameter", None, None));
         };
-        let messages =
-            match &request["messages"] {
-                Value::Array(messages) if messages.is_empty() => return Err(invalid(
-                    "Invalid 'messages': empty array. Expected an array with minimum length 1, \
+        read_chat(request, model)
+    }
+
+    fn failure(&self, status: StatusCode) -> MockResponse {
+        failure(status)
+    }
+
+    fn complete(&self, reply: &Reply, prompt: &Prompt) -> Value {
+        complete(reply, prompt)
+    }
+
+    fn stream(&self, reply: &Reply, prompt: &Prompt) -> Script {
+        stream(reply, prompt)
+    }
+}
+
+/// Validates a chat request whose model is `model` (from the body, or from the path as Azure
+/// has it) and reads what the reply depends on.
+pub(crate) fn read_chat(request: &Value, model: &str) -> Result<Prompt, Refusal> {
+    let messages = match &request["messages"] {
+        Value::Array(messages) if messages.is_empty() => {
+            return Err(invalid(
+                "Invalid 'messages': empty array. Expected an array with minimum length 1, \
                      but got an empty array instead.",
-                    Some("messages"),
-                    Some("empty_array"),
-                )),
-                Value::Array(messages) => messages,
-                Value::Null => {
-                    return Err(invalid(
-                        "Missing required parameter: 'messages'.",
-                        Some("messages"),
-                        Some("missing_required_parameter"),
-                    ))
-                }
-                _ => {
-                    return Err(invalid(
-                        "Invalid type for 'messages': expected an array of objects.",
-                        Some("messages"),
-                        Some("invalid_type"),
-                    ))
-                }
-            };
-        let chars = messages
-            .iter()
-            .map(|m| text(&m["content"]).chars().count())
-            .sum();
-        // A tool result is the user's turn: it ends the directives of the prompt before it,
-        // as it does once translated into an Anthropic user turn.
-        let directive_text = messages
-            .iter()
-            .rev()
-            .find(|m| matches!(m["role"].as_str(), Some("user" | "tool")))
-            .filter(|m| m["role"] == "user")
-            .map(|m| text(&m["content"]))
-            .unwrap_or_default();
-        Ok(Prompt {
-            model: model.to_owned(),
-            stream: request["stream"].as_bool().unwrap_or(false),
-            include_usage: request["stream_options"]["include_usage"].as_bool() == Some(true),
-            chars,
-            directive_text,
-            first_tool: request["tools"][0]["function"]["name"]
-                .as_str()
-                .map(str::to_owned),
-        })
-    }
-
-    fn failure(status: StatusCode) -> MockResponse {
-        let (message, kind, code) = match status.as_u16() {
-            401 => (
-                "Incorrect API key provided: mock***ed.",
-                "invalid_request_error",
-                Some("invalid_api_key"),
-            ),
-            403 => (
-                "Country, region, or territory not supported",
-                "request_forbidden",
-                Some("unsupported_country_region_territory"),
-            ),
-            404 => (
-                "The model does not exist or you do not have access to it.",
-                "invalid_request_error",
-                Some("model_not_found"),
-            ),
-            429 => (
-                "Rate limit reached for requests (mock).",
-                "requests",
-                Some("rate_limit_exceeded"),
-            ),
-            500..=599 => (
-                "The server had an error while processing your request. Sorry about that!",
-                "server_error",
-                None,
-            ),
-            _ => (
-                "The mock upstream rejected the request.",
-                "invalid_request_error",
-                None,
-            ),
-        };
-        error(status, message, kind, None, code)
-    }
-
-    fn complete(reply: &Reply, prompt: &Prompt) -> Value {
-        let (message, finish_reason) = match &reply.body {
-            ReplyBody::Text { .. } => (
-                json!({"role": "assistant", "content": reply.text(), "refusal": null}),
-                "stop",
-            ),
-            ReplyBody::Tool { name } => (
-                json!({
-                    "role": "assistant",
-                    "content": null,
-                    "tool_calls": [{
-                        "id": tool_call_id(reply),
-                        "type": "function",
-                        "function": {"name": name, "arguments": TOOL_ARGUMENTS},
-                    }],
-                    "refusal": null,
-                }),
-                "tool_calls",
-            ),
-        };
-        json!({
-            "id": completion_id(reply),
-            "object": "chat.completion",
-            "created": now(),
-            "model": prompt.model,
-            "choices": [{
-                "index": 0,
-                "message": message,
-                "logprobs": null,
-                "finish_reason": finish_reason,
-            }],
-            "usage": usage(reply),
-            "system_fingerprint": "fp_mock",
-        })
-    }
-
-    fn stream(reply: &Reply, prompt: &Prompt) -> Script {
-        let chunks = Chunks {
-            id: completion_id(reply),
-            created: now(),
-            model: prompt.model.clone(),
-            include_usage: prompt.include_usage,
-        };
-        let (first_delta, finish_reason, tool) = match &reply.body {
-            ReplyBody::Text { .. } => (json!({"role": "assistant", "content": ""}), "stop", false),
-            ReplyBody::Tool { name } => (
-                json!({
-                    "role": "assistant",
-                    "content": null,
-                    "tool_calls": [{
-                        "index": 0,
-                        "id": tool_call_id(reply),
-                        "type": "function",
-                        "function": {"name": name, "arguments": ""},
-                    }],
-                }),
-                "tool_calls",
-                true,
-            ),
-        };
-        let head = chunks.event(Phase::Head, first_delta, Value::Null);
-        let mut tail = vec![chunks.event(Phase::Tail, json!({}), json!(finish_reason))];
-        if prompt.include_usage {
-            tail.push(chunks.usage(usage(reply)));
+                Some("messages"),
+                Some("empty_array"),
+            ))
         }
-        tail.push(Event::new(Phase::Tail, None, "[DONE]"));
-        let content = reply.pieces().map(move |piece| {
-            let delta = if tool {
-                json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
-            } else {
-                json!({"content": piece})
-            };
-            chunks.event(Phase::Content, delta, Value::Null)
-        });
-        Script {
-            events: Box::new(std::iter::once(head).chain(content).chain(tail)),
-            content_total: reply.piece_count(),
-            error: Event::new(
-                Phase::Tail,
-                None,
-                json!({"error": {"message": "mock upstream failure", "type": "server_error"}})
-                    .to_string(),
-            ),
+        Value::Array(messages) => messages,
+        Value::Null => {
+            return Err(invalid(
+                "Missing required parameter: 'messages'.",
+                Some("messages"),
+                Some("missing_required_parameter"),
+            ))
         }
+        _ => {
+            return Err(invalid(
+                "Invalid type for 'messages': expected an array of objects.",
+                Some("messages"),
+                Some("invalid_type"),
+            ))
+        }
+    };
+    let chars = messages
+        .iter()
+        .map(|m| text(&m["content"]).chars().count())
+        .sum();
+    // A tool result is the user's turn: it ends the directives of the prompt before it,
+    // as it does once translated into an Anthropic user turn.
+    let directive_text = messages
+        .iter()
+        .rev()
+        .find(|m| matches!(m["role"].as_str(), Some("user" | "tool")))
+        .filter(|m| m["role"] == "user")
+        .map(|m| text(&m["content"]))
+        .unwrap_or_default();
+    Ok(Prompt {
+        model: model.to_owned(),
+        stream: request["stream"].as_bool().unwrap_or(false),
+        include_usage: request["stream_options"]["include_usage"].as_bool() == Some(true),
+        chars,
+        directive_text,
+        first_tool: request["tools"][0]["function"]["name"]
+            .as_str()
+            .map(str::to_owned),
+    })
+}
+
+/// The error a `status=S` directive answers with.
+pub(crate) fn failure(status: StatusCode) -> MockResponse {
+    let (message, kind, code) = match status.as_u16() {
+        401 => (
+            "Incorrect API key provided: mock***ed.",
+            "invalid_request_error",
+            Some("invalid_api_key"),
+        ),
+        403 => (
+            "Country, region, or territory not supported",
+            "request_forbidden",
+            Some("unsupported_country_region_territory"),
+        ),
+        404 => (
+            "The model does not exist or you do not have access to it.",
+            "invalid_request_error",
+            Some("model_not_found"),
+        ),
+        429 => (
+            "Rate limit reached for requests (mock).",
+            "requests",
+            Some("rate_limit_exceeded"),
+        ),
+        500..=599 => (
+            "The server had an error while processing your request. Sorry about that!",
+            "server_error",
+            None,
+        ),
+        _ => (
+            "The mock upstream rejected the request.",
+            "invalid_request_error",
+            None,
+        ),
+    };
+    error(status, message, kind, None, code)
+}
+
+/// The whole answer of a non-streaming request.
+pub(crate) fn complete(reply: &Reply, prompt: &Prompt) -> Value {
+    let (message, finish_reason) = match &reply.body {
+        ReplyBody::Text { .. } => (
+            json!({"role": "assistant", "content": reply.text(), "refusal": null}),
+            "stop",
+        ),
+        ReplyBody::Tool { name } => (
+            json!({
+                "role": "assistant",
+                "content": null,
+                "tool_calls": [{
+                    "id": tool_call_id(reply),
+                    "type": "function",
+                    "function": {"name": name, "arguments": TOOL_ARGUMENTS},
+                }],
+                "refusal": null,
+            }),
+            "tool_calls",
+        ),
+    };
+    json!({
+        "id": completion_id(reply),
+        "object": "chat.completion",
+        "created": now(),
+        "model": prompt.model,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": finish_reason,
+        }],
+        "usage": usage(reply),
+        "system_fingerprint": "fp_mock",
+    })
+}
+
+/// The events of a streaming answer.
+pub(crate) fn stream(reply: &Reply, prompt: &Prompt) -> Script {
+    let chunks = Chunks {
+        id: completion_id(reply),
+        created: now(),
+        model: prompt.model.clone(),
+        include_usage: prompt.include_usage,
+    };
+    let (first_delta, finish_reason, tool) = match &reply.body {
+        ReplyBody::Text { .. } => (json!({"role": "assistant", "content": ""}), "stop", false),
+        ReplyBody::Tool { name } => (
+            json!({
+                "role": "assistant",
+                "content": null,
+                "tool_calls": [{
+                    "index": 0,
+                    "id": tool_call_id(reply),
+                    "type": "function",
+                    "function": {"name": name, "arguments": ""},
+                }],
+            }),
+            "tool_calls",
+            true,
+        ),
+    };
+    let head = chunks.event(Phase::Head, first_delta, Value::Null);
+    let mut tail = vec![chunks.event(Phase::Tail, json!({}), json!(finish_reason))];
+    if prompt.include_usage {
+        tail.push(chunks.usage(usage(reply)));
+    }
+    tail.push(Event::new(Phase::Tail, None, "[DONE]"));
+    let content = reply.pieces().map(move |piece| {
+        let delta = if tool {
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+        } else {
+            json!({"content": piece})
+        };
+        chunks.event(Phase::Content, delta, Value::Null)
+    });
+    Script {
+        events: Box::new(std::iter::once(head).chain(content).chain(tail)),
+        content_total: reply.piece_count(),
+        error: Event::new(
+            Phase::Tail,
+            None,
+            json!({"error": {"message": "mock upstream failure", "type": "server_error"}})
+                .to_string(),
+        ),
+        crlf: false,
     }
 }
 
@@ -384,7 +407,7 @@ mod tests {
                 {"role": "tool", "tool_call_id": "c", "content": "sunny"},
             ],
         });
-        let prompt = OpenAi::read_prompt(&request).ok().unwrap();
+        let prompt = OpenAi.read_prompt(&request).ok().unwrap();
         assert_eq!(prompt.directive_text, "");
         assert_eq!(prompt.chars, 3 + 14 + 5);
     }

@@ -74,6 +74,8 @@ pub(crate) struct Script {
     pub content_total: usize,
     /// The in-band error `midstream_error` sends.
     pub error: Event,
+    /// The dialect always ends lines with `\r\n` (Gemini), whatever `crlf` says.
+    pub crlf: bool,
 }
 
 /// How the directives pace and break a stream.
@@ -131,7 +133,8 @@ async fn reset(tx: &mpsc::Sender<Chunk>) {
     }
 }
 
-async fn write(tx: mpsc::Sender<Chunk>, script: Script, pacing: Pacing) {
+async fn write(tx: mpsc::Sender<Chunk>, script: Script, mut pacing: Pacing) {
+    pacing.crlf |= script.crlf;
     let half = script.content_total / 2;
     let mut sent = 0;
     for event in script.events {

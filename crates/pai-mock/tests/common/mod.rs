@@ -20,6 +20,13 @@ pub async fn mock() -> pai_mock::MockUpstream {
         .expect("start the mock")
 }
 
+/// A mock with `config`.
+pub async fn mock_with(config: pai_mock::MockConfig) -> pai_mock::MockUpstream {
+    pai_mock::MockUpstream::start(config)
+        .await
+        .expect("start the mock")
+}
+
 /// A response as the client saw it.
 #[derive(Debug)]
 pub struct Answer {
