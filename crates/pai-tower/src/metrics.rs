@@ -53,10 +53,24 @@ fn labels(pairs: &[(&str, &str)]) -> String {
 
 /// Add `value` to the counter `name{labels}`.
 pub fn add(name: &str, pairs: &[(&str, &str)], value: f64) {
+    add_all(vec![(name, labels(pairs), value)]);
+}
+
+/// Several increments under one short lock.
+fn add_all(increments: Vec<(&str, String, f64)>) {
     if let Ok(mut r) = registry().lock() {
-        *r.counters
-            .entry((name.to_owned(), labels(pairs)))
-            .or_insert(0.0) += value;
+        r.add_all(increments);
+    }
+}
+
+impl Registry {
+    fn add_all(&mut self, increments: Vec<(&str, String, f64)>) {
+        for (name, labels, value) in increments {
+            *self
+                .counters
+                .entry((name.to_owned(), labels))
+                .or_insert(0.0) += value;
+        }
     }
 }
 
@@ -75,11 +89,11 @@ pub(crate) fn call_finished(record: &CallRecord, usage: Option<&Usage>) {
         ("workload", record.workload.as_str()),
         ("model", record.model.as_str()),
     ];
-    add(
+    let mut increments = vec![(
         "pai_requests_total",
-        &[base[0], base[1], ("status", &status)],
+        labels(&[base[0], base[1], ("status", &status)]),
         1.0,
-    );
+    )];
     if let Some(u) = usage {
         for (kind, n) in [
             ("input", u.input),
@@ -106,17 +120,19 @@ pub(crate) fn call_finished(record: &CallRecord, usage: Option<&Usage>) {
                 ("output", pico(u.output, price.output)),
             ] {
                 if cost > 0 {
-                    add(
+                    increments.push((
                         "pai_cost_usd_total",
-                        &[base[0], base[1], ("kind", kind)],
+                        labels(&[base[0], base[1], ("kind", kind)]),
                         cost as f64 / 1e12,
-                    );
+                    ));
                 }
             }
         }
     }
+    let series = labels(&base);
     if let Ok(mut r) = registry().lock() {
-        let h = r.histograms.entry(labels(&base)).or_default();
+        r.add_all(increments);
+        let h = r.histograms.entry(series).or_default();
         let secs = record.duration_ms as f64 / 1000.0;
         for (i, bound) in BUCKETS.iter().enumerate() {
             if secs <= *bound {
