@@ -27,7 +27,8 @@ async fn anthropic_stream_passes_event_by_event_and_is_metered() {
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "text/event-stream");
     assert!(headers.contains_key("x-pai-call-id"));
-    // One frame per event, each a complete event: the split writes upstream were reassembled.
+    // Every frame holds whole events: the split writes upstream were reassembled, and nothing
+    // is held back waiting for more.
     for f in &frames {
         let s = std::str::from_utf8(f).unwrap();
         assert!(
@@ -36,15 +37,20 @@ async fn anthropic_stream_passes_event_by_event_and_is_metered() {
         );
         assert!(s.ends_with("\n\n"), "{s:?}");
     }
+    let text = String::from_utf8(frames.concat()).unwrap();
+    let events: Vec<&str> = text.split_terminator("\n\n").collect();
     // The usage and cost ride along as an SSE comment just before the final event.
-    let n = frames.len();
-    assert!(frames[n - 1].starts_with(b"event: message_stop"));
-    let comment = std::str::from_utf8(&frames[n - 2]).unwrap();
+    let n = events.len();
+    assert!(
+        events[n - 1].starts_with("event: message_stop"),
+        "{events:?}"
+    );
+    let comment = events[n - 2];
     assert!(comment.starts_with(": pai-usage {"), "{comment}");
     assert!(comment.contains("\"output_tokens\":10"), "{comment}");
-    let deltas = frames
+    let deltas = events
         .iter()
-        .filter(|f| f.starts_with(b"event: content_block_delta"))
+        .filter(|e| e.starts_with("event: content_block_delta"))
         .count();
     assert_eq!(deltas, 10);
     // The upstream got the query string and the real key.
@@ -70,7 +76,7 @@ async fn a_broken_upstream_stream_ends_with_an_in_band_error_and_is_recorded() {
     let res = h.gateway.clone().oneshot(req).await.unwrap();
     let (status, _, frames) = collect(res).await;
     assert_eq!(status, 200);
-    let last = std::str::from_utf8(frames.last().unwrap()).unwrap();
+    let last = common::last_event(&frames);
     assert!(last.starts_with("data: {\"error\""), "{last}");
     let rec = &records(&h.store, 1).await[0];
     assert!(

@@ -157,7 +157,7 @@ async fn a_reset_mid_stream_is_not_retried_and_ends_in_band() {
     );
     let (status, _, frames) = collect(h.gateway.clone().oneshot(req).await.unwrap()).await;
     assert_eq!(status, 200);
-    let last = std::str::from_utf8(frames.last().unwrap()).unwrap();
+    let last = common::last_event(&frames);
     assert!(last.starts_with("event: error\n"), "{last}");
     assert!(last.contains("\"type\":\"error\""), "{last}");
     assert_eq!(h.mock.calls("/v1/messages"), 1);
@@ -190,7 +190,7 @@ async fn a_stalled_stream_times_out_and_a_slow_one_does_not() {
             .unwrap(),
     )
     .await;
-    let last = std::str::from_utf8(frames.last().unwrap()).unwrap();
+    let last = common::last_event(&frames);
     assert!(last.contains("sent nothing for"), "{last}");
 
     let (_, _, frames) = collect(
@@ -204,7 +204,7 @@ async fn a_stalled_stream_times_out_and_a_slow_one_does_not() {
             .unwrap(),
     )
     .await;
-    let last = std::str::from_utf8(frames.last().unwrap()).unwrap();
+    let last = common::last_event(&frames);
     assert!(last.starts_with("data: [DONE]"), "{last}");
 }
 
@@ -225,14 +225,14 @@ async fn silences_on_anthropic_streams_are_filled_with_pings() {
     );
     let (status, _, frames) = collect(h.gateway.clone().oneshot(req).await.unwrap()).await;
     assert_eq!(status, 200);
-    let pings = frames
+    let pings = common::events(&frames)
         .iter()
-        .filter(|f| f.starts_with(b"event: ping"))
+        .filter(|e| e.starts_with("event: ping"))
         .count();
     // One from upstream, and ours during the 550 ms stall (about five; timers on a busy
     // machine may fire late).
     assert!(pings >= 3, "{pings} pings");
-    assert!(frames.last().unwrap().starts_with(b"event: message_stop"));
+    assert!(common::last_event(&frames).starts_with("event: message_stop"));
 }
 
 #[tokio::test]

@@ -2,8 +2,8 @@
 //!
 //! [`MeterBody`] wraps a streamed upstream body. It cuts the bytes into SSE events, shows each
 //! to the adapter's observer (which reads usage and may drop or rewrite an event), and hands
-//! each event on as its own frame, so the client gets one flush per event and nothing is
-//! buffered beyond an incomplete event. Before the stream's final event it adds an SSE comment
+//! on every complete event as soon as it has it — the events of one upstream read in one
+//! write — so nothing waits and nothing is buffered beyond an incomplete event. Before the stream's final event it adds an SSE comment
 //! with the usage and cost (`: pai-usage {…}`), which the official SDKs ignore.
 //!
 //! While upstream is silent it keeps the client's connection alive with `ping` events
@@ -333,8 +333,18 @@ impl Body for MeterBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
         loop {
-            if let Some(bytes) = this.pending.pop_front() {
-                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            if let Some(first) = this.pending.pop_front() {
+                // Events that arrived together leave together: one write, no waiting for more.
+                if this.pending.is_empty() {
+                    return Poll::Ready(Some(Ok(Frame::data(first))));
+                }
+                let len = first.len() + this.pending.iter().map(Bytes::len).sum::<usize>();
+                let mut joined = bytes::BytesMut::with_capacity(len);
+                joined.extend_from_slice(&first);
+                for more in this.pending.drain(..) {
+                    joined.extend_from_slice(&more);
+                }
+                return Poll::Ready(Some(Ok(Frame::data(joined.freeze()))));
             }
             if *this.ended {
                 return Poll::Ready(None);

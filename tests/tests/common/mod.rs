@@ -185,3 +185,14 @@ pub fn fast() -> Reliability {
         ..Reliability::default()
     }
 }
+
+/// The SSE events of a collected stream, whatever frames they came in.
+pub fn events(frames: &[Bytes]) -> Vec<String> {
+    let text = String::from_utf8_lossy(&frames.concat()).replace("\r\n", "\n");
+    text.split_terminator("\n\n").map(str::to_owned).collect()
+}
+
+/// The last SSE event of a collected stream.
+pub fn last_event(frames: &[Bytes]) -> String {
+    events(frames).pop().unwrap_or_default()
+}
