@@ -4,7 +4,7 @@
 //! Field names are camelCase like the resources themselves. Every error is
 //! `{"error":{"message":"…"}}`, with `problems` (one line each) when a document was invalid.
 
-use pai_core::{Applied, Kind, Resource, UsageTotals};
+use pai_core::{Applied, Cost, Kind, Resource, Usage, UsageTotals};
 use serde::{Deserialize, Serialize};
 
 /// The prefix of every admin route.
@@ -68,9 +68,13 @@ pub struct Item {
     /// `null` if it was never used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_ms: Option<u64>,
-    /// Tokens used since 00:00 UTC (model providers and access keys).
+    /// Tokens used since 00:00 UTC (model providers, access keys and agents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_today: Option<u64>,
+    /// What the calls since 00:00 UTC cost, in USD rounded to the micro-dollar (agents): the
+    /// sum over its call records of the priced calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_today_usd: Option<String>,
 }
 
 /// The answer to `GET /admin/v1/{plural}`.
@@ -162,5 +166,121 @@ pub struct UsageReport {
     /// Unix milliseconds the totals start from.
     pub since_ms: u64,
     /// Totals per provider and access key.
-    pub items: Vec<UsageTotals>,
+    pub items: Vec<UsageLine>,
+}
+
+/// Totals of one provider and access key over a period: [`UsageTotals`] as the store sums
+/// them, plus the cost in dollars as a decimal string.
+///
+/// The store's field names (`access_key`, `cost_pico_usd`, `last_used_ms`) are kept as they
+/// were before `costUsd` was added, so existing readers keep working.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageLine {
+    /// The ModelProvider's name.
+    pub provider: String,
+    /// The AccessKey's name, if the calls were made with one.
+    pub access_key: Option<String>,
+    /// Number of calls.
+    pub requests: u64,
+    /// Summed usage.
+    pub usage: Usage,
+    /// Summed cost in pico-USD of the calls whose price was known (exact).
+    pub cost_pico_usd: u128,
+    /// The same in USD, rounded to the micro-dollar: `"0.012300"`.
+    #[serde(rename = "costUsd", default)]
+    pub cost_usd: String,
+    /// Unix milliseconds of the latest call.
+    pub last_used_ms: u64,
+}
+
+impl From<UsageTotals> for UsageLine {
+    fn from(t: UsageTotals) -> UsageLine {
+        UsageLine {
+            cost_usd: usd(t.cost_pico_usd),
+            provider: t.provider,
+            access_key: t.access_key,
+            requests: t.requests,
+            usage: t.usage,
+            cost_pico_usd: t.cost_pico_usd,
+            last_used_ms: t.last_used_ms,
+        }
+    }
+}
+
+/// The answer to `GET /admin/v1/usage/workloads`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadUsageReport {
+    /// Unix milliseconds the totals start from.
+    pub since_ms: u64,
+    /// Totals per workload, provider and model, sorted by those.
+    pub items: Vec<WorkloadUsage>,
+}
+
+/// Totals of one workload (`ext:<access-key>` or an agent's name) on one model of one
+/// provider.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadUsage {
+    /// `ext:<access-key-name>`, or the agent's name.
+    pub workload: String,
+    /// The ModelProvider that answered; empty for calls refused before one was chosen.
+    pub provider: String,
+    /// The model id sent upstream (for a ModelBinding, the model behind it).
+    pub model: String,
+    /// Number of calls.
+    pub requests: u64,
+    /// Summed usage.
+    pub usage: Usage,
+    /// Summed cost of the calls whose price was known, in pico-USD (exact).
+    pub cost_pico_usd: u128,
+    /// The same in USD, rounded to the micro-dollar: `"0.012300"`.
+    pub cost_usd: String,
+    /// Calls whose tokens have no price, so are missing from `costUsd`.
+    pub unpriced_requests: u64,
+    /// Unix milliseconds of the latest call.
+    pub last_used_ms: u64,
+}
+
+/// The answer to `GET /admin/v1/budgets`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BudgetReport {
+    /// Every budget with a limit, by scope then name.
+    pub items: Vec<Budget>,
+}
+
+/// One daily budget and what has been spent on it since 00:00 UTC.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Budget {
+    /// The ledger scope: `provider`, `provider-external`, `access-key`, `model-binding` or
+    /// `agent-cost`.
+    pub scope: String,
+    /// The resource's name.
+    pub name: String,
+    /// The budget as refusals name it: `AccessKey "alice" limits.maxTokensPerDay`.
+    pub budget: String,
+    /// `tokens` or `usd`.
+    pub unit: BudgetUnit,
+    /// Settled today, in `unit` (whole tokens, or dollars).
+    pub spent: serde_json::Number,
+    /// The cap, in `unit`.
+    pub limit: serde_json::Number,
+    /// Seconds until 00:00 UTC, when every budget starts again.
+    pub resets_in_seconds: u64,
+}
+
+/// What a budget counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetUnit {
+    /// Tokens: the whole prompt and the output.
+    Tokens,
+    /// US dollars.
+    Usd,
+}
+
+/// Pico-USD as a dollar string rounded to the micro-dollar, as `x-pai-cost-usd` shows it.
+pub fn usd(pico_usd: u128) -> String {
+    Cost { pico_usd }.to_string()
 }

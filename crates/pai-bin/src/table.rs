@@ -117,6 +117,19 @@ pub fn dollars(pico_usd: u128) -> String {
     )
 }
 
+/// Pico-USD as dollars to the micro-dollar, as `x-pai-cost-usd` shows a call: `$0.000495`.
+pub fn usd(pico_usd: u128) -> String {
+    format!("${}", crate::api::usd(pico_usd))
+}
+
+/// A duration as hours and minutes: `5h 12m`, `12m`, `0m`.
+pub fn hours_minutes(secs: u64) -> String {
+    match (secs / 3_600, (secs % 3_600) / 60) {
+        (0, m) => format!("{m}m"),
+        (h, m) => format!("{h}h {m}m"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +185,14 @@ mod tests {
         assert_eq!(dollars(0), "$0.0000");
         assert_eq!(dollars(12_345_678_900_000), "$12.3457");
         assert_eq!(dollars(1_000_000_000_000), "$1.0000");
+        assert_eq!(usd(0), "$0.000000");
+        assert_eq!(usd(495_000_000), "$0.000495");
+        assert_eq!(usd(12_300_000_000), "$0.012300");
+    }
+
+    #[test]
+    fn hours_and_minutes() {
+        assert_eq!(hours_minutes(59), "0m");
+        assert_eq!(hours_minutes(5 * 3_600 + 12 * 60 + 7), "5h 12m");
     }
 }

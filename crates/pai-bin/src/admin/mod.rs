@@ -7,7 +7,9 @@
 //! DELETE /admin/v1/{plural}/{name}
 //! POST   /admin/v1/access-keys                mint a key (returned once)
 //! POST   /admin/v1/access-keys/{name}/rotate  mint a new key, keep the old one for a grace period
-//! GET    /admin/v1/usage?since_ms=            totals per provider and access key
+//! GET    /admin/v1/usage?since_ms=            totals per provider and access key, with costUsd
+//! GET    /admin/v1/usage/workloads?since_ms=  totals per workload (agent or ext:key), provider, model
+//! GET    /admin/v1/budgets                    every daily budget with a limit: spent today, limit
 //! ```
 //!
 //! `{plural}` is [`Kind::plural`]: `model-providers`, `models`, `access-keys`, `secrets`,
@@ -16,9 +18,11 @@
 
 mod access_keys;
 pub mod apply;
+mod budgets;
 mod routes;
 #[cfg(test)]
 mod tests;
+mod usage;
 
 use std::sync::Arc;
 
@@ -28,7 +32,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pai_core::{AccessKeyHasher, Clock, Kind, Store, StoreError, SystemClock};
+use pai_core::{
+    AccessKeyHasher, BudgetLedger, Clock, Kind, LedgerError, Store, StoreError, SystemClock,
+};
 use ring::digest;
 
 use crate::api::{ErrorBody, ErrorDetail};
@@ -37,6 +43,8 @@ use crate::api::{ErrorBody, ErrorDetail};
 #[derive(Clone)]
 pub struct AdminState {
     store: Arc<dyn Store>,
+    /// The gateway's own ledger, so budgets show exactly what the gateway enforces.
+    ledger: Arc<dyn BudgetLedger>,
     hasher: AccessKeyHasher,
     clock: Arc<dyn Clock>,
     /// SHA-256 of the admin token: comparing digests takes the same time whatever the
@@ -45,10 +53,17 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    /// State for a store, the gateway's access-key hasher and the admin token.
-    pub fn new(store: Arc<dyn Store>, hasher: AccessKeyHasher, admin_token: &str) -> AdminState {
+    /// State for a store, the gateway's budget ledger and access-key hasher, and the admin
+    /// token.
+    pub fn new(
+        store: Arc<dyn Store>,
+        ledger: Arc<dyn BudgetLedger>,
+        hasher: AccessKeyHasher,
+        admin_token: &str,
+    ) -> AdminState {
         AdminState {
             store,
+            ledger,
             hasher,
             clock: Arc::new(SystemClock),
             token_digest: sha256(admin_token.as_bytes()),
@@ -76,7 +91,9 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 pub fn router(state: AdminState) -> Router {
     let v1 = Router::new()
         .route("/apply", post(apply::handler))
-        .route("/usage", get(routes::usage))
+        .route("/usage", get(usage::totals))
+        .route("/usage/workloads", get(usage::workloads))
+        .route("/budgets", get(budgets::list))
         // Spelled out so the static segment does not shadow the generic routes below.
         .route(
             "/access-keys",
@@ -166,6 +183,13 @@ impl From<StoreError> for ApiError {
         };
         tracing::warn!(error = %e, "admin API store error");
         ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> ApiError {
+        tracing::warn!(error = %e, "admin API ledger error");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
     }
 }
 

@@ -1,20 +1,20 @@
-//! Reading and deleting resources, and usage totals.
+//! Reading and deleting resources.
 //!
 //! Everything shown is redacted ([`Resource::redacted`]): secret values become `***` and access
 //! key hashes are removed. Model providers and access keys carry today's tokens (since 00:00
-//! UTC) and the time of their last call.
+//! UTC) and the time of their last call; agents carry today's tokens and cost, summed from
+//! their call records (the workload of an agent's calls is its name).
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
 use pai_core::{Kind, Resource, Stored};
-use serde::Deserialize;
 
+use super::usage::{by_workload, calls_since, start_of_day_ms};
 use super::{kind_of, AdminState, ApiError};
-use crate::api::{Deleted, Item, ItemList, UsageReport};
+use crate::api::{usd, Deleted, Item, ItemList};
 
 /// `GET /admin/v1/{plural}`.
 pub(super) async fn list(
@@ -63,28 +63,6 @@ pub(super) async fn delete_access_key(
     delete_kind(&state, Kind::AccessKey, name).await
 }
 
-/// The query of `GET /admin/v1/usage`.
-#[derive(Debug, Deserialize)]
-pub(super) struct UsageQuery {
-    since_ms: Option<u64>,
-}
-
-/// `GET /admin/v1/usage?since_ms=`: totals since then (default: 00:00 UTC today).
-pub(super) async fn usage(
-    State(state): State<AdminState>,
-    query: Result<Query<UsageQuery>, QueryRejection>,
-) -> Result<Json<UsageReport>, ApiError> {
-    let Query(query) = query.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("since_ms must be Unix milliseconds: {e}"),
-        )
-    })?;
-    let since_ms = query.since_ms.unwrap_or_else(|| start_of_day_ms(&state));
-    let items = state.store.usage_since(since_ms).await?;
-    Ok(Json(UsageReport { since_ms, items }))
-}
-
 /// Any other path.
 pub(super) async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
@@ -130,22 +108,22 @@ async fn delete_kind(
     }))
 }
 
-/// Unix milliseconds of the last 00:00 UTC.
-fn start_of_day_ms(state: &AdminState) -> u64 {
-    state.clock.utc_day().0 * 86_400_000
-}
-
-/// Tokens today and the last call, per model provider or per access key.
+/// Tokens today and the last call, per model provider or per access key; tokens and cost
+/// today per agent.
 #[derive(Default)]
 struct Usage {
     kind: Option<Kind>,
     tokens_today: HashMap<String, u64>,
     last_used_ms: HashMap<String, u64>,
+    cost_today_pico_usd: HashMap<String, u128>,
 }
 
 impl Usage {
     /// What listings of `kind` show; nothing for kinds that are not metered.
     async fn load(state: &AdminState, kind: Kind) -> Result<Usage, ApiError> {
+        if kind == Kind::Agent {
+            return Usage::load_agents(state).await;
+        }
         if !matches!(kind, Kind::ModelProvider | Kind::AccessKey) {
             return Ok(Usage::default());
         }
@@ -172,9 +150,25 @@ impl Usage {
         Ok(usage)
     }
 
+    /// Today's tokens and cost per agent, from the call records whose workload is the agent.
+    async fn load_agents(state: &AdminState) -> Result<Usage, ApiError> {
+        let calls = calls_since(state.store.as_ref(), start_of_day_ms(state)).await?;
+        let mut usage = Usage {
+            kind: Some(Kind::Agent),
+            ..Usage::default()
+        };
+        for t in by_workload(&calls).into_values() {
+            *usage.tokens_today.entry(t.workload.clone()).or_default() += t.usage.total_tokens();
+            *usage.cost_today_pico_usd.entry(t.workload).or_default() += t.cost_pico_usd;
+        }
+        Ok(usage)
+    }
+
     fn item(&self, stored: Stored) -> Item {
         let name = stored.resource.name().to_owned();
         let mut resource = stored.resource.redacted();
+        let cost_today_usd = (self.kind == Some(Kind::Agent))
+            .then(|| usd(self.cost_today_pico_usd.get(&name).copied().unwrap_or(0)));
         let (last_used_ms, tokens_today) = match self.kind {
             Some(_) => (
                 self.last_used_ms.get(&name).copied().filter(|ms| *ms > 0),
@@ -192,6 +186,7 @@ impl Usage {
             generation: stored.generation,
             last_used_ms,
             tokens_today,
+            cost_today_usd,
         }
     }
 }

@@ -6,8 +6,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use pai_core::{AccessKeyHasher, CallRecord, Store, Usage};
-use pai_store::MemoryStore;
+use pai_core::{AccessKeyHasher, CallRecord, Store, SystemClock, Usage};
+use pai_store::{MemoryLedger, MemoryStore};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -18,6 +18,7 @@ const TOKEN: &str = "pai_admin_test-token";
 struct Harness {
     router: Router,
     store: Arc<dyn Store>,
+    ledger: Arc<MemoryLedger>,
     hasher: AccessKeyHasher,
 }
 
@@ -25,10 +26,17 @@ impl Harness {
     fn new() -> Harness {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let hasher = AccessKeyHasher::new(b"a test secret of thirty-two bytes");
-        let router = router(AdminState::new(store.clone(), hasher.clone(), TOKEN));
+        let ledger = Arc::new(MemoryLedger::new(Arc::new(SystemClock)));
+        let router = router(AdminState::new(
+            store.clone(),
+            ledger.clone(),
+            hasher.clone(),
+            TOKEN,
+        ));
         Harness {
             router,
             store,
+            ledger,
             hasher,
         }
     }
@@ -420,4 +428,207 @@ async fn listings_carry_todays_tokens_and_the_last_call() {
     assert_eq!(usage["items"].as_array().unwrap().len(), 2);
     let (status, _, _) = h.call("GET", "/admin/v1/usage?since_ms=soon", "").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// A call record of `workload` on `provider`/`model`, started now.
+fn call(
+    workload: &str,
+    provider: &str,
+    model: &str,
+    usage: Usage,
+    cost: Option<u128>,
+) -> CallRecord {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    CallRecord {
+        call_id: format!("{workload}-{model}-{}", usage.input),
+        started_at_ms: now_ms,
+        workload: workload.to_owned(),
+        provider: provider.to_owned(),
+        access_key: Some("bot-key".to_owned()),
+        model: model.to_owned(),
+        operation: "messages".to_owned(),
+        status: 200,
+        usage: Some(usage),
+        cost_pico_usd: cost,
+        ..CallRecord::default()
+    }
+}
+
+const AGENT: &str = r#"
+apiVersion: pai.io/v1
+kind: ModelBinding
+metadata: {name: fast}
+spec: {provider: openai, model: gpt-4o-mini, maxTokensPerDay: 1000}
+---
+apiVersion: pai.io/v1
+kind: Agent
+metadata: {name: support-bot}
+spec:
+  models: [openai/gpt-4o-mini]
+  modelBindings: [fast]
+  rateLimits: {maxCostPerDayUSD: 5}
+---
+apiVersion: pai.io/v1
+kind: Agent
+metadata: {name: idle-bot}
+spec: {models: [openai/gpt-4o-mini]}
+"#;
+
+#[tokio::test]
+async fn budgets_list_every_limit_with_the_ledgers_spend_today() {
+    use pai_core::ledger::Unit;
+    use pai_core::{BudgetLedger, ScopeKey, ScopeLimit};
+
+    let h = Harness::new();
+    h.apply(PROVIDER).await;
+    h.apply(AGENT).await;
+    create_key(
+        &h,
+        json!({"name": "alice", "modelProvider": "openai", "maxTokensPerDay": 500}),
+    )
+    .await;
+    create_key(&h, json!({"name": "bob", "modelProvider": "openai"})).await;
+    let scope = |kind: &'static str, name: &str, unit, limit, amount| ScopeLimit {
+        key: ScopeKey {
+            kind,
+            name: name.to_owned(),
+        },
+        unit,
+        limit,
+        amount,
+    };
+    let reservation = h
+        .ledger
+        .reserve(&[
+            scope("provider", "openai", Unit::Tokens, 1_000_000, 100),
+            scope("access-key", "alice", Unit::Tokens, 500, 100),
+            scope(
+                "agent-cost",
+                "support-bot",
+                Unit::PicoUsd,
+                5_000_000_000_000,
+                10,
+            ),
+        ])
+        .await
+        .unwrap();
+    h.ledger
+        .settle(reservation, &[42, 42, 12_300_000_000])
+        .await
+        .unwrap();
+
+    let (status, body, _) = h.call("GET", "/admin/v1/budgets", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let items = body["items"].as_array().unwrap();
+    let summary: Vec<(&str, &str, &str)> = items
+        .iter()
+        .map(|b| {
+            (
+                b["scope"].as_str().unwrap(),
+                b["name"].as_str().unwrap(),
+                b["unit"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("provider", "openai", "tokens"),
+            ("access-key", "alice", "tokens"),
+            ("model-binding", "fast", "tokens"),
+            ("agent-cost", "support-bot", "usd"),
+        ]
+    );
+    assert_eq!(items[0]["spent"], 42);
+    assert_eq!(items[0]["limit"], 1_000_000);
+    assert_eq!(
+        items[1]["budget"],
+        "AccessKey \"alice\" limits.maxTokensPerDay"
+    );
+    assert_eq!(items[1]["spent"], 42);
+    assert_eq!(items[2]["spent"], 0);
+    assert_eq!(items[3]["spent"], 0.0123);
+    assert_eq!(items[3]["limit"], 5.0);
+    let resets = items[0]["resetsInSeconds"].as_u64().unwrap();
+    assert!((1..=86_400).contains(&resets), "{resets}");
+}
+
+#[tokio::test]
+async fn usage_has_dollars_and_agents_their_cost_today() {
+    let h = Harness::new();
+    h.apply(PROVIDER).await;
+    h.apply(AGENT).await;
+    let tokens = |input, output| Usage {
+        input,
+        output,
+        ..Usage::default()
+    };
+    for record in [
+        call(
+            "support-bot",
+            "openai",
+            "gpt-4o-mini",
+            tokens(100, 20),
+            Some(27_000_000),
+        ),
+        call(
+            "support-bot",
+            "openai",
+            "gpt-4o-mini",
+            tokens(10, 2),
+            Some(2_700_000),
+        ),
+        call("support-bot", "local", "llama", tokens(5, 5), None),
+        call(
+            "ext:alice",
+            "openai",
+            "gpt-4o-mini",
+            tokens(1, 1),
+            Some(750_000),
+        ),
+    ] {
+        h.store.record_call(&record).await.unwrap();
+    }
+
+    let (status, usage, _) = h.call("GET", "/admin/v1/usage", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let openai = usage["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["provider"] == "openai")
+        .unwrap();
+    assert_eq!(openai["cost_pico_usd"], 30_450_000);
+    assert_eq!(openai["costUsd"], "0.000030");
+
+    let (status, workloads, _) = h.call("GET", "/admin/v1/usage/workloads", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        workloads["items"],
+        json!([
+            {"workload": "ext:alice", "provider": "openai", "model": "gpt-4o-mini", "requests": 1,
+             "usage": {"input": 1, "cached_input": 0, "cache_write": 0, "output": 1, "reasoning": 0},
+             "costPicoUsd": 750_000, "costUsd": "0.000001", "unpricedRequests": 0,
+             "lastUsedMs": workloads["items"][0]["lastUsedMs"]},
+            {"workload": "support-bot", "provider": "local", "model": "llama", "requests": 1,
+             "usage": {"input": 5, "cached_input": 0, "cache_write": 0, "output": 5, "reasoning": 0},
+             "costPicoUsd": 0, "costUsd": "0.000000", "unpricedRequests": 1,
+             "lastUsedMs": workloads["items"][1]["lastUsedMs"]},
+            {"workload": "support-bot", "provider": "openai", "model": "gpt-4o-mini", "requests": 2,
+             "usage": {"input": 110, "cached_input": 0, "cache_write": 0, "output": 22, "reasoning": 0},
+             "costPicoUsd": 29_700_000, "costUsd": "0.000030", "unpricedRequests": 0,
+             "lastUsedMs": workloads["items"][2]["lastUsedMs"]},
+        ])
+    );
+
+    let (_, agents, _) = h.call("GET", "/admin/v1/agents", "").await;
+    let agents = agents["items"].as_array().unwrap();
+    assert_eq!(agents[0]["metadata"]["name"], "idle-bot");
+    assert_eq!(agents[0]["costTodayUsd"], "0.000000");
+    assert_eq!(agents[0]["tokensToday"], 0);
+    assert_eq!(agents[1]["costTodayUsd"], "0.000030");
+    assert_eq!(agents[1]["tokensToday"], 142);
 }

@@ -1,4 +1,5 @@
-//! `pai get KIND [NAME]`: tables of resources, or their JSON or YAML.
+//! `pai get KIND [NAME]`: tables of resources, or their JSON or YAML; and `pai get metrics` and
+//! `pai get budgets`, which are not resources but read like them.
 //!
 //! What is shown comes redacted from the server: no secret value, no key, no key hash.
 
@@ -14,7 +15,8 @@ use crate::table::{self, Table};
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// What to list: model-providers, models, access-keys, secrets, agents, guard-bindings
-    /// (singular or plural, any case).
+    /// (singular or plural, any case); or metrics (today's tokens and cost per provider and
+    /// access key) or budgets (daily limits and today's spend).
     kind: String,
     /// Show only this one.
     name: Option<String>,
@@ -27,6 +29,19 @@ pub struct GetArgs {
 
 /// Run `pai get`.
 pub async fn run(args: GetArgs) -> Result<(), CliError> {
+    let what = args.kind.to_ascii_lowercase();
+    if matches!(what.as_str(), "metrics" | "metric" | "budgets" | "budget") {
+        if let Some(name) = &args.name {
+            return Err(CliError::msg(format!(
+                "`pai get {what}` takes no name (got {name:?})"
+            )));
+        }
+        return if what.starts_with("metric") {
+            super::metrics::run(&args.client, args.output).await
+        } else {
+            super::budgets::run(&args.client, args.output).await
+        };
+    }
     let kind = parse_kind(&args.kind)?;
     let client = AdminClient::new(&args.client)?;
     let items = match &args.name {
@@ -107,7 +122,14 @@ pub fn render(kind: Kind, items: &[Item], now_ms: u64) -> String {
         ]),
         Kind::Secret => Table::new(&["NAME", "KEYS", "AGE"]),
         Kind::ModelBinding => Table::new(&["NAME", "PROVIDER", "MODEL", "MAX/DAY", "AGE"]),
-        Kind::Agent => Table::new(&["NAME", "MODELS", "BINDINGS", "MAX COST/DAY", "AGE"]),
+        Kind::Agent => Table::new(&[
+            "NAME",
+            "MODELS",
+            "BINDINGS",
+            "MAX COST/DAY",
+            "COST TODAY",
+            "AGE",
+        ]),
         Kind::GuardBinding => Table::new(&["NAME", "AGE"]),
     };
     for item in items {
@@ -154,6 +176,10 @@ pub fn render(kind: Kind, items: &[Item], now_ms: u64) -> String {
                     .rate_limits
                     .max_cost_per_day_usd
                     .map(|c| format!("${c:.2}"))
+                    .unwrap_or_default(),
+                item.cost_today_usd
+                    .as_ref()
+                    .map(|c| format!("${c}"))
                     .unwrap_or_default(),
                 age(item),
             ],
@@ -231,6 +257,23 @@ mod tests {
         assert_eq!(
             text,
             "NAME             KEYS          AGE\nopenai-api-key   api-key,org   1h\n"
+        );
+    }
+
+    #[test]
+    fn agents_show_their_cap_and_todays_cost() {
+        let items = [item(serde_json::json!({
+            "kind": "Agent", "apiVersion": "pai.io/v1",
+            "metadata": {"name": "support-bot"},
+            "spec": {"models": ["local-anthropic/claude-sonnet-4-6", "local-openai/gpt-4o-mini"],
+                     "rateLimits": {"maxCostPerDayUSD": 5}},
+            "createdAt": 0, "updatedAt": 0, "generation": 1,
+            "tokensToday": 1234, "costTodayUsd": "0.012300"
+        }))];
+        assert_eq!(
+            render(Kind::Agent, &items, 60_000),
+            "NAME          MODELS                                                       BINDINGS   MAX COST/DAY   COST TODAY   AGE\n\
+             support-bot   local-anthropic/claude-sonnet-4-6,local-openai/gpt-4o-mini   -          $5.00          $0.012300    1m\n"
         );
     }
 

@@ -6,12 +6,15 @@
 
 mod access_key;
 mod apply;
+mod budgets;
 mod create;
 mod delete;
 mod gateway;
 mod get;
 mod login;
+mod metrics;
 mod model;
+mod status;
 mod usage;
 
 use std::process::ExitCode;
@@ -38,8 +41,11 @@ enum Command {
     Serve(ServeArgs),
     /// Create or update resources from YAML or JSON files (`-f -` reads stdin).
     Apply(apply::ApplyArgs),
-    /// List resources of a kind, or show one: `pai get model-providers`.
+    /// List resources of a kind, or show one: `pai get model-providers`; also `pai get metrics`
+    /// (today's tokens and cost) and `pai get budgets` (daily limits and what is spent).
     Get(get::GetArgs),
+    /// What an agent used today, model by model, against its budgets: `pai status AGENT`.
+    Status(status::StatusArgs),
     /// Delete resources: `pai delete model-provider NAME`.
     Delete(delete::DeleteArgs),
     /// Add a resource from flags: `pai add secret NAME --from-literal KEY=VALUE`.
@@ -109,6 +115,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             .map_err(|e| CliError::msg(e.to_string())),
         Command::Apply(args) => apply::run(args).await,
         Command::Get(args) => get::run(args).await,
+        Command::Status(args) => status::run(args).await,
         Command::Delete(args) => delete::run(args).await,
         Command::Add { what } => create::add(what).await,
         Command::Create { what } => create::create(what).await,
