@@ -269,33 +269,31 @@ fn next_wake(
 
 /// Whether bytes going to the client are the stream's final event.
 fn is_terminal(bytes: &[u8]) -> bool {
-    let head = &bytes[..bytes.len().min(40)];
-    let text = String::from_utf8_lossy(head);
-    let text = text.trim_start();
-    (text.starts_with("data:") && text[5..].trim_start().starts_with("[DONE]"))
-        || (text.starts_with("event:") && text[6..].trim_start().starts_with("message_stop"))
+    fn after<'a>(b: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+        b.strip_prefix(prefix).map(|rest| rest.trim_ascii_start())
+    }
+    let b = bytes.trim_ascii_start();
+    after(b, b"data:").is_some_and(|r| r.starts_with(b"[DONE]"))
+        || after(b, b"event:").is_some_and(|r| r.starts_with(b"message_stop"))
 }
 
 /// Whether an event going to the client carries generated content (text, tool arguments,
-/// thinking) — a cheap byte search, no parsing.
+/// thinking) — a byte search, no parsing.
 fn is_content_delta(bytes: &[u8]) -> bool {
-    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
-    if has(b"_delta\"") {
-        return has(b"\"text_delta\"")
-            || has(b"\"input_json_delta\"")
-            || has(b"\"thinking_delta\"");
+    use memchr::memmem::find;
+    if find(bytes, b"_delta\"").is_some() {
+        return find(bytes, b"\"text_delta\"").is_some()
+            || find(bytes, b"\"input_json_delta\"").is_some()
+            || find(bytes, b"\"thinking_delta\"").is_some();
     }
-    if !has(b"\"delta\"") {
+    if find(bytes, b"\"delta\"").is_none() {
         return false;
     }
     // OpenAI chunks: a non-empty content or arguments string.
     [&b"\"content\":\""[..], &b"\"arguments\":\""[..]]
         .iter()
         .any(|needle| {
-            bytes
-                .windows(needle.len())
-                .position(|w| w == *needle)
-                .is_some_and(|at| bytes.get(at + needle.len()) != Some(&b'"'))
+            find(bytes, needle).is_some_and(|at| bytes.get(at + needle.len()) != Some(&b'"'))
         })
 }
 
