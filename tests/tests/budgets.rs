@@ -314,3 +314,66 @@ async fn an_abandoned_stream_is_charged_for_what_it_produced() {
     }
     assert_eq!(spent, u128::from(usage.total_tokens()));
 }
+
+#[tokio::test]
+async fn max_tokens_per_request_refuses_big_inputs_and_bounds_the_output() {
+    let h = harness_with(Options {
+        extra_yaml: r#"
+apiVersion: pai.io/v1
+kind: ModelProvider
+metadata: {name: ant-bounded}
+spec:
+  provider: anthropic
+  endpoint: "{url}"
+  apiKeySecretRef: {name: keys, key: anthropic}
+  maxTokensPerRequest: 300
+  externalAccess: {enabled: true}
+"#
+        .to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let key = mint(
+        &h.store,
+        &AccessKeyHasher::new(SECRET),
+        "k-bounded",
+        "ant-bounded",
+        None,
+    )
+    .await;
+    h.gateway.reload().await.unwrap();
+
+    // An input alone over the limit is refused before any upstream call.
+    let long = "word ".repeat(2000);
+    let req = anthropic_request(
+        &key,
+        serde_json::json!({"model": "claude-sonnet-4-6", "max_tokens": 10,
+            "messages": [{"role": "user", "content": long}]}),
+    );
+    let (status, _, body) = collect(h.gateway.clone().oneshot(req).await.unwrap()).await;
+    assert_eq!(status, 400);
+    let v: serde_json::Value = serde_json::from_slice(&body.concat()).unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(r#"ModelProvider "ant-bounded" maxTokensPerRequest"#),
+        "{msg}"
+    );
+    assert_eq!(h.mock.calls("/v1/messages"), 0);
+
+    // A small input asking for more output than fits is bounded, and says so.
+    let req = anthropic_request(
+        &key,
+        serde_json::json!({"model": "claude-sonnet-4-6", "max_tokens": 4000,
+            "messages": [{"role": "user", "content": "hi [mock:words=5]"}]}),
+    );
+    let (status, headers, _) = collect(h.gateway.clone().oneshot(req).await.unwrap()).await;
+    assert_eq!(status, 200);
+    let bound: u64 = headers["x-pai-max-output-tokens"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(bound > 0 && bound < 300, "{bound}");
+    let sent = h.mock.requests().last().unwrap().json().unwrap();
+    assert_eq!(sent["max_tokens"], bound);
+}
