@@ -1,4 +1,5 @@
-//! The CLI's side of the admin API: a small HTTP/1.1 JSON client.
+//! The CLI's side of the admin API: a small JSON client over http:// or https:// (the gateway's
+//! own rustls transport).
 //!
 //! The server URL comes from `--server` or `PAI_ADMIN_URL`; the token from `--token`,
 //! `PAI_ADMIN_TOKEN`, or the `admin.token` file `pai serve` writes into its data directory.
@@ -10,10 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Args;
 use http::{header, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
+use pai_core::{Transport, TransportError};
+use pai_providers::{HttpTransport, TransportOptions};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -108,7 +108,7 @@ pub enum ClientError {
 /// A client of one admin API.
 #[derive(Clone)]
 pub struct AdminClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: HttpTransport,
     base: String,
     token: String,
     token_source: String,
@@ -139,8 +139,14 @@ impl AdminClient {
                 (text.trim().to_owned(), path.display().to_string())
             }
         };
+        let http = HttpTransport::new(TransportOptions {
+            connect_timeout: TIMEOUT,
+            response_timeout: TIMEOUT,
+            ..TransportOptions::default()
+        })
+        .map_err(|e| ClientError::BadUrl(format!("{base}: {e}")))?;
         Ok(AdminClient {
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http,
             base,
             token,
             token_source,
@@ -197,26 +203,26 @@ impl AdminClient {
             request = request.header(header::CONTENT_TYPE, *content_type);
         }
         let request = request
-            .body(Full::new(body.map(|(b, _)| b).unwrap_or_default()))
+            .body(body.map(|(b, _)| b).unwrap_or_default())
             .map_err(|e| ClientError::BadUrl(format!("{url}: {e}")))?;
-        let response = match tokio::time::timeout(TIMEOUT, self.http.request(request)).await {
-            Err(_) => {
+        let response = match self.http.send(request).await {
+            Err(TransportError::Timeout(_)) => {
                 return Err(ClientError::Timeout {
                     url: self.base.clone(),
                 })
             }
-            Ok(Err(e)) if e.is_connect() => {
+            Err(TransportError::Connect(_)) => {
                 return Err(ClientError::Unreachable {
                     url: self.base.clone(),
                 })
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 return Err(ClientError::Protocol {
                     url: self.base.clone(),
                     detail: e.to_string(),
                 })
             }
-            Ok(Ok(response)) => response,
+            Ok(response) => response,
         };
         let status = response.status();
         let bytes = match tokio::time::timeout(TIMEOUT, response.into_body().collect()).await {
@@ -259,18 +265,14 @@ impl AdminClient {
     }
 }
 
-/// `http://host:port` without a trailing slash; a bare `host:port` means http.
+/// `http(s)://host:port` without a trailing slash; a bare `host:port` means http.
 fn base_url(server: &str) -> Result<String, ClientError> {
     let server = server.trim().trim_end_matches('/');
-    let base = if server.starts_with("https://") {
-        return Err(ClientError::BadUrl(format!(
-            "{server}: the CLI speaks plain HTTP to the admin API; reach it over a local address or a tunnel"
-        )));
-    } else if server.starts_with("http://") {
+    let base = if server.starts_with("https://") || server.starts_with("http://") {
         server.to_owned()
     } else if server.contains("://") {
         return Err(ClientError::BadUrl(format!(
-            "{server}: expected an http:// URL such as http://127.0.0.1:8081"
+            "{server}: expected an http:// or https:// URL such as http://127.0.0.1:8081"
         )));
     } else {
         format!("http://{server}")
@@ -299,7 +301,10 @@ mod tests {
             "http://127.0.0.1:8081"
         );
         assert_eq!(base_url("localhost:9000").unwrap(), "http://localhost:9000");
-        assert!(base_url("https://pai.example").is_err());
+        assert_eq!(
+            base_url("https://pai.example/").unwrap(),
+            "https://pai.example"
+        );
         assert!(base_url("ftp://x").is_err());
     }
 
