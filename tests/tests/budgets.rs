@@ -377,3 +377,62 @@ spec:
     let sent = h.mock.requests().last().unwrap().json().unwrap();
     assert_eq!(sent["max_tokens"], bound);
 }
+
+#[tokio::test]
+async fn call_records_name_the_model_binding_they_went_through() {
+    let h = harness_with(Options {
+        extra_yaml: r#"
+apiVersion: pai.io/v1
+kind: ModelBinding
+metadata: {name: quick}
+spec: {provider: oai, model: gpt-4o-mini}
+---
+apiVersion: pai.io/v1
+kind: Agent
+metadata: {name: bound-bot}
+spec:
+  models: [ant/claude-sonnet-4-6]
+  modelBindings: [quick]
+"#
+        .to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let raw = pai_core::access_key::generate().unwrap();
+    let mut key: pai_core::resource::AccessKey = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "bound-key"}, "spec": {"agent": "bound-bot"}}))
+    .unwrap();
+    key.status.key_hash = Some(AccessKeyHasher::new(SECRET).hash(&raw).0);
+    pai_core::Store::apply(h.store.as_ref(), &pai_core::Resource::AccessKey(key))
+        .await
+        .unwrap();
+    h.gateway.reload().await.unwrap();
+
+    for model in ["quick", "ant/claude-sonnet-4-6"] {
+        let req = anthropic_request(
+            &raw,
+            serde_json::json!({"model": model, "max_tokens": 20,
+                "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        let (status, _, body) = collect(h.gateway.clone().oneshot(req).await.unwrap()).await;
+        assert_eq!(status, 200, "{model}: {body:?}");
+    }
+    let recs = records(&h.store, 2).await;
+    let mut seen: Vec<(String, String, Option<String>)> = recs
+        .iter()
+        .map(|r| (r.provider.clone(), r.model.clone(), r.binding.clone()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("ant".into(), "claude-sonnet-4-6".into(), None),
+            ("oai".into(), "gpt-4o-mini".into(), Some("quick".into())),
+        ]
+    );
+    let totals = pai_core::Store::usage_by_workload(h.store.as_ref(), 0)
+        .await
+        .unwrap();
+    let bindings: Vec<Option<&str>> = totals.iter().map(|t| t.binding.as_deref()).collect();
+    assert_eq!(bindings, [None, Some("quick")]);
+}

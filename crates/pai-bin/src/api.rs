@@ -213,12 +213,13 @@ impl From<UsageTotals> for UsageLine {
 pub struct WorkloadUsageReport {
     /// Unix milliseconds the totals start from.
     pub since_ms: u64,
-    /// Totals per workload, provider and model, sorted by those.
+    /// Totals per workload, provider, model and binding, sorted by those (calls through no
+    /// binding first).
     pub items: Vec<WorkloadUsage>,
 }
 
 /// Totals of one workload (`ext:<access-key>` or an agent's name) on one model of one
-/// provider.
+/// provider, through one ModelBinding or none.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadUsage {
@@ -228,6 +229,9 @@ pub struct WorkloadUsage {
     pub provider: String,
     /// The model id sent upstream (for a ModelBinding, the model behind it).
     pub model: String,
+    /// The ModelBinding the calls went through; absent for calls through none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<String>,
     /// Number of calls.
     pub requests: u64,
     /// Summed usage.

@@ -46,6 +46,10 @@ pub struct CallRecord {
     pub access_key: Option<String>,
     /// The model id sent upstream.
     pub model: String,
+    /// The ModelBinding the call went through, if any. Absent in records written before
+    /// bindings were recorded.
+    #[serde(default)]
+    pub binding: Option<String>,
     /// `chat.completions`, `messages`, `count_tokens`.
     pub operation: String,
     /// Whether the response streamed.
@@ -77,6 +81,29 @@ pub struct UsageTotals {
     pub usage: Usage,
     /// Summed cost in pico-USD of the calls whose price was known.
     pub cost_pico_usd: u128,
+    /// Unix milliseconds of the latest call.
+    pub last_used_ms: u64,
+}
+
+/// Totals over a period, per workload, provider, model and ModelBinding.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadTotals {
+    /// `ext:<access-key-name>` or the agent's name.
+    pub workload: String,
+    /// The ModelProvider's name; empty for calls refused before one was chosen.
+    pub provider: String,
+    /// The model id sent upstream.
+    pub model: String,
+    /// The ModelBinding the calls went through; `None` for calls through none.
+    pub binding: Option<String>,
+    /// Number of calls.
+    pub requests: u64,
+    /// Summed usage.
+    pub usage: Usage,
+    /// Summed cost in pico-USD of the calls whose price was known.
+    pub cost_pico_usd: u128,
+    /// Calls that used tokens but had no price, so are missing from `cost_pico_usd`.
+    pub unpriced_requests: u64,
     /// Unix milliseconds of the latest call.
     pub last_used_ms: u64,
 }
@@ -130,6 +157,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Totals of calls started at or after `since_ms`, per provider and access key.
     async fn usage_since(&self, since_ms: u64) -> Result<Vec<UsageTotals>, StoreError>;
+
+    /// Totals of calls started at or after `since_ms`, per workload, provider, model and
+    /// binding, sorted by those (calls without a binding first).
+    async fn usage_by_workload(&self, since_ms: u64) -> Result<Vec<WorkloadTotals>, StoreError>;
 
     /// The most recent calls, newest first.
     async fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError>;

@@ -20,7 +20,9 @@ use pai_core::resource::{
     AccessKey, AccessKeySpec, AccessKeyStatus, Agent, AgentSpec, GuardBinding, Metadata, Secret,
     API_VERSION,
 };
-use pai_core::{Applied, CallRecord, Kind, Resource, Store, StoreError, Usage, UsageTotals};
+use pai_core::{
+    Applied, CallRecord, Kind, Resource, Store, StoreError, Usage, UsageTotals, WorkloadTotals,
+};
 
 use crate::unix_now;
 
@@ -31,6 +33,7 @@ pub async fn run_all(store: &dyn Store) {
     access_keys_by_hash(store).await;
     secrets_round_trip(store).await;
     calls_and_usage(store).await;
+    usage_by_workload(store).await;
 }
 
 fn agent(name: &str, model: &str) -> Resource {
@@ -410,6 +413,7 @@ fn call(n: u32, started_at_ms: u64, provider: &str, key: Option<&str>) -> CallRe
         provider: provider.to_owned(),
         access_key: key.map(str::to_owned),
         model: "gpt-4o".to_owned(),
+        binding: None,
         operation: "chat.completions".to_owned(),
         stream: n >= 3,
         status: 200,
@@ -439,6 +443,7 @@ pub async fn calls_and_usage(store: &dyn Store) {
     let c1 = CallRecord {
         usage: Some(usage(10, 5)),
         cost_pico_usd: Some(100),
+        binding: Some("fast".to_owned()),
         ..call(1, 1_000, "openai", Some("alice"))
     };
     let c2 = CallRecord {
@@ -539,6 +544,165 @@ pub async fn calls_and_usage(store: &dyn Store) {
             .usage_since(3_001)
             .await
             .expect("usage_since")
+            .is_empty(),
+        "nothing started after the last call"
+    );
+}
+
+/// Totals group by workload, provider, model and binding, sorted by those with calls through no
+/// binding first; costs are summed exactly, and calls that used tokens without a price are
+/// counted apart. Needs a store holding no calls started at or after 10,000,000 ms.
+pub async fn usage_by_workload(store: &dyn Store) {
+    const T: u64 = 10_000_000;
+    let tokens = |input, output| Usage {
+        input,
+        cached_input: 2,
+        cache_write: 1,
+        output,
+        reasoning: 1,
+    };
+    let big = 1u128 << 100;
+    let bot = |n: u32, at: u64| CallRecord {
+        started_at_ms: T + at,
+        ..call(100 + n, 0, "openai", None)
+    };
+    let fast = |n: u32, at: u64| CallRecord {
+        binding: Some("fast".to_owned()),
+        ..bot(n, at)
+    };
+    let records = [
+        // Before the period: not counted.
+        CallRecord {
+            started_at_ms: T - 1,
+            usage: Some(tokens(1_000, 1_000)),
+            cost_pico_usd: Some(1),
+            ..bot(0, 0)
+        },
+        CallRecord {
+            usage: Some(tokens(10, 5)),
+            cost_pico_usd: Some(5),
+            ..bot(1, 10)
+        },
+        CallRecord {
+            usage: Some(tokens(20, 6)),
+            cost_pico_usd: Some(big),
+            ..bot(2, 30)
+        },
+        // Used tokens, no price: unpriced.
+        CallRecord {
+            usage: Some(tokens(7, 3)),
+            ..fast(3, 20)
+        },
+        // No usage, or no tokens, and no price: not unpriced.
+        fast(4, 40),
+        CallRecord {
+            usage: Some(Usage::default()),
+            ..fast(5, 15)
+        },
+        CallRecord {
+            usage: Some(tokens(1, 1)),
+            cost_pico_usd: Some(u128::from(u64::MAX) + 1),
+            ..fast(6, 25)
+        },
+        // Refused before a provider was chosen.
+        CallRecord {
+            provider: String::new(),
+            model: String::new(),
+            status: 429,
+            ..bot(7, 50)
+        },
+        CallRecord {
+            workload: "ext:alice".to_owned(),
+            provider: "anthropic".to_owned(),
+            access_key: Some("alice".to_owned()),
+            model: "claude-sonnet-4-5".to_owned(),
+            usage: Some(tokens(100, 50)),
+            cost_pico_usd: Some(u128::from(u64::MAX) + 1),
+            ..bot(8, 5)
+        },
+    ];
+    for record in &records {
+        store.record_call(record).await.expect("record_call");
+    }
+
+    let group =
+        |workload: &str, provider: &str, model: &str, binding: Option<&str>| WorkloadTotals {
+            workload: workload.to_owned(),
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            binding: binding.map(str::to_owned),
+            ..WorkloadTotals::default()
+        };
+    let expected = [
+        WorkloadTotals {
+            requests: 1,
+            usage: tokens(100, 50),
+            cost_pico_usd: u128::from(u64::MAX) + 1,
+            last_used_ms: T + 5,
+            ..group("ext:alice", "anthropic", "claude-sonnet-4-5", None)
+        },
+        WorkloadTotals {
+            requests: 1,
+            last_used_ms: T + 50,
+            ..group("support-bot", "", "", None)
+        },
+        WorkloadTotals {
+            requests: 2,
+            usage: Usage {
+                input: 30,
+                cached_input: 4,
+                cache_write: 2,
+                output: 11,
+                reasoning: 2,
+            },
+            cost_pico_usd: 5 + big,
+            last_used_ms: T + 30,
+            ..group("support-bot", "openai", "gpt-4o", None)
+        },
+        WorkloadTotals {
+            requests: 4,
+            usage: Usage {
+                input: 8,
+                cached_input: 4,
+                cache_write: 2,
+                output: 4,
+                reasoning: 2,
+            },
+            cost_pico_usd: u128::from(u64::MAX) + 1,
+            unpriced_requests: 1,
+            last_used_ms: T + 40,
+            ..group("support-bot", "openai", "gpt-4o", Some("fast"))
+        },
+    ];
+    assert_eq!(
+        store.usage_by_workload(T).await.expect("usage_by_workload"),
+        expected,
+        "totals per workload, provider, model and binding, from `since_ms` on, sorted"
+    );
+    assert_eq!(
+        store
+            .usage_by_workload(T + 31)
+            .await
+            .expect("usage_by_workload"),
+        [
+            WorkloadTotals {
+                requests: 1,
+                last_used_ms: T + 50,
+                ..group("support-bot", "", "", None)
+            },
+            WorkloadTotals {
+                requests: 1,
+                last_used_ms: T + 40,
+                ..group("support-bot", "openai", "gpt-4o", Some("fast"))
+            },
+        ],
+        "only calls started at or after `since_ms`"
+    );
+    assert!(
+        store
+            .usage_by_workload(T + 51)
+            .await
+            .expect("usage_by_workload")
             .is_empty(),
         "nothing started after the last call"
     );

@@ -23,7 +23,10 @@
 //!   hash without an expiry is never accepted, and two AccessKeys cannot claim one hash
 //!   ([`StoreError::Conflict`]);
 //! - `usage_since` sums calls per provider and access key, sorted by provider, then access key
-//!   with keyless calls first; `recent_calls` is newest first, ties in the order recorded.
+//!   with keyless calls first; `usage_by_workload` sums them per workload, provider, model and
+//!   ModelBinding, sorted by those with binding-less calls first, costs exact and calls that used
+//!   tokens without a price counted as unpriced; `recent_calls` is newest first, ties in the
+//!   order recorded.
 //!
 //! Budgets live here too: [`MemoryLedger`] and [`SqliteLedger`] implement
 //! [`pai_core::BudgetLedger`] from one in-memory core (see the `ledger` module for the design),

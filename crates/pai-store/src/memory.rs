@@ -4,11 +4,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use pai_core::{Applied, CallRecord, Kind, Resource, Store, StoreError, Stored, UsageTotals};
+use pai_core::{
+    Applied, CallRecord, Kind, Resource, Store, StoreError, Stored, UsageTotals, WorkloadTotals,
+};
 use tokio::sync::watch;
 
 use crate::access_keys::{accepts, conflict, indexed_hashes};
-use crate::totals::Totals;
+use crate::totals::{Totals, WorkloadGroups};
 use crate::{same_json, unix_now};
 
 /// A [`Store`] held in memory: for tests, and for embedders that apply their resources at start.
@@ -175,6 +177,15 @@ impl Store for MemoryStore {
             totals.add(call);
         }
         Ok(totals.finish())
+    }
+
+    async fn usage_by_workload(&self, since_ms: u64) -> Result<Vec<WorkloadTotals>, StoreError> {
+        let state = self.lock();
+        let mut groups = WorkloadGroups::default();
+        for call in state.calls.iter().filter(|c| c.started_at_ms >= since_ms) {
+            groups.add(call);
+        }
+        Ok(groups.finish())
     }
 
     async fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError> {

@@ -12,7 +12,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
 use pai_core::{Kind, Resource, Stored};
 
-use super::usage::{by_workload, calls_since, start_of_day_ms};
+use super::usage::start_of_day_ms;
 use super::{kind_of, AdminState, ApiError};
 use crate::api::{usd, Deleted, Item, ItemList};
 
@@ -152,12 +152,15 @@ impl Usage {
 
     /// Today's tokens and cost per agent, from the call records whose workload is the agent.
     async fn load_agents(state: &AdminState) -> Result<Usage, ApiError> {
-        let calls = calls_since(state.store.as_ref(), start_of_day_ms(state)).await?;
+        let totals = state
+            .store
+            .usage_by_workload(start_of_day_ms(state))
+            .await?;
         let mut usage = Usage {
             kind: Some(Kind::Agent),
             ..Usage::default()
         };
-        for t in by_workload(&calls).into_values() {
+        for t in totals {
             *usage.tokens_today.entry(t.workload.clone()).or_default() += t.usage.total_tokens();
             *usage.cost_today_pico_usd.entry(t.workload).or_default() += t.cost_pico_usd;
         }

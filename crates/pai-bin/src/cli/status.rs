@@ -10,10 +10,12 @@
 //! Where each figure comes from, and why:
 //! - a ModelBinding with `maxTokensPerDay`: the `model-binding` budget of the gateway's ledger,
 //!   the very counter the limit is enforced on;
-//! - a plain `provider/model` entry (or a binding without a limit): the call records whose
-//!   workload is the agent, on that provider and model. The provider's own budget would not do:
-//!   it counts every caller of the provider. A record names the model sent upstream, not the
-//!   binding, so calls through a binding to the same provider and model count here too. When the
+//! - a binding without a limit: the call records whose workload is the agent and that went
+//!   through that binding;
+//! - a plain `provider/model` entry: the call records whose workload is the agent, on that
+//!   provider and model, through no binding (a record names the binding it went through, so
+//!   calls through a binding to the same provider and model are not counted twice). The
+//!   provider's own budget would not do: it counts every caller of the provider. When the
 //!   provider has a daily cap, its budget follows in brackets, since it is what can push the
 //!   agent onto its next model;
 //! - cost: with `rateLimits.maxCostPerDayUSD`, the `agent-cost` budget, which is what the cap is
@@ -105,12 +107,26 @@ pub fn render(status: &Status, resets_in_secs: u64) -> String {
             .iter()
             .find(|b| b.scope == scope && b.name == of)
     };
-    // The agent's records on one provider and model.
+    // The agent's records on one provider and model through no binding.
     let used = |provider: &str, model: &str| -> u64 {
         status
             .usage
             .iter()
-            .filter(|u| &u.workload == name && u.provider == provider && u.model == model)
+            .filter(|u| {
+                &u.workload == name
+                    && u.provider == provider
+                    && u.model == model
+                    && u.binding.is_none()
+            })
+            .map(|u| u.usage.total_tokens())
+            .sum()
+    };
+    // The agent's records through one binding.
+    let used_through = |binding: &str| -> u64 {
+        status
+            .usage
+            .iter()
+            .filter(|u| &u.workload == name && u.binding.as_deref() == Some(binding))
             .map(|u| u.usage.total_tokens())
             .sum()
     };
@@ -154,7 +170,7 @@ pub fn render(status: &Status, resets_in_secs: u64) -> String {
                 amount(bb.unit, &bb.spent),
                 cap(bb.unit, &bb.limit)
             ),
-            None => table::thousands(used(provider, model)),
+            None => table::thousands(used_through(binding)),
         };
         out.push_str(&format!(
             "{binding} ({provider} / {model}) — {tokens} tokens today{}\n",
@@ -199,13 +215,18 @@ mod tests {
         let agent = item(serde_json::json!({
             "kind": "Agent", "apiVersion": "pai.io/v1", "metadata": {"name": "bot"},
             "spec": {"models": ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-6"],
-                     "modelBindings": ["gemini-flash", "gone"],
+                     "modelBindings": ["gemini-flash", "mini", "gone"],
                      "rateLimits": {"maxCostPerDayUSD": 5}},
             "createdAt": 0, "updatedAt": 0, "generation": 1
         }));
         let binding = item(serde_json::json!({
             "kind": "ModelBinding", "apiVersion": "pai.io/v1", "metadata": {"name": "gemini-flash"},
             "spec": {"provider": "gemini", "model": "gemini-2.0-flash", "maxTokensPerDay": 1000000},
+            "createdAt": 0, "updatedAt": 0, "generation": 1
+        }));
+        let mini = item(serde_json::json!({
+            "kind": "ModelBinding", "apiVersion": "pai.io/v1", "metadata": {"name": "mini"},
+            "spec": {"provider": "openai", "model": "gpt-4o-mini"},
             "createdAt": 0, "updatedAt": 0, "generation": 1
         }));
         let budgets: BudgetReport = serde_json::from_value(serde_json::json!({"items": [
@@ -221,6 +242,14 @@ mod tests {
             {"workload": "bot", "provider": "openai", "model": "gpt-4o-mini", "requests": 3,
              "usage": {"input": 1000, "cached_input": 200, "cache_write": 0, "output": 34, "reasoning": 0},
              "costPicoUsd": 1, "costUsd": "0.000000", "unpricedRequests": 0, "lastUsedMs": 0},
+            {"workload": "bot", "provider": "openai", "model": "gpt-4o-mini", "binding": "mini",
+             "requests": 1,
+             "usage": {"input": 900, "cached_input": 0, "cache_write": 0, "output": 9, "reasoning": 0},
+             "costPicoUsd": 1, "costUsd": "0.000000", "unpricedRequests": 0, "lastUsedMs": 0},
+            {"workload": "bot", "provider": "gemini", "model": "gemini-2.0-flash", "binding": "gemini-flash",
+             "requests": 1,
+             "usage": {"input": 7, "cached_input": 0, "cache_write": 0, "output": 0, "reasoning": 0},
+             "costPicoUsd": 1, "costUsd": "0.000000", "unpricedRequests": 0, "lastUsedMs": 0},
             {"workload": "other", "provider": "openai", "model": "gpt-4o-mini", "requests": 1,
              "usage": {"input": 5, "cached_input": 0, "cache_write": 0, "output": 5, "reasoning": 0},
              "costPicoUsd": 1, "costUsd": "0.000000", "unpricedRequests": 0, "lastUsedMs": 0},
@@ -228,7 +257,10 @@ mod tests {
         .unwrap();
         let status = Status {
             agent,
-            bindings: HashMap::from([("gemini-flash".to_owned(), binding)]),
+            bindings: HashMap::from([
+                ("gemini-flash".to_owned(), binding),
+                ("mini".to_owned(), mini),
+            ]),
             budgets: budgets.items,
             usage: usage.items,
         };
@@ -238,6 +270,7 @@ mod tests {
              openai/gpt-4o-mini — 1,234 tokens today\n\
              anthropic/claude-sonnet-4-6 — 0 tokens today (ModelProvider anthropic: 1,500 / 1,500 tokens today)\n\
              gemini-flash (gemini / gemini-2.0-flash) — 45,230 / 1,000,000 tokens today\n\
+             mini (openai / gpt-4o-mini) — 909 tokens today\n\
              gone — ModelBinding not found\n\
              cost — $0.012300 / $5.00 today\n"
         );

@@ -23,16 +23,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use pai_core::{Applied, CallRecord, Kind, Resource, Store, StoreError, Stored, UsageTotals};
+use pai_core::{
+    Applied, CallRecord, Kind, Resource, Store, StoreError, Stored, UsageTotals, WorkloadTotals,
+};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::watch;
 
 use crate::access_keys::{accepts, conflict, indexed_hashes};
-use crate::totals::Totals;
+use crate::totals::{Totals, WorkloadGroups};
 use crate::{same_json, unix_now};
 
 use rows::{bind_call, db_error, to_db, CALL_COLUMNS, RESOURCE_COLUMNS};
@@ -360,7 +362,7 @@ impl Store for SqliteStore {
     async fn record_call(&self, record: &CallRecord) -> Result<(), StoreError> {
         let insert = format!(
             "INSERT INTO calls ({CALL_COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
         bind_call(sqlx::query(&insert), record)
             .execute(&self.pool)
@@ -379,6 +381,60 @@ impl Store for SqliteStore {
             totals.add(&rows::call(&row)?);
         }
         Ok(totals.finish())
+    }
+
+    async fn usage_by_workload(&self, since_ms: u64) -> Result<Vec<WorkloadTotals>, StoreError> {
+        // Counts, tokens and the latest call are grouped in SQL. Costs are u128 decimal
+        // strings, which SQLite cannot add exactly, so the priced calls' costs are streamed and
+        // summed here. Both reads run in one read transaction, so they see the same calls.
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let mut groups = WorkloadGroups::default();
+        {
+            let mut rows = sqlx::query(
+                "SELECT workload, provider, model, binding, COUNT(*) AS requests, \
+                 COALESCE(SUM(usage_input), 0) AS usage_input, \
+                 COALESCE(SUM(usage_cached_input), 0) AS usage_cached_input, \
+                 COALESCE(SUM(usage_cache_write), 0) AS usage_cache_write, \
+                 COALESCE(SUM(usage_output), 0) AS usage_output, \
+                 COALESCE(SUM(usage_reasoning), 0) AS usage_reasoning, \
+                 COALESCE(SUM(cost_pico_usd IS NULL AND usage_input + usage_cached_input \
+                     + usage_cache_write + usage_output > 0), 0) AS unpriced_requests, \
+                 MAX(started_at_ms) AS last_used_ms \
+                 FROM calls WHERE started_at_ms >= ? \
+                 GROUP BY workload, provider, model, binding",
+            )
+            .bind(to_db(since_ms))
+            .fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await.map_err(db_error)? {
+                groups.group(rows::workload_group(&row)?);
+            }
+        }
+        {
+            let mut costs = sqlx::query(
+                "SELECT workload, provider, model, binding, cost_pico_usd FROM calls \
+                 WHERE started_at_ms >= ? AND cost_pico_usd IS NOT NULL",
+            )
+            .bind(to_db(since_ms))
+            .fetch(&mut *tx);
+            while let Some(row) = costs.try_next().await.map_err(db_error)? {
+                let key = (
+                    row.try_get("workload").map_err(db_error)?,
+                    row.try_get("provider").map_err(db_error)?,
+                    row.try_get("model").map_err(db_error)?,
+                    row.try_get("binding").map_err(db_error)?,
+                );
+                let cost: String = row.try_get("cost_pico_usd").map_err(db_error)?;
+                let cost = rows::parse_cost(&cost)?;
+                let Some(totals) = groups.get_mut(&key) else {
+                    return Err(StoreError::Corrupt(
+                        "a priced call outside every group of its period".into(),
+                    ));
+                };
+                totals.cost_pico_usd = totals.cost_pico_usd.saturating_add(cost);
+            }
+        }
+        tx.rollback().await.map_err(db_error)?;
+        Ok(groups.finish())
     }
 
     async fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError> {

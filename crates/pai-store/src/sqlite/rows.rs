@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use pai_core::resource::Secret;
-use pai_core::{CallRecord, Kind, Resource, StoreError, Stored, Usage};
+use pai_core::{CallRecord, Kind, Resource, StoreError, Stored, Usage, WorkloadTotals};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -16,7 +16,7 @@ pub(crate) const RESOURCE_COLUMNS: &str = "json, sealed, created_at, updated_at,
 /// The columns `call` reads.
 pub(crate) const CALL_COLUMNS: &str = "call_id, started_at_ms, workload, provider, access_key, \
      model, operation, stream, status, usage_input, usage_cached_input, usage_cache_write, \
-     usage_output, usage_reasoning, cost_pico_usd, duration_ms, client_ip, error";
+     usage_output, usage_reasoning, cost_pico_usd, duration_ms, client_ip, error, binding";
 
 /// What a failed statement means to the gateway: damage it cannot read past is `Corrupt`,
 /// everything else (I/O, locks held too long, a closed pool) is `Unavailable`.
@@ -151,6 +151,7 @@ pub(crate) fn bind_call<'q>(
         .bind(to_db(call.duration_ms))
         .bind(call.client_ip.as_deref())
         .bind(call.error.as_deref())
+        .bind(call.binding.as_deref())
 }
 
 /// A `calls` row read back.
@@ -162,19 +163,46 @@ pub(crate) fn call(row: &SqliteRow) -> Result<CallRecord, StoreError> {
         provider: column(row, "provider")?,
         access_key: column(row, "access_key")?,
         model: column(row, "model")?,
+        binding: column(row, "binding")?,
         operation: column(row, "operation")?,
         stream: column(row, "stream")?,
         status: from_db(column(row, "status")?, "status")?,
         usage: usage(row)?,
         cost_pico_usd: column::<Option<String>>(row, "cost_pico_usd")?
-            .map(|c| {
-                c.parse::<u128>()
-                    .map_err(|_| StoreError::Corrupt(format!("cost_pico_usd holds {c:?}")))
-            })
+            .map(|c| parse_cost(&c))
             .transpose()?,
         duration_ms: from_db(column(row, "duration_ms")?, "duration_ms")?,
         client_ip: column(row, "client_ip")?,
         error: column(row, "error")?,
+    })
+}
+
+/// A `cost_pico_usd` value: a u128 as a decimal string.
+pub(crate) fn parse_cost(c: &str) -> Result<u128, StoreError> {
+    c.parse::<u128>()
+        .map_err(|_| StoreError::Corrupt(format!("cost_pico_usd holds {c:?}")))
+}
+
+/// A `usage_by_workload` group row: its key, counts and summed tokens; the cost is summed
+/// apart, in Rust.
+pub(crate) fn workload_group(row: &SqliteRow) -> Result<WorkloadTotals, StoreError> {
+    let count = |name: &str| -> Result<u64, StoreError> { from_db(column(row, name)?, name) };
+    Ok(WorkloadTotals {
+        workload: column(row, "workload")?,
+        provider: column(row, "provider")?,
+        model: column(row, "model")?,
+        binding: column(row, "binding")?,
+        requests: count("requests")?,
+        usage: Usage {
+            input: count("usage_input")?,
+            cached_input: count("usage_cached_input")?,
+            cache_write: count("usage_cache_write")?,
+            output: count("usage_output")?,
+            reasoning: count("usage_reasoning")?,
+        },
+        cost_pico_usd: 0,
+        unpriced_requests: count("unpriced_requests")?,
+        last_used_ms: count("last_used_ms")?,
     })
 }
 

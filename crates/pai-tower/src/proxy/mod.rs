@@ -303,6 +303,10 @@ impl Inner {
             }
             record.provider = provider.metadata.name.clone();
             record.model = call.model.clone();
+            record.binding = candidate
+                .binding
+                .as_ref()
+                .map(|b| b.resource.metadata.name.clone());
             match attempt::run(self, candidate, &call, deadline, journey).await {
                 Ok(answer) => {
                     self.cooldowns.success(&candidate.label);
