@@ -220,6 +220,7 @@ impl Inner {
 
         let snapshot = self.snapshot.current();
         let candidates = candidates::for_principal(principal, &call.model, &snapshot)?;
+        let mut base = Some(call);
         let deadline = Instant::now() + self.reliability.total_timeout;
         let every_one_cooling = candidates.iter().all(|c| self.cooldowns.cooling(&c.label));
         let primary = candidates.first().map(|c| c.label.clone());
@@ -237,7 +238,19 @@ impl Inner {
                 continue;
             }
             let provider = &candidate.provider.resource;
-            let mut call = call.clone();
+            // Each candidate may rewrite the body (model, output bound); the last one takes the
+            // parsed call itself, so the common single-candidate call never copies the body.
+            let mut call = if i + 1 == candidates.len() {
+                match base.take() {
+                    Some(call) => call,
+                    None => break,
+                }
+            } else {
+                match &base {
+                    Some(call) => call.clone(),
+                    None => break,
+                }
+            };
             call.model = candidate.model.clone();
 
             let limit = candidate.max_tokens_per_request();
