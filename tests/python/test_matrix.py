@@ -10,6 +10,10 @@ says output tokens, and the prompt's tokens (counted the same way in every diale
 right once cache reads are moved between "included" (OpenAI, Gemini) and "excluded"
 (Anthropic).
 
+`test_preamble_and_two_tool_calls[<client>-<provider>-<stream|whole>]` adds a reply of text
+and then two tool calls, which pins the per-call OpenAI delta index and the Anthropic block
+starts and stops.
+
 When the client's dialect differs from the provider's, pai translates (PROTOCOLS.md,
 "Translation between the OpenAI and Anthropic dialects"); errors, before and during a stream,
 must also arrive in the client's dialect.
@@ -283,6 +287,135 @@ def check_anthropic_cell(client: anthropic.Anthropic, model: str, prompt: str, s
         assert not text
         assert usage.output_tokens == 3
         assert usage.input_tokens == tokens(SYSTEM + prompt)
+
+
+# === Text and tool calls in one reply ===
+#
+# `[mock:tool,preamble,tools=2]`: the upstream says "Let me check the weather." and then calls
+# get_weather twice (Paris, Berlin). Two translation pitfalls show here: an OpenAI tool-call
+# delta's `index` counts tool calls (0, 1), not Anthropic content blocks (1, 2 after the text);
+# and an Anthropic stream must stop one content block and start the next at every switch
+# between text and tool use.
+
+PREAMBLE = "Let me check the weather."
+PREAMBLE_PROMPT = "[mock:tool,preamble,tools=2]"
+TWO_CALLS = [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Berlin"})]
+# Output tokens: the preamble's 5 words, 3 per call.
+PREAMBLE_OUTPUT = 5 + 3 + 3
+
+# Cells that fail because of a translation bug (crates/pai-providers/src/translate), kept
+# visible as strict xfails: id → reason.
+PREAMBLE_XFAIL: dict[str, str] = {}
+
+
+def preamble_cells():
+    for client in CLIENTS:
+        for provider in PROVIDERS:
+            for stream in (False, True):
+                cell_id = f"{client}-{provider}-{'stream' if stream else 'whole'}"
+                marks = []
+                if cell_id in PREAMBLE_XFAIL:
+                    marks.append(pytest.mark.xfail(strict=True, reason=PREAMBLE_XFAIL[cell_id]))
+                yield pytest.param(client, provider, stream, id=cell_id, marks=marks)
+
+
+@pytest.mark.parametrize("client_kind,provider,stream", list(preamble_cells()))
+def test_preamble_and_two_tool_calls(gateway, mock, matrix, client_kind, provider, stream):
+    nonce = uuid.uuid4().hex[:12]
+    model = PROVIDERS[provider][3]
+    prompt = f"Weather in Paris and Berlin? {nonce} {PREAMBLE_PROMPT}"
+    key = matrix[provider]
+    if client_kind == "openai-sdk":
+        check_openai_preamble(openai_client(gateway, key), model, prompt, stream)
+    else:
+        check_anthropic_preamble(anthropic_client(gateway, key), model, prompt, stream)
+    assert_reached_the_right_upstream(upstream_call(mock, nonce), provider, stream)
+
+
+def check_openai_preamble(client: openai.OpenAI, model: str, prompt: str, stream: bool):
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+    if not stream:
+        completion = client.chat.completions.create(model=model, messages=messages, tools=OPENAI_TOOLS)
+        assert len(completion.choices) == 1
+        choice = completion.choices[0]
+        text = choice.message.content
+        calls = [(c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls or []]
+        finish = choice.finish_reason
+        usage = completion.usage
+    else:
+        chunks = list(
+            client.chat.completions.create(
+                model=model, messages=messages, tools=OPENAI_TOOLS, stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        with_choices = [c for c in chunks if c.choices]
+        text = "".join(c.choices[0].delta.content or "" for c in with_choices)
+        finishes = [c.choices[0].finish_reason for c in with_choices if c.choices[0].finish_reason]
+        assert finishes == ["tool_calls"], finishes
+        finish = finishes[0]
+        usage_chunks = [c for c in chunks if c.usage is not None]
+        assert len(usage_chunks) == 1
+        usage = usage_chunks[0].usage
+        # Assemble the calls by `index`, as the SDK's users do: the indices are per tool call.
+        gathered: dict[int, list] = {}
+        text_after_a_call = False
+        for c in with_choices:
+            delta = c.choices[0].delta
+            if delta.content and gathered:
+                text_after_a_call = True
+            for d in delta.tool_calls or []:
+                entry = gathered.setdefault(d.index, [None, "", ""])
+                if d.id:
+                    assert entry[0] is None, f"call {d.index} opened twice"
+                    entry[0] = d.id
+                if d.function and d.function.name:
+                    entry[1] += d.function.name
+                if d.function and d.function.arguments:
+                    entry[2] += d.function.arguments
+        assert sorted(gathered) == [0, 1], f"tool-call indices {sorted(gathered)}, expected [0, 1]"
+        assert not text_after_a_call, "the text comes before the tool calls"
+        calls = [tuple(gathered[i]) for i in sorted(gathered)]
+
+    assert text == PREAMBLE, text
+    assert len(calls) == 2, calls
+    assert all(call_id for call_id, _, _ in calls), calls
+    assert len({call_id for call_id, _, _ in calls}) == 2, "distinct call ids"
+    assert [(name, json.loads(arguments)) for _, name, arguments in calls] == TWO_CALLS
+    assert finish == "tool_calls"
+    assert usage.completion_tokens == PREAMBLE_OUTPUT
+    assert usage.prompt_tokens == tokens(SYSTEM + prompt)
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def check_anthropic_preamble(client: anthropic.Anthropic, model: str, prompt: str, stream: bool):
+    kwargs = dict(
+        model=model, max_tokens=256, system=SYSTEM, tools=ANTHROPIC_TOOLS,
+        messages=[{"role": "user", "content": prompt}],
+    )
+    if not stream:
+        message = client.messages.create(**kwargs)
+    else:
+        starts, stops = [], []
+        with client.messages.stream(**kwargs) as s:
+            for event in s:
+                if event.type == "content_block_start":
+                    starts.append((event.index, event.content_block.type))
+                elif event.type == "content_block_stop":
+                    stops.append(event.index)
+            message = s.get_final_message()
+        # Every block started and stopped, in order, one at a time.
+        assert starts == [(0, "text"), (1, "tool_use"), (2, "tool_use")], starts
+        assert stops == [0, 1, 2], stops
+    assert message.role == "assistant"
+    assert [b.type for b in message.content] == ["text", "tool_use", "tool_use"], message.content
+    assert message.content[0].text == PREAMBLE
+    uses = message.content[1:]
+    assert all(u.id for u in uses) and uses[0].id != uses[1].id, uses
+    assert [(u.name, u.input) for u in uses] == TWO_CALLS
+    assert message.stop_reason == "tool_use"
+    assert message.usage.output_tokens == PREAMBLE_OUTPUT
+    assert message.usage.input_tokens == tokens(SYSTEM + prompt)
 
 
 # === Stream usage only when asked ===

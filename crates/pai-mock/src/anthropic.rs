@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::completion::Dialect;
 use crate::config::MockConfig;
 use crate::prompt::Prompt;
-use crate::reply::{Reply, ReplyBody};
+use crate::reply::{Call, Piece, Reply, ReplyBody};
 use crate::response::{self, MockResponse, Refusal};
 use crate::sse::{Event, Phase, Script};
 
@@ -87,24 +87,28 @@ impl Dialect for Anthropic {
     }
 
     fn complete(&self, reply: &Reply, prompt: &Prompt) -> Value {
-        let (content, stop_reason) = match &reply.body {
-            ReplyBody::Text { .. } => (json!({"type": "text", "text": reply.text()}), "end_turn"),
-            ReplyBody::Tool { name } => (
-                json!({
-                    "type": "tool_use",
-                    "id": tool_use_id(reply),
-                    "name": name,
-                    "input": {"city": "Paris"},
-                }),
-                "tool_use",
-            ),
+        let mut content = Vec::new();
+        if matches!(reply.body, ReplyBody::Text { .. }) || reply.preamble() {
+            content.push(json!({"type": "text", "text": reply.text()}));
+        }
+        for call in reply.calls() {
+            content.push(json!({
+                "type": "tool_use",
+                "id": tool_use_id(reply, &call),
+                "name": call.name,
+                "input": call.input(),
+            }));
+        }
+        let stop_reason = match reply.body {
+            ReplyBody::Text { .. } => "end_turn",
+            ReplyBody::Tool { .. } => "tool_use",
         };
         json!({
             "id": message_id(reply),
             "type": "message",
             "role": "assistant",
             "model": prompt.model,
-            "content": [content],
+            "content": content,
             "stop_reason": stop_reason,
             "stop_sequence": null,
             "usage": {
@@ -136,40 +140,73 @@ impl Dialect for Anthropic {
                 },
             },
         });
-        let (block, stop_reason, tool) = match &reply.body {
-            ReplyBody::Text { .. } => (json!({"type": "text", "text": ""}), "end_turn", false),
-            ReplyBody::Tool { name } => (
-                json!({"type": "tool_use", "id": tool_use_id(reply), "name": name, "input": {}}),
-                "tool_use",
-                true,
-            ),
+        let calls = reply.calls();
+        let preamble = reply.preamble();
+        let block = {
+            let seq = reply.seq;
+            move |index: usize| match index.checked_sub(usize::from(preamble)) {
+                Some(call) if call < calls.len() => {
+                    let call = &calls[call];
+                    json!({
+                        "type": "tool_use",
+                        "id": format!("toolu_mock_{seq}{}", call.id_suffix()),
+                        "name": call.name,
+                        "input": {},
+                    })
+                }
+                _ => json!({"type": "text", "text": ""}),
+            }
         };
+        let stop_reason = match reply.body {
+            ReplyBody::Text { .. } => "end_turn",
+            ReplyBody::Tool { .. } => "tool_use",
+        };
+        let blocks = reply.calls().len() + usize::from(preamble || reply.calls().is_empty());
         let head = [
             event(Phase::Head, "message_start", &message_start),
             event(
                 Phase::Head,
                 "content_block_start",
-                &json!({"type": "content_block_start", "index": 0, "content_block": block}),
+                &json!({"type": "content_block_start", "index": 0, "content_block": block(0)}),
             ),
             event(Phase::Head, "ping", &json!({"type": "ping"})),
         ];
-        let content = reply.pieces().map(move |piece| {
-            let delta = if tool {
-                json!({"type": "input_json_delta", "partial_json": piece})
-            } else {
-                json!({"type": "text_delta", "text": piece})
+        // Every switch of block stops the one before and starts the next.
+        let mut current = 0;
+        let content = reply.pieces().flat_map(move |piece| {
+            let index = piece.block(preamble);
+            let mut events = Vec::with_capacity(3);
+            if index != current {
+                events.push(event(
+                    Phase::Boundary,
+                    "content_block_stop",
+                    &json!({"type": "content_block_stop", "index": current}),
+                ));
+                events.push(event(
+                    Phase::Boundary,
+                    "content_block_start",
+                    &json!({"type": "content_block_start", "index": index, "content_block": block(index)}),
+                ));
+                current = index;
+            }
+            let delta = match piece {
+                Piece::Text(text) => json!({"type": "text_delta", "text": text}),
+                Piece::Arguments { json, .. } => {
+                    json!({"type": "input_json_delta", "partial_json": json})
+                }
             };
-            event(
+            events.push(event(
                 Phase::Content,
                 "content_block_delta",
-                &json!({"type": "content_block_delta", "index": 0, "delta": delta}),
-            )
+                &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            ));
+            events
         });
         let tail = [
             event(
                 Phase::Tail,
                 "content_block_stop",
-                &json!({"type": "content_block_stop", "index": 0}),
+                &json!({"type": "content_block_stop", "index": blocks - 1}),
             ),
             event(
                 Phase::Tail,
@@ -315,8 +352,8 @@ fn message_id(reply: &Reply) -> String {
     format!("msg_mock_{}", reply.seq)
 }
 
-fn tool_use_id(reply: &Reply) -> String {
-    format!("toolu_mock_{}", reply.seq)
+fn tool_use_id(reply: &Reply, call: &Call) -> String {
+    format!("toolu_mock_{}{}", reply.seq, call.id_suffix())
 }
 
 #[cfg(test)]

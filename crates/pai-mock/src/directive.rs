@@ -31,6 +31,10 @@ pub(crate) struct Directives {
     pub midstream_error: bool,
     pub reset_after: Option<usize>,
     pub tool: bool,
+    /// With `tool`: say a few words before the calls.
+    pub preamble: bool,
+    /// With `tool`: how many calls (0, the default, means 1).
+    pub tools: usize,
 }
 
 impl Directives {
@@ -89,6 +93,12 @@ impl Directives {
             "crlf" => self.crlf = flag(value),
             "midstream_error" => self.midstream_error = flag(value),
             "tool" => self.tool = flag(value),
+            "preamble" => self.preamble = flag(value),
+            "tools" => {
+                if let Some(calls) = number(value) {
+                    self.tools = usize::try_from(calls).unwrap_or(usize::MAX);
+                }
+            }
             _ => {}
         }
     }
@@ -142,6 +152,7 @@ mod tests {
         assert_eq!(d.status, None);
         assert_eq!(d.words, None);
         assert!(d.tool);
+        assert!(!d.preamble);
         assert!(!d.fails());
         assert_eq!(d.key, "[mock:status=abc,words=-1,nope=3,status=200,tool]");
     }

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use crate::completion::Dialect;
 use crate::config::MockConfig;
 use crate::prompt::Prompt;
-use crate::reply::{Reply, ReplyBody, Usage};
+use crate::reply::{Call, Reply, ReplyBody, Usage};
 use crate::response::{self, MockResponse, Refusal};
 use crate::sse::{Event, Phase, Script};
 
@@ -99,13 +99,32 @@ impl Gemini {
             usage: reply.usage,
         };
         match &reply.body {
-            ReplyBody::Tool { name } => {
-                let part = json!([{"functionCall": {"name": name, "args": {"city": "Paris"}}}]);
-                let output = reply.usage.output;
-                Box::new(std::iter::once((
-                    Phase::Content,
-                    chunk.render(part, true, output),
-                )))
+            ReplyBody::Tool { .. } => {
+                // The preamble's words one chunk each, then each call whole in its own chunk.
+                let mut parts: Vec<(Value, u64)> = reply
+                    .text_pieces()
+                    .map(|word| (json!({"text": word}), 1))
+                    .collect();
+                parts.extend(
+                    reply
+                        .calls()
+                        .iter()
+                        .map(|call| (function_call(call), CALL_TOKENS)),
+                );
+                let total = parts.len();
+                let mut seen = 0u64;
+                let chunks: Vec<(Phase, Value)> = parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (part, tokens))| {
+                        seen = seen.saturating_add(tokens);
+                        (
+                            Phase::Content,
+                            chunk.render(json!([part]), i + 1 == total, seen),
+                        )
+                    })
+                    .collect();
+                Box::new(chunks.into_iter())
             }
             ReplyBody::Text { .. } if reply.piece_count() == 0 => Box::new(std::iter::once((
                 Phase::Tail,
@@ -113,7 +132,7 @@ impl Gemini {
             ))),
             ReplyBody::Text { .. } => {
                 let total = reply.piece_count();
-                Box::new(reply.pieces().enumerate().map(move |(i, piece)| {
+                Box::new(reply.text_pieces().enumerate().map(move |(i, piece)| {
                     let seen = u64::try_from(i + 1).unwrap_or(u64::MAX);
                     let value = chunk.render(json!([{"text": piece}]), i + 1 == total, seen);
                     (Phase::Content, value)
@@ -244,24 +263,23 @@ impl Dialect for Gemini {
             // streamGenerateContent without alt=sse: the chunks as one JSON array.
             return Value::Array(self.chunks(reply).map(|(_, chunk)| chunk).collect());
         }
-        let part = match &reply.body {
-            ReplyBody::Text { .. } => json!({"text": reply.text()}),
-            ReplyBody::Tool { name } => {
-                json!({"functionCall": {"name": name, "args": {"city": "Paris"}}})
-            }
-        };
+        let mut parts = Vec::new();
+        if matches!(reply.body, ReplyBody::Text { .. }) || reply.preamble() {
+            parts.push(json!({"text": reply.text()}));
+        }
+        parts.extend(reply.calls().iter().map(function_call));
         let chunk = Chunk {
             model: self.model.clone(),
             id: response_id(reply),
             usage: reply.usage,
         };
-        chunk.render(json!([part]), true, reply.usage.output)
+        chunk.render(Value::Array(parts), true, reply.usage.output)
     }
 
     fn stream(&self, reply: &Reply, _: &Prompt) -> Script {
         let chunks = self.chunks(reply);
         let content_total = match &reply.body {
-            ReplyBody::Tool { .. } => 1,
+            ReplyBody::Tool { .. } => reply.text_pieces().count() + reply.calls().len(),
             ReplyBody::Text { .. } => reply.piece_count(),
         };
         Script {
@@ -484,6 +502,14 @@ impl Chunk {
             "responseId": self.id,
         })
     }
+}
+
+/// The output tokens of one tool call (its three argument pieces in the other dialects).
+const CALL_TOKENS: u64 = 3;
+
+/// A `functionCall` part.
+fn function_call(call: &Call) -> Value {
+    json!({"functionCall": {"name": call.name, "args": call.input()}})
 }
 
 /// `usageMetadata` after `output` tokens: `promptTokenCount` includes the cached tokens, which

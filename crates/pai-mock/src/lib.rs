@@ -91,15 +91,17 @@
 //!   content, its `text` parts or blocks, and tool results (OpenAI `tool` messages, Anthropic
 //!   `tool_result` blocks). Not counted: tool definitions, tool-call arguments, images. The
 //!   same conversation therefore counts the same in both dialects.
-//! - Output tokens are the words of the reply (3 for a tool call: its argument pieces). A stream
-//!   sends one content delta per word, with its leading space: `"mock"`, `" reply:"`,
-//!   `" alpha"`, …
+//! - Output tokens are the words of the reply (3 for a tool call: its argument pieces; a
+//!   `preamble` adds its 5 words). A stream sends one content delta per word, with its leading
+//!   space: `"mock"`, `" reply:"`, `" alpha"`, …
 //! - OpenAI: `prompt_tokens` = input + `cached` + `cache_write` (it includes cached tokens),
 //!   `prompt_tokens_details.cached_tokens` = `cached`, `completion_tokens_details.reasoning_tokens`
-//!   = 0, `total_tokens` = prompt + completion. Ids are `chatcmpl-mock-N`, `call_mock_N`,
-//!   `system_fingerprint` is `fp_mock`.
+//!   = 0, `total_tokens` = prompt + completion. Ids are `chatcmpl-mock-N`, `call_mock_N` (the
+//!   second call of a `tools=N` reply `call_mock_N_2`, and so on), `system_fingerprint` is
+//!   `fp_mock`.
 //! - Anthropic: `input_tokens` excludes the cache; `cache_read_input_tokens` = `cached`,
-//!   `cache_creation_input_tokens` = `cache_write`. Ids are `msg_mock_N`, `toolu_mock_N`.
+//!   `cache_creation_input_tokens` = `cache_write`. Ids are `msg_mock_N`, `toolu_mock_N`
+//!   (then `toolu_mock_N_2`, …).
 //! - Gemini: `usageMetadata.promptTokenCount` = input + `cached` + `cache_write` (it includes
 //!   cached tokens), `cachedContentTokenCount` = `cached` (absent when 0),
 //!   `candidatesTokenCount` = output, `totalTokenCount` = prompt + output. The response has
@@ -154,6 +156,8 @@
 //! | `cached=N` | Report `N` cache-read tokens. |
 //! | `cache_write=N` | Report `N` cache-write tokens (Anthropic `cache_creation_input_tokens`; in OpenAI part of `prompt_tokens`). |
 //! | `tool` | If the request offers `tools` (Gemini: `functionDeclarations`), call the first one with arguments `{"city":"Paris"}`: Gemini a `functionCall` part (stream: in one chunk, 3 output tokens); OpenAI `message.tool_calls` with `finish_reason` `tool_calls` (stream: the first chunk's delta carries the role and `tool_calls[{index:0,id,type,function:{name,arguments:""}}]`, then three chunks of `function.arguments` pieces); Anthropic a `tool_use` block with `stop_reason` `tool_use` (stream: `content_block_start` of the `tool_use`, then three `input_json_delta` `partial_json` pieces). |
+//! | `tools=N` | With `tool`: make `N` calls (1 to 4, clamped) to the same first tool, with `{"city":"Paris"}`, then `{"city":"Berlin"}`, `"Tokyo"`, `"Lima"`; 3 output tokens each. OpenAI: `tool_calls` in order; streamed, each call opens with a delta carrying its own `index` (0, 1, … per call, never a content-block index), `id`, `type`, `name` and `arguments: ""` (the first in the role chunk unless a preamble comes first), then its three argument pieces under that index. Anthropic: one `tool_use` block each; streamed, every switch stops the block before (`content_block_stop`) and starts the next (`content_block_start`, index + 1). Gemini: one `functionCall` part each; streamed, one chunk per call. |
+//! | `preamble` | With `tool`: say `Let me check the weather.` (5 words, 5 output tokens) before the calls. OpenAI: `message.content` is that text beside `tool_calls` (stream: the role chunk with `content: ""`, one content delta per word, then the tool-call deltas, indices from 0); Anthropic: a `text` block at index 0, the `tool_use` blocks from index 1 (stream: `content_block_start`/`content_block_stop` around each block); Gemini: parts `[text, functionCall, …]` (stream: one chunk per word, then one per call); Azure: OpenAI's. `finish_reason` stays `tool_calls`, `stop_reason` `tool_use`. A `midstream_error` or `reset_after` still counts only content deltas: the block switches before a delta go out first. |
 //! | `delay_ms=N` | Sleep `N` ms before each stream event, and before a whole (non-stream or error) response. |
 //! | `ttfb_ms=N` | Sleep `N` ms before sending the response head. |
 //! | `stall_ms=N` | In a stream, send nothing for `N` ms after the first content event, then go on. |

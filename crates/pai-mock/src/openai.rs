@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::completion::Dialect;
 use crate::config::MockConfig;
 use crate::prompt::Prompt;
-use crate::reply::{Reply, ReplyBody, TOOL_ARGUMENTS};
+use crate::reply::{Call, Piece, Reply, ReplyBody};
 use crate::response::{self, MockResponse, Refusal};
 use crate::sse::{Event, Phase, Script};
 
@@ -168,19 +168,33 @@ pub(crate) fn complete(reply: &Reply, prompt: &Prompt) -> Value {
             json!({"role": "assistant", "content": reply.text(), "refusal": null}),
             "stop",
         ),
-        ReplyBody::Tool { name } => (
-            json!({
-                "role": "assistant",
-                "content": null,
-                "tool_calls": [{
-                    "id": tool_call_id(reply),
-                    "type": "function",
-                    "function": {"name": name, "arguments": TOOL_ARGUMENTS},
-                }],
-                "refusal": null,
-            }),
-            "tool_calls",
-        ),
+        ReplyBody::Tool { preamble, .. } => {
+            let calls: Vec<Value> = reply
+                .calls()
+                .iter()
+                .map(|call| {
+                    json!({
+                        "id": tool_call_id(reply, call),
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments()},
+                    })
+                })
+                .collect();
+            let content = if *preamble {
+                json!(reply.text())
+            } else {
+                Value::Null
+            };
+            (
+                json!({
+                    "role": "assistant",
+                    "content": content,
+                    "tool_calls": calls,
+                    "refusal": null,
+                }),
+                "tool_calls",
+            )
+        }
     };
     json!({
         "id": completion_id(reply),
@@ -198,7 +212,9 @@ pub(crate) fn complete(reply: &Reply, prompt: &Prompt) -> Value {
     })
 }
 
-/// The events of a streaming answer.
+/// The events of a streaming answer. A tool call opens with a delta carrying its `index` (per
+/// call, from 0), `id`, `type` and `name` with empty `arguments`, in the first chunk when the
+/// reply starts with it, else in a chunk of its own; its arguments follow under the same index.
 pub(crate) fn stream(reply: &Reply, prompt: &Prompt) -> Script {
     let chunks = Chunks {
         id: completion_id(reply),
@@ -206,22 +222,31 @@ pub(crate) fn stream(reply: &Reply, prompt: &Prompt) -> Script {
         model: prompt.model.clone(),
         include_usage: prompt.include_usage,
     };
-    let (first_delta, finish_reason, tool) = match &reply.body {
-        ReplyBody::Text { .. } => (json!({"role": "assistant", "content": ""}), "stop", false),
-        ReplyBody::Tool { name } => (
+    let calls = reply.calls();
+    let header = {
+        let seq = reply.seq;
+        move |call: &Call| {
             json!({
-                "role": "assistant",
-                "content": null,
-                "tool_calls": [{
-                    "index": 0,
-                    "id": tool_call_id(reply),
-                    "type": "function",
-                    "function": {"name": name, "arguments": ""},
-                }],
-            }),
+                "index": call.index,
+                "id": format!("call_mock_{seq}{}", call.id_suffix()),
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            })
+        }
+    };
+    // The first chunk opens the first call when there is no text before it.
+    let (first_delta, finish_reason, mut opened) = match (calls.first(), reply.preamble()) {
+        (Some(first), false) => (
+            json!({"role": "assistant", "content": null, "tool_calls": [header(first)]}),
             "tool_calls",
-            true,
+            Some(0),
         ),
+        (Some(_), true) => (
+            json!({"role": "assistant", "content": ""}),
+            "tool_calls",
+            None,
+        ),
+        (None, _) => (json!({"role": "assistant", "content": ""}), "stop", None),
     };
     let head = chunks.event(Phase::Head, first_delta, Value::Null);
     let mut tail = vec![chunks.event(Phase::Tail, json!({}), json!(finish_reason))];
@@ -229,13 +254,24 @@ pub(crate) fn stream(reply: &Reply, prompt: &Prompt) -> Script {
         tail.push(chunks.usage(usage(reply)));
     }
     tail.push(Event::new(Phase::Tail, None, "[DONE]"));
-    let content = reply.pieces().map(move |piece| {
-        let delta = if tool {
-            json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
-        } else {
-            json!({"content": piece})
-        };
-        chunks.event(Phase::Content, delta, Value::Null)
+    let content = reply.pieces().flat_map(move |piece| {
+        let mut events = Vec::with_capacity(2);
+        match piece {
+            Piece::Text(text) => {
+                events.push(chunks.event(Phase::Content, json!({"content": text}), Value::Null));
+            }
+            Piece::Arguments { call, json } => {
+                if opened != Some(call) {
+                    opened = Some(call);
+                    let delta = json!({"tool_calls": [header(&calls[call])]});
+                    events.push(chunks.event(Phase::Boundary, delta, Value::Null));
+                }
+                let delta =
+                    json!({"tool_calls": [{"index": call, "function": {"arguments": json}}]});
+                events.push(chunks.event(Phase::Content, delta, Value::Null));
+            }
+        }
+        events
     });
     Script {
         events: Box::new(std::iter::once(head).chain(content).chain(tail)),
@@ -344,8 +380,8 @@ fn completion_id(reply: &Reply) -> String {
     format!("chatcmpl-mock-{}", reply.seq)
 }
 
-fn tool_call_id(reply: &Reply) -> String {
-    format!("call_mock_{}", reply.seq)
+fn tool_call_id(reply: &Reply, call: &Call) -> String {
+    format!("call_mock_{}{}", reply.seq, call.id_suffix())
 }
 
 /// The text of a message's content: the string, or its `text` parts joined.

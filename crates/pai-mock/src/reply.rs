@@ -5,10 +5,17 @@ use crate::prompt::Prompt;
 
 /// Words in a reply when no `words=N` directive says otherwise.
 pub(crate) const DEFAULT_WORDS: usize = 8;
-/// The arguments of every mock tool call.
+/// The arguments of the first mock tool call.
+#[cfg(test)]
 pub(crate) const TOOL_ARGUMENTS: &str = r#"{"city":"Paris"}"#;
-/// [`TOOL_ARGUMENTS`] in the three pieces a stream sends.
-const TOOL_ARGUMENT_PIECES: [&str; 3] = [r#"{"city""#, r#":"Par"#, r#"is"}"#];
+/// The cities of the calls of a `tools=N` reply, in order: `{"city":"Paris"}`, then Berlin, …
+pub(crate) const CITIES: [&str; 4] = ["Paris", "Berlin", "Tokyo", "Lima"];
+/// The most tool calls `tools=N` asks for; larger values are clamped.
+pub(crate) const MAX_CALLS: usize = CITIES.len();
+/// How many pieces a stream sends the arguments of one call in.
+const ARGUMENT_PIECES: usize = 3;
+/// The words of the text a `preamble` reply says before its tool calls.
+const PREAMBLE: [&str; 5] = ["Let", " me", " check", " the", " weather."];
 /// The words after `mock reply:`, cycled.
 const FILLER: [&str; 24] = [
     "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
@@ -30,8 +37,85 @@ pub(crate) struct Reply {
 pub(crate) enum ReplyBody {
     /// `words` words of text, starting `mock reply:`.
     Text { words: usize },
-    /// One call to the named tool with [`TOOL_ARGUMENTS`].
-    Tool { name: String },
+    /// Calls to the named tool (`calls` of them, 1 to [`MAX_CALLS`], with the arguments of
+    /// [`Call`]), after a few words of text if `preamble`.
+    Tool {
+        name: String,
+        preamble: bool,
+        calls: usize,
+    },
+}
+
+/// One tool call of a reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Call {
+    /// Its position among the reply's calls, from 0.
+    pub index: usize,
+    pub name: String,
+    pub city: &'static str,
+}
+
+impl Call {
+    /// The arguments as a JSON string: `{"city":"Paris"}`.
+    pub(crate) fn arguments(&self) -> String {
+        format!(r#"{{"city":"{}"}}"#, self.city)
+    }
+
+    /// The arguments as a JSON object.
+    pub(crate) fn input(&self) -> serde_json::Value {
+        serde_json::json!({"city": self.city})
+    }
+
+    /// The arguments in the three pieces a stream sends: `{"city"`, `:"Par`, `is"}`.
+    fn pieces(&self) -> [String; ARGUMENT_PIECES] {
+        let cut = self
+            .city
+            .char_indices()
+            .nth(3)
+            .map_or(self.city.len(), |(i, _)| i);
+        let (head, tail) = self.city.split_at(cut);
+        [
+            r#"{"city""#.to_owned(),
+            format!(r#":"{head}"#),
+            format!(r#"{tail}"}}"#),
+        ]
+    }
+
+    /// The suffix that tells this call's id from the first's: empty for the first, `_2` for
+    /// the second, ….
+    pub(crate) fn id_suffix(&self) -> String {
+        if self.index == 0 {
+            String::new()
+        } else {
+            format!("_{}", self.index + 1)
+        }
+    }
+}
+
+/// One content delta of a stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Piece {
+    /// A word of text, with its leading space.
+    Text(String),
+    /// A piece of the arguments of the call with this index.
+    Arguments { call: usize, json: String },
+}
+
+impl Piece {
+    /// The content block this piece belongs to, counting a text before the calls as block 0.
+    pub(crate) fn block(&self, preamble: bool) -> usize {
+        match self {
+            Piece::Text(_) => 0,
+            Piece::Arguments { call, .. } => call + usize::from(preamble),
+        }
+    }
+
+    /// The text of the piece, whichever kind it is.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Piece::Text(text) | Piece::Arguments { json: text, .. } => text,
+        }
+    }
 }
 
 /// Token counts in the mock's own terms; each dialect renders them its way.
@@ -57,7 +141,11 @@ impl Reply {
     /// Plans the answer to `prompt` under `directives`.
     pub(crate) fn plan(prompt: &Prompt, directives: &Directives, seq: u64) -> Self {
         let body = match (&prompt.first_tool, directives.tool) {
-            (Some(name), true) => ReplyBody::Tool { name: name.clone() },
+            (Some(name), true) => ReplyBody::Tool {
+                name: name.clone(),
+                preamble: directives.preamble,
+                calls: directives.tools.clamp(1, MAX_CALLS),
+            },
             _ => ReplyBody::Text {
                 words: directives.words.unwrap_or(DEFAULT_WORDS),
             },
@@ -77,27 +165,70 @@ impl Reply {
         piece_count(&self.body)
     }
 
-    /// The content deltas of a stream: one per word (with its leading space), or the tool-call
-    /// arguments in three pieces.
-    pub(crate) fn pieces(&self) -> impl Iterator<Item = String> + Send + 'static {
-        let (count, tool) = match &self.body {
-            ReplyBody::Text { words } => (*words, false),
-            ReplyBody::Tool { .. } => (TOOL_ARGUMENT_PIECES.len(), true),
-        };
-        (0..count).map(move |i| {
-            if tool {
-                TOOL_ARGUMENT_PIECES[i % TOOL_ARGUMENT_PIECES.len()].to_owned()
-            } else {
-                word(i)
-            }
-        })
+    /// Whether the reply says some text before its tool calls.
+    pub(crate) fn preamble(&self) -> bool {
+        matches!(self.body, ReplyBody::Tool { preamble: true, .. })
     }
 
-    /// The whole text of a text reply; empty for a tool call.
-    pub(crate) fn text(&self) -> String {
+    /// The tool calls of the reply, in order; none for a text reply.
+    pub(crate) fn calls(&self) -> Vec<Call> {
         match &self.body {
-            ReplyBody::Text { .. } => self.pieces().collect(),
-            ReplyBody::Tool { .. } => String::new(),
+            ReplyBody::Text { .. } => Vec::new(),
+            ReplyBody::Tool { name, calls, .. } => (0..*calls)
+                .map(|index| Call {
+                    index,
+                    name: name.clone(),
+                    city: CITIES[index % CITIES.len()],
+                })
+                .collect(),
+        }
+    }
+
+    /// The content deltas of a stream: one per word (with its leading space), then each tool
+    /// call's arguments in three pieces.
+    pub(crate) fn pieces(&self) -> impl Iterator<Item = Piece> + Send + 'static {
+        let words = text_words(&self.body);
+        let preamble = self.preamble();
+        let text = (0..words).map(move |i| {
+            Piece::Text(if preamble {
+                PREAMBLE[i].to_owned()
+            } else {
+                word(i)
+            })
+        });
+        let arguments = self.calls().into_iter().flat_map(|call| {
+            let index = call.index;
+            call.pieces()
+                .into_iter()
+                .map(move |json| Piece::Arguments { call: index, json })
+        });
+        text.chain(arguments)
+    }
+
+    /// The words of the reply's text, each with its leading space.
+    pub(crate) fn text_pieces(&self) -> impl Iterator<Item = String> + Send + 'static {
+        self.pieces()
+            .take(text_words(&self.body))
+            .map(|piece| piece.as_str().to_owned())
+    }
+
+    /// The whole text of the reply: its words, or the preamble before tool calls (empty
+    /// without one).
+    pub(crate) fn text(&self) -> String {
+        self.text_pieces().collect()
+    }
+}
+
+/// How many words of text a reply says.
+fn text_words(body: &ReplyBody) -> usize {
+    match body {
+        ReplyBody::Text { words } => *words,
+        ReplyBody::Tool { preamble, .. } => {
+            if *preamble {
+                PREAMBLE.len()
+            } else {
+                0
+            }
         }
     }
 }
@@ -105,7 +236,7 @@ impl Reply {
 fn piece_count(body: &ReplyBody) -> usize {
     match body {
         ReplyBody::Text { words } => *words,
-        ReplyBody::Tool { .. } => TOOL_ARGUMENT_PIECES.len(),
+        ReplyBody::Tool { calls, .. } => text_words(body) + calls * ARGUMENT_PIECES,
     }
 }
 
@@ -149,7 +280,7 @@ mod tests {
         assert_eq!(reply.text(), "mock reply: alpha");
         assert_eq!(
             reply.pieces().collect::<Vec<_>>(),
-            ["mock", " reply:", " alpha"]
+            ["mock", " reply:", " alpha"].map(|w| Piece::Text(w.to_owned()))
         );
         assert_eq!(reply.usage.prompt_total(), 1 + 7 + 2);
     }
@@ -158,9 +289,43 @@ mod tests {
     fn a_tool_call_needs_both_the_directive_and_a_tool() {
         let d = Directives::parse("[mock:tool]");
         let reply = Reply::plan(&prompt(1, Some("get_weather")), &d, 1);
-        assert_eq!(reply.pieces().collect::<String>(), TOOL_ARGUMENTS);
+        let pieces: String = reply.pieces().map(|p| p.as_str().to_owned()).collect();
+        assert_eq!(pieces, TOOL_ARGUMENTS);
+        assert_eq!(reply.text(), "");
         assert_eq!(reply.usage.output, 3);
         let no_tools = Reply::plan(&prompt(1, None), &d, 1);
         assert_eq!(no_tools.usage.output, 8);
+    }
+
+    #[test]
+    fn a_preamble_comes_before_the_calls_and_counts_as_output() {
+        let d = Directives::parse("[mock:tool,preamble,tools=2]");
+        let reply = Reply::plan(&prompt(1, Some("get_weather")), &d, 1);
+        assert_eq!(reply.text(), "Let me check the weather.");
+        let calls = reply.calls();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].arguments(), r#"{"city":"Paris"}"#);
+        assert_eq!(calls[1].arguments(), r#"{"city":"Berlin"}"#);
+        assert_eq!(calls[1].id_suffix(), "_2");
+        assert_eq!(reply.usage.output, 5 + 3 + 3);
+        let pieces: Vec<Piece> = reply.pieces().collect();
+        assert_eq!(pieces.len(), reply.piece_count());
+        let blocks: Vec<usize> = pieces.iter().map(|p| p.block(true)).collect();
+        assert_eq!(blocks, [0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2]);
+        let second: String = pieces
+            .iter()
+            .filter(|p| matches!(p, Piece::Arguments { call: 1, .. }))
+            .map(Piece::as_str)
+            .collect();
+        assert_eq!(second, r#"{"city":"Berlin"}"#);
+    }
+
+    #[test]
+    fn tools_is_clamped() {
+        let d = Directives::parse("[mock:tool,tools=99]");
+        let reply = Reply::plan(&prompt(1, Some("f")), &d, 1);
+        assert_eq!(reply.calls().len(), MAX_CALLS);
+        let d = Directives::parse("[mock:tool,tools=0]");
+        assert_eq!(Reply::plan(&prompt(1, Some("f")), &d, 1).calls().len(), 1);
     }
 }

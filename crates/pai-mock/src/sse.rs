@@ -26,6 +26,9 @@ const RESET_GRACE: Duration = Duration::from_millis(5);
 pub(crate) enum Phase {
     /// Before the content: role chunk, `message_start`, block start, `ping`.
     Head,
+    /// Between content deltas, not one itself: a block stops and the next starts, or a tool
+    /// call opens. Never a place to break the stream, never counted as content.
+    Boundary,
     /// One content delta: a word, or a piece of tool-call arguments.
     Content,
     /// After the content: finish, usage, stop, `[DONE]`.
@@ -139,7 +142,7 @@ async fn write(tx: mpsc::Sender<Chunk>, script: Script, mut pacing: Pacing) {
     let mut sent = 0;
     for event in script.events {
         let at = |target: usize| match event.phase {
-            Phase::Head => false,
+            Phase::Head | Phase::Boundary => false,
             Phase::Content => sent == target,
             Phase::Tail => true,
         };
