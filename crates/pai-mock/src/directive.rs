@@ -35,6 +35,9 @@ pub(crate) struct Directives {
     pub preamble: bool,
     /// With `tool`: how many calls (0, the default, means 1).
     pub tools: usize,
+    /// Gemini only: sign the first function call with a `thoughtSignature` and refuse a
+    /// history whose function calls lost it.
+    pub signature: bool,
 }
 
 impl Directives {
@@ -94,6 +97,7 @@ impl Directives {
             "midstream_error" => self.midstream_error = flag(value),
             "tool" => self.tool = flag(value),
             "preamble" => self.preamble = flag(value),
+            "signature" => self.signature = flag(value),
             "tools" => {
                 if let Some(calls) = number(value) {
                     self.tools = usize::try_from(calls).unwrap_or(usize::MAX);

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::completion::Dialect;
 use crate::config::MockConfig;
+use crate::directive::Directives;
 use crate::prompt::Prompt;
 use crate::reply::{Call, Reply, ReplyBody, Usage};
 use crate::response::{self, MockResponse, Refusal};
@@ -92,7 +93,11 @@ impl Gemini {
 
     /// The chunks of a stream: one per word (the last carries `finishReason`), or the whole
     /// function call in one chunk, as Gemini never splits call arguments.
-    fn chunks(&self, reply: &Reply) -> Box<dyn Iterator<Item = (Phase, Value)> + Send> {
+    fn chunks(
+        &self,
+        reply: &Reply,
+        signed: bool,
+    ) -> Box<dyn Iterator<Item = (Phase, Value)> + Send> {
         let chunk = Chunk {
             model: self.model.clone(),
             id: response_id(reply),
@@ -109,7 +114,7 @@ impl Gemini {
                     reply
                         .calls()
                         .iter()
-                        .map(|call| (function_call(call), CALL_TOKENS)),
+                        .map(|call| (function_call(call, signed), CALL_TOKENS)),
                 );
                 let total = parts.len();
                 let mut seen = 0u64;
@@ -211,6 +216,7 @@ impl Dialect for Gemini {
                 )));
             }
         }
+        check_signatures(contents)?;
         let chars = field(request, "systemInstruction").map_or(0, counted)
             + contents.iter().map(counted).sum::<usize>();
         // The last user turn; one of function responses (role `function`, or parts without
@@ -258,16 +264,17 @@ impl Dialect for Gemini {
         error(status, message)
     }
 
-    fn complete(&self, reply: &Reply, _: &Prompt) -> Value {
+    fn complete(&self, reply: &Reply, prompt: &Prompt) -> Value {
+        let signed = Directives::parse(&prompt.directive_text).signature;
         if self.stream {
             // streamGenerateContent without alt=sse: the chunks as one JSON array.
-            return Value::Array(self.chunks(reply).map(|(_, chunk)| chunk).collect());
+            return Value::Array(self.chunks(reply, signed).map(|(_, chunk)| chunk).collect());
         }
         let mut parts = Vec::new();
         if matches!(reply.body, ReplyBody::Text { .. }) || reply.preamble() {
             parts.push(json!({"text": reply.text()}));
         }
-        parts.extend(reply.calls().iter().map(function_call));
+        parts.extend(reply.calls().iter().map(|call| function_call(call, signed)));
         let chunk = Chunk {
             model: self.model.clone(),
             id: response_id(reply),
@@ -276,8 +283,8 @@ impl Dialect for Gemini {
         chunk.render(Value::Array(parts), true, reply.usage.output)
     }
 
-    fn stream(&self, reply: &Reply, _: &Prompt) -> Script {
-        let chunks = self.chunks(reply);
+    fn stream(&self, reply: &Reply, prompt: &Prompt) -> Script {
+        let chunks = self.chunks(reply, Directives::parse(&prompt.directive_text).signature);
         let content_total = match &reply.body {
             ReplyBody::Tool { .. } => reply.text_pieces().count() + reply.calls().len(),
             ReplyBody::Text { .. } => reply.piece_count(),
@@ -507,9 +514,55 @@ impl Chunk {
 /// The output tokens of one tool call (its three argument pieces in the other dialects).
 const CALL_TOKENS: u64 = 3;
 
-/// A `functionCall` part.
-fn function_call(call: &Call) -> Value {
-    json!({"functionCall": {"name": call.name, "args": call.input()}})
+/// The `thoughtSignature` a `signature` directive puts on the first call of a reply: base64,
+/// with the `+`, `/` and padding real ones have.
+pub(crate) const THOUGHT_SIGNATURE: &str = "CiQBmock+thought/signature==";
+
+/// A `functionCall` part; the first call of a reply signed when `signed`, as Gemini 3 signs the
+/// first call of each step.
+fn function_call(call: &Call, signed: bool) -> Value {
+    let mut part = json!({"functionCall": {"name": call.name, "args": call.input()}});
+    if signed && call.index == 0 {
+        part["thoughtSignature"] = json!(THOUGHT_SIGNATURE);
+    }
+    part
+}
+
+/// When a user turn asks for `signature`, refuses (as Gemini 3 does) a history whose model
+/// turns' first function call lacks the signature the mock issued.
+fn check_signatures(contents: &[Value]) -> Result<(), Refusal> {
+    let asked = contents
+        .iter()
+        .filter(|c| matches!(c["role"].as_str(), None | Some("user")))
+        .any(|c| Directives::parse(&text(c)).signature);
+    if !asked {
+        return Ok(());
+    }
+    for (i, content) in contents.iter().enumerate() {
+        if content["role"].as_str() != Some("model") {
+            continue;
+        }
+        let parts = content["parts"].as_array().into_iter().flatten();
+        let Some((j, first)) = parts
+            .enumerate()
+            .find(|(_, part)| field(part, "functionCall").is_some())
+        else {
+            continue;
+        };
+        if field(first, "thoughtSignature").and_then(Value::as_str) != Some(THOUGHT_SIGNATURE) {
+            let name =
+                field(first, "functionCall").map_or("", |c| c["name"].as_str().unwrap_or(""));
+            return Err(invalid(&format!(
+                "Function call is missing a thought_signature in functionCall parts. This is \
+                 required for tools to work correctly, and missing thought_signature may lead \
+                 to degraded model performance. Additional data, function call \
+                 `default_api:{name}` , position {}. Please refer to \
+                 https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+                i * 100 + j + 1
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `usageMetadata` after `output` tokens: `promptTokenCount` includes the cached tokens, which
@@ -575,5 +628,36 @@ mod tests {
     fn proto_names_match_in_either_case() {
         assert_eq!(camel("max_output_tokens"), "maxOutputTokens");
         assert_eq!(snake("maxOutputTokens"), "max_output_tokens");
+    }
+
+    #[test]
+    fn a_signature_directive_demands_the_signature_back() {
+        let gemini = Gemini::route("/v1beta/models/g:generateContent", None).unwrap();
+        let call = json!({"functionCall": {"name": "weather", "args": {"city": "Paris"}}});
+        let mut signed = call.clone();
+        signed["thoughtSignature"] = json!(THOUGHT_SIGNATURE);
+        let history = |directive: &str, part: &Value| {
+            json!({"contents": [
+                {"role": "user", "parts": [{"text": format!("hi {directive}")}]},
+                {"role": "model", "parts": [part]},
+                {"role": "user", "parts": [{"functionResponse": {"name": "weather", "response": {"content": "sunny"}}}]}
+            ]})
+        };
+        let refused = gemini
+            .read_prompt(&history("[mock:tool,signature]", &call))
+            .unwrap_err();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert!(gemini
+            .read_prompt(&history("[mock:tool,signature]", &signed))
+            .is_ok());
+        assert!(gemini.read_prompt(&history("[mock:tool]", &call)).is_ok());
+
+        let reply = Call {
+            index: 0,
+            name: "weather".into(),
+            city: "Paris",
+        };
+        assert_eq!(function_call(&reply, true), signed);
+        assert_eq!(function_call(&reply, false), call);
     }
 }

@@ -17,6 +17,17 @@
 //! `cachedContentTokenCount`; output is `candidatesTokenCount + thoughtsTokenCount` and reasoning
 //! is the thoughts. Streams repeat `usageMetadata` as running totals; the last one is taken.
 //! Streams have no event names and no `[DONE]`: the end of the body ends the answer.
+//!
+//! **Thought signatures.** Gemini puts an opaque `thoughtSignature` on `functionCall` parts
+//! (always with thinking on Gemini 3, sometimes on 2.5) and refuses (400) a later request whose
+//! history has that call without it. The client dialects have no field for it, but every client
+//! echoes tool-call ids back (OpenAI `tool_calls[].id` / `tool_call_id`, Anthropic
+//! `tool_use.id` / `tool_result.tool_use_id`), so the signature rides in the id:
+//! `<id>__ts_<signature as URL-safe base64 without padding>` ([`signed_id`]). Anthropic ids must
+//! match `^[a-zA-Z0-9_-]+$`, which that alphabet keeps. Requests split such ids again
+//! ([`split_id`]) and put the signature back on the `functionCall` part; ids without the marker
+//! pass unchanged. Signatures run to a few KB, so such ids do too; both SDKs and APIs take ids of
+//! that length (neither limits them), and the id only travels between the client and the gateway.
 
 use pai_core::{Error, Usage};
 use serde::Deserialize;
@@ -28,6 +39,69 @@ use super::ir::{
 };
 use crate::errors::describe_value;
 use crate::tokens::{value, Count};
+
+// === thought signatures in tool-call ids ===
+
+/// What separates a tool-call id from the thought signature carried in it.
+const SIGNATURE_MARK: &str = "__ts_";
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// URL-safe base64 without padding.
+fn b64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(B64[(n >> (18 - 6 * i)) as usize & 63]));
+        }
+    }
+    out
+}
+
+/// The bytes of URL-safe base64 without padding; `None` when it is not that.
+fn b64_decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.as_bytes().chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            let v = B64.iter().position(|b| b == c)? as u32;
+            n |= v << (18 - 6 * i);
+        }
+        for i in 0..chunk.len() - 1 {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// A tool-call id for the client that carries Gemini's `thoughtSignature`, when there is one.
+pub(crate) fn signed_id(id: String, signature: Option<&str>) -> String {
+    match signature {
+        Some(sig) if !sig.is_empty() => {
+            format!("{id}{SIGNATURE_MARK}{}", b64_encode(sig.as_bytes()))
+        }
+        _ => id,
+    }
+}
+
+/// A client's tool-call id split into the plain id and the thought signature it carries. An id
+/// without the marker, or with something after it that is not an encoded signature, is plain.
+pub(crate) fn split_id(id: &str) -> (&str, Option<String>) {
+    if let Some((plain, encoded)) = id.split_once(SIGNATURE_MARK) {
+        if let Some(sig) = b64_decode(encoded).and_then(|b| String::from_utf8(b).ok()) {
+            if !sig.is_empty() {
+                return (plain, Some(sig));
+            }
+        }
+    }
+    (id, None)
+}
 
 // === requests ===
 
@@ -119,11 +193,12 @@ fn image_part(image: &Image) -> Result<Value, Error> {
 /// A `generateContent` body.
 pub(crate) fn write_request(req: &Request) -> Result<Value, Error> {
     // Gemini answers a function by name; the results name only the call's id.
+    // Matched on the plain id, so a signature lost from one of the two ids does not matter.
     let mut names: Vec<(&str, &str)> = Vec::new();
     for message in &req.messages {
         for part in &message.parts {
             if let Part::ToolCall { id, name, .. } = part {
-                names.push((id.as_str(), name.as_str()));
+                names.push((split_id(id).0, name.as_str()));
             }
         }
     }
@@ -136,17 +211,26 @@ pub(crate) fn write_request(req: &Request) -> Result<Value, Error> {
                 Part::Text(t) => parts.push(json!({"text": t})),
                 Part::Image(image) => parts.push(image_part(image)?),
                 Part::ToolCall {
-                    name, arguments, ..
-                } => parts.push(json!({"functionCall": {"name": name, "args": arguments}})),
+                    id,
+                    name,
+                    arguments,
+                } => {
+                    let mut part = json!({"functionCall": {"name": name, "args": arguments}});
+                    if let (_, Some(sig)) = split_id(id) {
+                        part["thoughtSignature"] = json!(sig);
+                    }
+                    parts.push(part);
+                }
                 Part::ToolResult {
                     id,
                     content,
                     is_error,
                 } => {
+                    let plain = split_id(id).0;
                     let name = names
                         .iter()
-                        .find(|(call, _)| call == id)
-                        .map_or(id.as_str(), |(_, name)| name);
+                        .find(|(call, _)| *call == plain)
+                        .map_or(plain, |(_, name)| name);
                     let mut text = String::new();
                     let mut images = Vec::new();
                     for c in content {
@@ -328,10 +412,11 @@ fn candidate_parts(candidate: &Value) -> Vec<Part> {
         if let Some(text) = str_field(part, "text") {
             parts.push(Part::Text(text.to_owned()));
         } else if let Some(call) = part.get("functionCall") {
+            let id = str_field(call, "id")
+                .map(str::to_owned)
+                .unwrap_or_else(|| fresh_id("call_"));
             parts.push(Part::ToolCall {
-                id: str_field(call, "id")
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| fresh_id("call_")),
+                id: signed_id(id, str_field(part, "thoughtSignature")),
                 name: str_field(call, "name").unwrap_or("").to_owned(),
                 arguments: call.get("args").cloned().unwrap_or_else(|| json!({})),
             });

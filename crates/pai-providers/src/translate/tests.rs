@@ -976,3 +976,158 @@ fn a_system_message_inside_messages_joins_the_system_prompt() {
     assert_eq!(messages.iter().filter(|m| m["role"] == "system").count(), 1);
     assert_eq!(messages[1]["role"], "user");
 }
+
+// === Gemini thought signatures ride in tool-call ids ===
+
+/// Like a real signature: standard base64 with `+`, `/` and padding.
+const SIGNATURE: &str = "CiQBjz1rX+4/aGVsbG8gd29ybGQ=";
+
+fn signed_call_body() -> Vec<u8> {
+    json!({"candidates": [{"content": {"role": "model", "parts": [
+        {"functionCall": {"name": "weather", "args": {"city": "Paris"}}, "thoughtSignature": SIGNATURE},
+        {"functionCall": {"name": "weather", "args": {"city": "Berlin"}}}
+    ]}, "finishReason": "STOP"}], "modelVersion": "gemini-3-pro"})
+    .to_string()
+    .into_bytes()
+}
+
+fn assert_signed(id: &str) {
+    let (plain, encoded) = id.split_once("__ts_").expect(id);
+    assert!(plain.starts_with("call_"), "{id}");
+    assert!(!encoded.is_empty());
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+        "{id}"
+    );
+}
+
+/// The Gemini request a follow-up carrying `id` (signed) and `plain` (unsigned) becomes.
+fn assert_signature_returned(follow_up: &Call) {
+    let body = json_of(to_gemini(follow_up).unwrap());
+    let contents = body["contents"].as_array().unwrap();
+    assert_eq!(contents[1]["role"], "model");
+    let calls = &contents[1]["parts"];
+    assert_eq!(
+        calls[0],
+        json!({"functionCall": {"name": "weather", "args": {"city": "Paris"}}, "thoughtSignature": SIGNATURE})
+    );
+    assert_eq!(
+        calls[1],
+        json!({"functionCall": {"name": "weather", "args": {"city": "Berlin"}}})
+    );
+    assert_eq!(contents[2]["role"], "user");
+    let results = &contents[2]["parts"];
+    assert_eq!(results[0]["functionResponse"]["name"], "weather");
+    assert_eq!(results[1]["functionResponse"]["name"], "weather");
+    assert!(!body.to_string().contains("__ts_"));
+}
+
+#[test]
+fn signature_ids_round_trip_and_plain_ids_pass() {
+    for sig in ["", "a", "ab", "abc", "abcd", SIGNATURE, "ünïcødé+/="] {
+        let id = gemini::signed_id("call_1".into(), Some(sig));
+        let (plain, back) = gemini::split_id(&id);
+        assert_eq!(plain, "call_1");
+        assert_eq!(back.as_deref(), (!sig.is_empty()).then_some(sig));
+    }
+    assert_eq!(gemini::split_id("toolu_01abc"), ("toolu_01abc", None));
+    assert_eq!(gemini::split_id("call__ts_!!"), ("call__ts_!!", None));
+    assert_eq!(gemini::signed_id("x".into(), None), "x");
+}
+
+#[test]
+fn gemini_thought_signatures_survive_an_openai_round_trip() {
+    let o = call(
+        Dialect::OpenAi,
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+    );
+    let body = json_of(response(&o, Dialect::Gemini, &signed_call_body()).unwrap());
+    let calls = &body["choices"][0]["message"]["tool_calls"];
+    let signed = calls[0]["id"].as_str().unwrap().to_owned();
+    let plain = calls[1]["id"].as_str().unwrap().to_owned();
+    assert_signed(&signed);
+    assert!(!plain.contains("__ts_"));
+
+    let follow_up = call(
+        Dialect::OpenAi,
+        json!({"model": "m", "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": signed, "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": plain, "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Berlin\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": signed, "content": "sunny"},
+            {"role": "tool", "tool_call_id": plain, "content": "rainy"}
+        ]}),
+    );
+    assert_signature_returned(&follow_up);
+}
+
+#[test]
+fn gemini_thought_signatures_survive_an_anthropic_round_trip() {
+    let a = call(
+        Dialect::Anthropic,
+        json!({"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "x"}]}),
+    );
+    let body = json_of(response(&a, Dialect::Gemini, &signed_call_body()).unwrap());
+    let signed = body["content"][0]["id"].as_str().unwrap().to_owned();
+    let plain = body["content"][1]["id"].as_str().unwrap().to_owned();
+    assert_signed(&signed);
+    assert!(!plain.contains("__ts_"));
+
+    let follow_up = call(
+        Dialect::Anthropic,
+        json!({"model": "m", "max_tokens": 100, "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": signed, "name": "weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": plain, "name": "weather", "input": {"city": "Berlin"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": signed, "content": "sunny"},
+                {"type": "tool_result", "tool_use_id": plain, "content": "rainy"}
+            ]}
+        ]}),
+    );
+    assert_signature_returned(&follow_up);
+}
+
+#[test]
+fn gemini_thought_signatures_ride_in_streamed_ids() {
+    let stream = format!(
+        "data: {}\r\n\r\n",
+        String::from_utf8(signed_call_body()).unwrap()
+    );
+
+    let c = openai_stream_call(false);
+    let mut observer = TranslatingObserver::new(&c, Dialect::Gemini);
+    let out = run(&mut observer, stream.as_bytes(), 13);
+    let ids: Vec<String> = parse_events(&out)
+        .into_iter()
+        .filter_map(|(_, v)| {
+            v["choices"][0]["delta"]["tool_calls"][0]["id"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_signed(&ids[0]);
+    assert!(!ids[1].contains("__ts_"));
+    let (_, sig) = gemini::split_id(&ids[0]);
+    assert_eq!(sig.as_deref(), Some(SIGNATURE));
+
+    let c = anthropic_stream_call();
+    let mut observer = TranslatingObserver::new(&c, Dialect::Gemini);
+    let out = run(&mut observer, stream.as_bytes(), 4096);
+    let ids: Vec<String> = parse_events(&out)
+        .into_iter()
+        .filter(|(name, _)| name.as_deref() == Some("content_block_start"))
+        .filter_map(|(_, v)| v["content_block"]["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_signed(&ids[0]);
+    assert!(!ids[1].contains("__ts_"));
+    let (_, sig) = gemini::split_id(&ids[0]);
+    assert_eq!(sig.as_deref(), Some(SIGNATURE));
+}
