@@ -436,3 +436,39 @@ spec:
     let bindings: Vec<Option<&str>> = totals.iter().map(|t| t.binding.as_deref()).collect();
     assert_eq!(bindings, [None, Some("quick")]);
 }
+
+#[tokio::test]
+async fn a_dollar_cap_refuses_a_model_without_a_price() {
+    let h = harness_with(Options {
+        ledger: Some(Arc::new(MemoryLedger::new(Arc::new(SystemClock)))),
+        // No price table: the cap cannot be kept, so nothing is spent uncounted.
+        prices: false,
+        extra_yaml: r#"
+apiVersion: pai.io/v1
+kind: Agent
+metadata: {name: capped}
+spec:
+  models: [ant/claude-sonnet-4-6]
+  rateLimits: {maxCostPerDayUSD: 1}
+"#
+        .to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let mut req = anthropic_request(
+        "unused",
+        serde_json::json!({"model": "claude-sonnet-4-6", "max_tokens": 20,
+            "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    req.extensions_mut()
+        .insert(pai_tower::AgentIdentity("capped".into()));
+    let (status, _, body) = collect(h.gateway.clone().oneshot(req).await.unwrap()).await;
+    assert_eq!(status, 403);
+    let v: serde_json::Value = serde_json::from_slice(&body.concat()).unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(r#"Agent "capped" rateLimits.maxCostPerDayUSD"#) && msg.contains("no price"),
+        "{msg}"
+    );
+    assert_eq!(h.mock.calls("/v1/messages"), 0);
+}

@@ -20,99 +20,88 @@ use crate::proxy::Candidate;
 /// Output tokens reserved for a request that names no bound.
 pub const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
 
-/// The scopes a call by `principal` through `candidate` touches, with the worst case on each:
-/// `tokens` on token scopes, and for an agent with a dollar cap the worst-case cost of those
-/// tokens at the candidate's price. An agent with a dollar cap cannot use a model without a
-/// price: it would spend uncounted.
-pub(crate) fn scopes_for(
-    principal: &Principal,
-    candidate: &Candidate,
-    input: u64,
-    output_bound: u64,
-    prices: Option<&Arc<dyn PriceTable>>,
-) -> Result<Vec<ScopeLimit>, Error> {
-    let tokens = u128::from(input.saturating_add(output_bound));
+/// The budgets a call by `principal` through `candidate` touches, each with its limit and an
+/// amount of zero; [`size`] fills in the worst case once the input is estimated. Empty when no
+/// budget applies, and then the gateway skips estimating altogether.
+pub(crate) fn scopes_for(principal: &Principal, candidate: &Candidate) -> Vec<ScopeLimit> {
     let mut scopes = Vec::new();
-    let mut push = |kind: &'static str, name: &str, limit: Option<u64>| {
+    let mut push = |kind: &'static str, name: &str, unit: Unit, limit: Option<u128>| {
         if let Some(limit) = limit {
             scopes.push(ScopeLimit {
                 key: ScopeKey {
                     kind,
                     name: name.to_owned(),
                 },
-                unit: Unit::Tokens,
-                limit: u128::from(limit),
-                amount: tokens,
+                unit,
+                limit,
+                amount: 0,
             });
         }
     };
+    let tokens = |limit: Option<u64>| limit.map(u128::from);
     let provider = &candidate.provider.resource;
     let pname = &provider.metadata.name;
-    push("provider", pname, provider.spec.max_tokens_per_day);
+    push(
+        "provider",
+        pname,
+        Unit::Tokens,
+        tokens(provider.spec.max_tokens_per_day),
+    );
     if matches!(principal.binding, Binding::Provider(_)) {
-        push(
-            "provider-external",
-            pname,
-            provider.spec.external_access.max_tokens_per_day,
-        );
+        let external = provider.spec.external_access.max_tokens_per_day;
+        push("provider-external", pname, Unit::Tokens, tokens(external));
     }
     if let Some(key) = &principal.access_key {
-        push(
-            "access-key",
-            &key.metadata.name,
-            key.spec.limits.max_tokens_per_day,
-        );
+        let limit = tokens(key.spec.limits.max_tokens_per_day);
+        push("access-key", &key.metadata.name, Unit::Tokens, limit);
     }
     if let Some(binding) = &candidate.binding {
+        let b = &binding.resource;
         push(
             "model-binding",
-            &binding.resource.metadata.name,
-            binding.resource.spec.max_tokens_per_day,
+            &b.metadata.name,
+            Unit::Tokens,
+            tokens(b.spec.max_tokens_per_day),
         );
     }
     if let Binding::Agent(agent) = &principal.binding {
-        if let Some(usd) = agent.spec.rate_limits.max_cost_per_day_usd {
-            let price = prices.and_then(|p| p.price(&candidate.model)).ok_or_else(|| {
-                Error::PermissionDenied(format!(
-                    "Agent {:?} has a daily dollar cap (rateLimits.maxCostPerDayUSD) and model {:?} has no price; add it to the gateway's modelPrices",
-                    agent.metadata.name, candidate.model
-                ))
-            })?;
-            let worst = price.cost(&Usage {
-                input,
-                output: output_bound,
-                ..Usage::default()
-            });
-            scopes.push(ScopeLimit {
-                key: ScopeKey {
-                    kind: "agent-cost",
-                    name: agent.metadata.name.clone(),
-                },
-                unit: Unit::PicoUsd,
-                limit: Cost::from_usd(usd).pico_usd,
-                amount: worst.pico_usd,
-            });
-        }
+        let cap = agent.spec.rate_limits.max_cost_per_day_usd;
+        let limit = cap.map(|usd| Cost::from_usd(usd).pico_usd);
+        push("agent-cost", &agent.metadata.name, Unit::PicoUsd, limit);
     }
-    Ok(scopes)
+    scopes
 }
 
-/// Whether any budget applies to a call by `principal` through `candidate`: if none does, the
-/// gateway skips estimating tokens.
-pub(crate) fn any_budget(principal: &Principal, candidate: &Candidate) -> bool {
-    let provider = &candidate.provider.resource.spec;
-    provider.max_tokens_per_day.is_some()
-        || (matches!(principal.binding, Binding::Provider(_))
-            && provider.external_access.max_tokens_per_day.is_some())
-        || principal
-            .access_key
-            .as_ref()
-            .is_some_and(|k| k.spec.limits.max_tokens_per_day.is_some())
-        || candidate
-            .binding
-            .as_ref()
-            .is_some_and(|b| b.resource.spec.max_tokens_per_day.is_some())
-        || matches!(&principal.binding, Binding::Agent(a) if a.spec.rate_limits.max_cost_per_day_usd.is_some())
+/// Put the worst case of a call on each scope: `input + output_bound` tokens on token scopes,
+/// and on a dollar scope what those tokens cost at `model`'s price. A dollar cap cannot be kept
+/// for a model without a price, so such a call is refused rather than spent uncounted.
+pub(crate) fn size(
+    scopes: &mut [ScopeLimit],
+    input: u64,
+    output_bound: u64,
+    model: &str,
+    prices: Option<&Arc<dyn PriceTable>>,
+) -> Result<(), Error> {
+    for scope in scopes {
+        scope.amount = match scope.unit {
+            Unit::Tokens => u128::from(input.saturating_add(output_bound)),
+            Unit::PicoUsd => {
+                let price = prices.and_then(|p| p.price(model)).ok_or_else(|| {
+                    Error::PermissionDenied(format!(
+                        "{} is a dollar cap and model {model:?} has no price; add it to the gateway's modelPrices",
+                        scope.key.describe()
+                    ))
+                })?;
+                let worst = Usage {
+                    input,
+                    output: output_bound,
+                    ..Usage::default()
+                };
+                price.cost(&worst).pico_usd
+            }
+        };
+    }
+    Ok(())
 }
 
 /// What a finished call really used, per scope, in the order the scopes were reserved.

@@ -40,7 +40,6 @@ mod auth;
 mod body;
 pub mod budget;
 mod call_id;
-mod estimate;
 mod gateway;
 mod meter;
 pub mod metrics;

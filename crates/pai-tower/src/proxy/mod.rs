@@ -41,7 +41,7 @@ use self::attempt::{Answer, Failure};
 use self::parse::{bound_output, output_bound, parse_call, read_limited, ReadError};
 use crate::auth::Principal;
 use crate::body::{error_response, full, ResponseBody};
-use crate::budget::{scopes_for, Hold, DEFAULT_OUTPUT_RESERVE};
+use crate::budget::{scopes_for, size, Hold, DEFAULT_OUTPUT_RESERVE};
 use crate::call_id::CallId;
 use crate::meter::{CallSink, MeterBody, MeterParts};
 use crate::reliability::{Cooldowns, Reliability, Slots};
@@ -254,11 +254,22 @@ impl Inner {
             call.model = candidate.model.clone();
 
             let limit = candidate.max_tokens_per_request();
-            let budgeted = call.operation != Operation::CountTokens
-                && crate::budget::any_budget(principal, candidate);
+            let mut scopes = if call.operation == Operation::CountTokens {
+                Vec::new()
+            } else {
+                scopes_for(principal, candidate)
+            };
+            let budgeted = !scopes.is_empty();
             // Tokenizing costs time; only do it when a limit or a budget needs the figure.
             let estimated_input = if limit.is_some() || budgeted {
-                crate::estimate::input_tokens(provider.spec.provider, &call)
+                // A real BPE for OpenAI models, a conservative estimate elsewhere; the real
+                // count settles the reservation.
+                pai_providers::estimate::input_tokens_for(
+                    provider.spec.provider,
+                    call.client,
+                    &call.model,
+                    &call.body,
+                )
             } else {
                 0
             };
@@ -274,23 +285,16 @@ impl Inner {
                 },
                 None => output_bound(&call),
             };
-            let scopes = if budgeted {
-                match scopes_for(
-                    principal,
-                    candidate,
-                    estimated_input,
-                    bound.unwrap_or(DEFAULT_OUTPUT_RESERVE),
-                    self.prices.as_ref(),
-                ) {
-                    Ok(scopes) => scopes,
-                    Err(e) => {
-                        last_error = Some(e);
-                        continue;
-                    }
-                }
-            } else {
-                Vec::new()
-            };
+            if let Err(e) = size(
+                &mut scopes,
+                estimated_input,
+                bound.unwrap_or(DEFAULT_OUTPUT_RESERVE),
+                &call.model,
+                self.prices.as_ref(),
+            ) {
+                last_error = Some(e);
+                continue;
+            }
             let hold = match Hold::reserve(self.ledger.as_ref(), scopes).await {
                 Ok(hold) => hold,
                 Err(e @ Error::BudgetExceeded { .. }) => {
