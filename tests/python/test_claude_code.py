@@ -10,40 +10,50 @@ from conftest import ANTHROPIC_UPSTREAM_KEY, ROOT, headers_of
 
 CLAUDE = ROOT / "tests" / "node" / "node_modules" / "@anthropic-ai" / "claude-code-linux-x64" / "claude"
 
+# Keep every byte on loopback: no telemetry, updates or error reports; and fail fast.
+QUIET = {
+    "CLAUDE_CODE_MAX_RETRIES": "1",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+}
 
-@pytest.mark.skipif(not CLAUDE.exists() and not os.environ.get("CI"), reason="Claude Code not installed (scripts/test installs it)")
-def test_claude_code_gets_its_answer_through_pai(gateway, mock, tmp_path):
-    raw_key = gateway.keys["dev-anthropic"]
-    env = {
+
+def wrapped(raw_key: str) -> str:
+    """The Anthropic-looking form of a pai key, as `pai gateway env` hands it out."""
+    return "sk-ant-api03-pak-" + raw_key[len("pak_"):] + "-AA"
+
+
+def claude_env(home, gateway, raw_key: str, model: str, small_model: str) -> dict:
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
+        "HOME": str(home),
         "ANTHROPIC_BASE_URL": gateway.url + "/ext",
-        # The wrapped form, as `pai gateway env` hands it out.
-        "ANTHROPIC_API_KEY": "sk-ant-api03-pak-" + raw_key[len("pak_"):] + "-AA",
-        "ANTHROPIC_MODEL": "claude-sonnet-4-6",
-        "ANTHROPIC_DEFAULT_HAIKU_MODEL": "claude-haiku-4-5",
-        "ANTHROPIC_SMALL_FAST_MODEL": "claude-haiku-4-5",
-        "CLAUDE_CODE_MAX_RETRIES": "1",
-        # Keep every byte on loopback: no telemetry, updates or error reports.
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "DISABLE_ERROR_REPORTING": "1",
+        "ANTHROPIC_API_KEY": wrapped(raw_key),
+        "ANTHROPIC_MODEL": model,
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": small_model,
+        "ANTHROPIC_SMALL_FAST_MODEL": small_model,
+        **QUIET,
     }
-    before = len(mock.requests())
-    result = subprocess.run(
-        [str(CLAUDE), "-p", "Say hi [mock:words=6]", "--output-format", "json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+
+
+def ask(args: list[str], env: dict, cwd, words: int) -> dict:
+    """Run Claude Code headless and check it answered with the mock's reply of `words` words."""
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr + result.stdout
     out = json.loads(result.stdout)
     assert out["is_error"] is False, out
     assert out["result"].startswith("mock reply:"), out
-    assert out["usage"]["output_tokens"] == 6
+    assert out["usage"]["output_tokens"] == words
+    return out
+
+
+@pytest.mark.skipif(not CLAUDE.exists() and not os.environ.get("CI"), reason="Claude Code not installed (scripts/test installs it)")
+def test_claude_code_gets_its_answer_through_pai(gateway, mock, tmp_path):
+    env = claude_env(tmp_path, gateway, gateway.keys["dev-anthropic"], "claude-sonnet-4-6", "claude-haiku-4-5")
+    before = len(mock.requests())
+    ask([str(CLAUDE), "-p", "Say hi [mock:words=6]", "--output-format", "json"], env, tmp_path, 6)
     # It reached the upstream through pai, with the real key and its ?beta=true query.
     calls = [r for r in mock.requests()[before:] if r["path"] == "/v1/messages"]
     assert calls
@@ -68,23 +78,14 @@ def test_three_command_onboarding_with_claude_code(gateway, tmp_path):
         "KEY": gateway.keys["dev-anthropic"],
         "ANTHROPIC_MODEL": "claude-sonnet-4-6",
         "ANTHROPIC_DEFAULT_HAIKU_MODEL": "claude-haiku-4-5",
-        "CLAUDE_CODE_MAX_RETRIES": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "DISABLE_ERROR_REPORTING": "1",
+        **QUIET,
     }
     script = (
         'pai login "$URL" --access-key "$KEY" >/dev/null && '
         'eval "$(pai gateway env)" && '
         'claude -p "Say hi [mock:words=5]" --output-format json'
     )
-    result = subprocess.run(["bash", "-c", script], cwd=home, env=env, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr + result.stdout
-    out = json.loads(result.stdout)
-    assert out["is_error"] is False, out
-    assert out["result"].startswith("mock reply:")
-    assert out["usage"]["output_tokens"] == 5
+    ask(["bash", "-c", script], env, home, 5)
 
 
 # An OpenAI-compatible server (vLLM, say) may serve a model under a Claude-like name. Claude Code
@@ -111,34 +112,9 @@ spec:
 """
     )
     raw_key = gateway.keys.get("cc-openai-dev") or gateway.mint("cc-openai-dev", "cc-openai")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "ANTHROPIC_BASE_URL": gateway.url + "/ext",
-        "ANTHROPIC_API_KEY": "sk-ant-api03-pak-" + raw_key[len("pak_"):] + "-AA",
-        "ANTHROPIC_MODEL": model,
-        "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
-        "ANTHROPIC_SMALL_FAST_MODEL": model,
-        "CLAUDE_CODE_MAX_RETRIES": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "DISABLE_ERROR_REPORTING": "1",
-    }
+    env = claude_env(tmp_path, gateway, raw_key, model, model)
     before = len(mock.requests())
-    result = subprocess.run(
-        [str(CLAUDE), "-p", "Say hi [mock:words=7]", "--output-format", "json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
-    out = json.loads(result.stdout)
-    assert out["is_error"] is False, out
-    assert out["result"].startswith("mock reply:"), out
-    assert out["usage"]["output_tokens"] == 7
+    ask([str(CLAUDE), "-p", "Say hi [mock:words=7]", "--output-format", "json"], env, tmp_path, 7)
     # It reached the OpenAI upstream, translated, with the real key.
     calls = [r for r in mock.requests()[before:] if r["path"] == "/v1/chat/completions"]
     assert calls
