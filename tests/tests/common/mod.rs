@@ -35,6 +35,8 @@ pub struct Options {
     pub oai_spec: String,
     /// Price calls with the built-in table.
     pub prices: bool,
+    /// Peers whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<pai_core::net::Cidr>,
 }
 
 pub async fn harness() -> Harness {
@@ -92,7 +94,10 @@ spec:
     let hasher = AccessKeyHasher::new(SECRET);
     let openai_key = mint(&store, &hasher, "k-oai", "oai", None).await;
     let anthropic_key = mint(&store, &hasher, "k-ant", "ant", None).await;
-    let mut builder = Gateway::builder().store(store.clone()).key_hasher(hasher);
+    let mut builder = Gateway::builder()
+        .store(store.clone())
+        .key_hasher(hasher)
+        .trusted_proxies(options.trusted_proxies);
     if let Some(r) = options.reliability {
         builder = builder.reliability(r);
     }

@@ -6,7 +6,8 @@
 //! bindings are checked: its ModelProvider must exist and allow external access, and the client
 //! address must lie in the key's `allowedCIDRs`. The client address is the peer address, or,
 //! only when the peer is a trusted proxy, the right-most address in `X-Forwarded-For` that is not
-//! itself a trusted proxy: a client cannot forge its way past a CIDR restriction.
+//! itself a trusted proxy ([`forwarded`]): a client cannot forge its way past a CIDR restriction,
+//! and when the address cannot be told, a key with `allowedCIDRs` is refused.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,9 +22,12 @@ use pai_core::resource::{AccessKey, Agent};
 use pai_core::{access_key, AccessKeyHasher, Error};
 use tower::{Layer, Service};
 
+mod forwarded;
+
 use crate::body::{error_response, ResponseBody};
 use crate::route::{dialect_of, Route};
 use crate::snapshot::{ProviderEntry, SharedSnapshot};
+use forwarded::client_ip;
 
 /// The peer address of the connection a request came on. The server inserts it; without it,
 /// keys restricted by `allowedCIDRs` are refused (fail closed).
@@ -210,7 +214,7 @@ impl AuthLayer {
             }
         };
         let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
-        let client_ip = peer.map(|peer| client_ip(peer, req.headers(), &self.trusted_proxies));
+        let client_ip = peer.and_then(|peer| client_ip(peer, req.headers(), &self.trusted_proxies));
         let cidrs = &key.spec.restrictions.allowed_cidrs;
         if !cidrs.is_empty() {
             let allowed = client_ip.is_some_and(|ip| {
@@ -246,33 +250,6 @@ fn credential(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-/// The client address: the peer, unless the peer is a trusted proxy, in which case the
-/// right-most `X-Forwarded-For` entry that is not a trusted proxy.
-pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
-    if !is_trusted(peer) {
-        return peer;
-    }
-    let mut chain: Vec<IpAddr> = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
-        let Ok(value) = value.to_str() else {
-            return peer;
-        };
-        for part in value.split(',') {
-            match part.trim().parse::<IpAddr>() {
-                Ok(ip) => chain.push(ip),
-                // A malformed entry means nothing to its left can be believed.
-                Err(_) => chain.clear(),
-            }
-        }
-    }
-    chain
-        .into_iter()
-        .rev()
-        .find(|ip| !is_trusted(*ip))
-        .unwrap_or(peer)
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -283,31 +260,6 @@ fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(xff: &[&str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in xff {
-            h.append("x-forwarded-for", v.parse().unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let trusted: Vec<Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
-        let peer: IpAddr = "203.0.113.9".parse().unwrap();
-        // An untrusted peer cannot claim another address.
-        assert_eq!(client_ip(peer, &headers(&["192.168.1.1"]), &trusted), peer);
-        // From a trusted proxy, the right-most untrusted address wins.
-        let proxy: IpAddr = "10.1.1.1".parse().unwrap();
-        let h = headers(&["1.1.1.1, 198.51.100.7", "10.2.2.2"]);
-        assert_eq!(
-            client_ip(proxy, &h, &trusted),
-            "198.51.100.7".parse::<IpAddr>().unwrap()
-        );
-        // Nothing forwarded: the proxy itself.
-        assert_eq!(client_ip(proxy, &headers(&[]), &trusted), proxy);
-    }
 
     #[test]
     fn credentials_from_either_header() {
