@@ -193,6 +193,22 @@ impl Gateway {
         GatewayBuilder::default()
     }
 
+    /// Return once the gateway acts on every change written to its store before this call:
+    /// read your writes, for an admin API in the same process. The snapshot follower normally
+    /// gets there within milliseconds; if it has not within a second, the snapshot is loaded
+    /// here.
+    pub async fn caught_up(&self) -> Result<(), StoreError> {
+        let written = *self.store.watch().borrow();
+        if self
+            .snapshot
+            .caught_up(written, std::time::Duration::from_secs(1))
+            .await
+        {
+            return Ok(());
+        }
+        self.reload().await
+    }
+
     /// Rebuild the configuration snapshot from the store now, without waiting for its watch.
     pub async fn reload(&self) -> Result<(), StoreError> {
         let revision = *self.store.watch().borrow();

@@ -7,10 +7,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use pai_core::provider::ApiKey;
 use pai_core::resource::{AccessKey, Agent, ModelBinding, ModelProvider, Secret};
 use pai_core::{Credentials, Kind, Provider, Resource, Store, StoreError};
+use tokio::sync::watch;
 
 /// A ModelProvider ready to be called.
 pub struct ProviderEntry {
@@ -225,16 +227,29 @@ fn resolve_credentials(
 }
 
 /// The current snapshot, swapped atomically on reload.
-#[derive(Clone, Debug, Default)]
+///
+/// Swaps only ever move forward: a snapshot built from an older store revision than the one
+/// installed is dropped, so a slow reload cannot undo a newer one. The revision installed is
+/// published, so an admin write can wait until the gateway acts on it ([`Self::caught_up`]).
+#[derive(Clone, Debug)]
 pub struct SharedSnapshot {
     inner: Arc<RwLock<Arc<Snapshot>>>,
+    installed: Arc<watch::Sender<u64>>,
+}
+
+impl Default for SharedSnapshot {
+    fn default() -> SharedSnapshot {
+        SharedSnapshot::new(Snapshot::default())
+    }
 }
 
 impl SharedSnapshot {
     /// Hold `snapshot`.
     pub fn new(snapshot: Snapshot) -> SharedSnapshot {
+        let revision = snapshot.revision;
         SharedSnapshot {
             inner: Arc::new(RwLock::new(Arc::new(snapshot))),
+            installed: Arc::new(watch::channel(revision).0),
         }
     }
 
@@ -246,26 +261,60 @@ impl SharedSnapshot {
         }
     }
 
-    /// Replace the snapshot.
+    /// Install `snapshot`, unless the one installed was built from a newer store revision.
     pub fn replace(&self, snapshot: Snapshot) {
+        let revision = snapshot.revision;
         let snapshot = Arc::new(snapshot);
-        match self.inner.write() {
-            Ok(mut guard) => *guard = snapshot,
-            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        {
+            let mut guard = match self.inner.write() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if revision < guard.revision {
+                return;
+            }
+            *guard = snapshot;
         }
+        self.installed.send_if_modified(|installed| {
+            let newer = revision > *installed;
+            if newer {
+                *installed = revision;
+            }
+            newer
+        });
     }
 
-    /// Rebuild from `store` whenever its watch moves, until the store's watch closes.
+    /// Wait, up to `timeout`, until the installed snapshot was built from store revision
+    /// `revision` or a later one; whether it was.
+    pub async fn caught_up(&self, revision: u64, timeout: Duration) -> bool {
+        let mut installed = self.installed.subscribe();
+        let reached = async { installed.wait_for(|r| *r >= revision).await.is_ok() };
+        tokio::time::timeout(timeout, reached)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Rebuild from `store` whenever its watch moves, until the store's watch closes. A failed
+    /// load is retried (with a growing pause) rather than left until the next change, so the
+    /// gateway never stays behind a write that did happen.
     pub fn follow(&self, store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
         let shared = self.clone();
         let mut watch = store.watch();
         tokio::spawn(async move {
             while watch.changed().await.is_ok() {
-                let revision = *watch.borrow_and_update();
-                match Snapshot::load(store.as_ref(), revision).await {
-                    Ok(s) => shared.replace(s),
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not reload configuration; keeping the last good one")
+                let mut pause = Duration::from_millis(50);
+                loop {
+                    let revision = *watch.borrow_and_update();
+                    match Snapshot::load(store.as_ref(), revision).await {
+                        Ok(s) => {
+                            shared.replace(s);
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not reload configuration; keeping the last good one and retrying");
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_secs(5));
+                        }
                     }
                 }
             }

@@ -19,6 +19,8 @@
 mod access_keys;
 pub mod apply;
 mod budgets;
+#[cfg(test)]
+mod effect_tests;
 mod routes;
 #[cfg(test)]
 mod tests;
@@ -27,7 +29,7 @@ mod usage;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -50,6 +52,8 @@ pub struct AdminState {
     /// SHA-256 of the admin token: comparing digests takes the same time whatever the
     /// presented token's length, and the token itself is not kept.
     token_digest: [u8; 32],
+    /// The gateway serving from the same store: every write waits until it acts on it.
+    gateway: Option<pai_tower::Gateway>,
 }
 
 impl AdminState {
@@ -67,7 +71,16 @@ impl AdminState {
             hasher,
             clock: Arc::new(SystemClock),
             token_digest: sha256(admin_token.as_bytes()),
+            gateway: None,
         }
+    }
+
+    /// Make every write (apply, delete, minting and rotating keys) return only once `gateway`,
+    /// which serves from the same store, acts on it: a key minted can be used at once, and a key
+    /// deleted or rotated out is refused at once.
+    pub fn follow_gateway(mut self, gateway: pai_tower::Gateway) -> AdminState {
+        self.gateway = Some(gateway);
+        self
     }
 
     fn token_matches(&self, presented: &[u8]) -> bool {
@@ -109,6 +122,10 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .nest(crate::api::PREFIX, v1)
         .fallback(routes::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            read_your_writes,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
@@ -131,6 +148,30 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
         Some(token) if state.token_matches(token.as_bytes()) => next.run(request).await,
         Some(_) => unauthorized("invalid admin token"),
     }
+}
+
+/// After a write, wait until the gateway acts on it before answering. Should the gateway fail
+/// to load the new configuration (its store unreadable), the answer is kept — it may hold a key
+/// shown only once — and says so in `x-pai-not-in-effect`.
+async fn read_your_writes(
+    State(state): State<AdminState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let writes = !matches!(*request.method(), Method::GET | Method::HEAD);
+    let mut response = next.run(request).await;
+    if let (true, Some(gateway)) = (writes, &state.gateway) {
+        if let Err(e) = gateway.caught_up().await {
+            tracing::error!(error = %e, "a change was stored but the gateway could not load it yet");
+            response.headers_mut().insert(
+                "x-pai-not-in-effect",
+                HeaderValue::from_static(
+                    "stored, but the gateway could not load it yet; it retries",
+                ),
+            );
+        }
+    }
+    response
 }
 
 fn unauthorized(message: &str) -> Response {

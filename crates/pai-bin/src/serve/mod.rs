@@ -168,7 +168,10 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         .map_err(|e| StartError::new(format!("cannot start the gateway: {e}")))?;
     // /metrics sits beside the admin API, outside its token: Prometheus scrapers carry none, and
     // the series hold no key material (workloads are access-key names).
-    let admin = admin::router(AdminState::new(store, ledger.clone(), hasher, &admin_token)).route(
+    // Admin writes answer once this gateway acts on them (read your writes).
+    let admin_state = AdminState::new(store, ledger.clone(), hasher, &admin_token)
+        .follow_gateway(gateway.clone());
+    let admin = admin::router(admin_state).route(
         "/metrics",
         axum::routing::get(|| async {
             (
