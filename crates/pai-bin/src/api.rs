@@ -126,7 +126,7 @@ pub struct CreateAccessKey {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateAccessKey {
-    /// How long the old key keeps working; 0 revokes it at once.
+    /// How long the old key keeps working, at most a week; 0 revokes it at once.
     #[serde(default)]
     pub grace_seconds: u64,
 }

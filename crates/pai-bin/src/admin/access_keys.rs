@@ -68,6 +68,10 @@ pub(super) async fn create(
     ))
 }
 
+/// The longest an old key may keep working after a rotation: one week. A rotated-out key that
+/// never dies is a revocation that never happens.
+pub const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
+
 /// `POST /admin/v1/access-keys/{name}/rotate`.
 pub(super) async fn rotate(
     State(state): State<AdminState>,
@@ -75,6 +79,15 @@ pub(super) async fn rotate(
     body: Bytes,
 ) -> Result<Json<IssuedKey>, ApiError> {
     let req: RotateAccessKey = json_body(&body)?;
+    if req.grace_seconds > MAX_GRACE_SECONDS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "graceSeconds {} is too long: the old key may keep working for at most {MAX_GRACE_SECONDS} seconds (one week); rotate again later if clients need longer",
+                req.grace_seconds
+            ),
+        ));
+    }
     let stored = state
         .store
         .get(Kind::AccessKey, &name)

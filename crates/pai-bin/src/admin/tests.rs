@@ -632,3 +632,41 @@ async fn usage_has_dollars_and_agents_their_cost_today() {
     assert_eq!(agents[1]["costTodayUsd"], "0.000030");
     assert_eq!(agents[1]["tokensToday"], 142);
 }
+
+#[tokio::test]
+async fn rotation_grace_is_at_most_a_week() {
+    let h = Harness::new();
+    h.apply(PROVIDER).await;
+    create_key(&h, json!({"name": "alice", "modelProvider": "openai"})).await;
+    for grace in [u64::MAX, 604_801, 10_000_000_000] {
+        let (status, body, text) = h
+            .call(
+                "POST",
+                "/admin/v1/access-keys/alice/rotate",
+                &json!({ "graceSeconds": grace }).to_string(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{grace}: {text}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("604800") && message.contains("week"),
+            "{message}"
+        );
+    }
+    // Nothing was rotated by the refused calls: one week is still fine, and the old key's end
+    // is a week from now.
+    let (status, body, _) = h
+        .call(
+            "POST",
+            "/admin/v1/access-keys/alice/rotate",
+            r#"{"graceSeconds": 604800}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let until = body["previousKeyExpiresAt"].as_u64().unwrap();
+    assert!(until.abs_diff(now + 604_800) <= 5, "{until} vs {now}");
+}

@@ -52,7 +52,7 @@ pub struct CreateArgs {
 pub struct RotateArgs {
     /// The key's name.
     name: String,
-    /// How long the old key keeps working; 0 revokes it at once.
+    /// How long the old key keeps working, at most 604800 (one week); 0 revokes it at once.
     #[arg(long, value_name = "S", default_value_t = 0)]
     grace_seconds: u64,
     /// `key` prints the raw key alone; `json` prints name, key and wrapped key.
