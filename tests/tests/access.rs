@@ -80,3 +80,68 @@ async fn forwarded_for_cannot_talk_around_allowed_cidrs() {
         assert!(body.contains("allowedCIDRs"), "{body}");
     }
 }
+
+/// Guards do not run yet: resources stored before they were refused at apply time (written to
+/// the store directly here) make their calls fail closed, and nothing reaches the upstream.
+#[tokio::test]
+async fn resources_naming_guards_are_never_called_unguarded() {
+    let h = harness_with(Options {
+        extra_yaml: "apiVersion: pai.io/v1\nkind: Agent\nmetadata: {name: bot}\nspec: {models: [ant/claude-sonnet-4-6]}\n".to_owned(),
+        ..Options::default()
+    })
+    .await;
+    // The loader refuses guards now, so write them past it.
+    let Some(stored) = h
+        .store
+        .get(pai_core::Kind::ModelProvider, "oai")
+        .await
+        .unwrap()
+    else {
+        panic!("provider stored")
+    };
+    let Resource::ModelProvider(mut oai) = stored.resource else {
+        panic!("a provider")
+    };
+    oai.spec.guards = vec!["prompt-guard-default".to_owned()];
+    h.store.apply(&Resource::ModelProvider(oai)).await.unwrap();
+    let Some(stored) = h.store.get(pai_core::Kind::Agent, "bot").await.unwrap() else {
+        panic!("agent stored")
+    };
+    let Resource::Agent(mut bot) = stored.resource else {
+        panic!("an agent")
+    };
+    bot.spec.guards = vec!["prompt-guard-default".to_owned()];
+    h.store.apply(&Resource::Agent(bot)).await.unwrap();
+    h.gateway.reload().await.unwrap();
+
+    let res = h
+        .gateway
+        .clone()
+        .oneshot(common::openai_request(
+            &h.openai_key,
+            serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+        ))
+        .await
+        .unwrap();
+    let (status, _, body) = collect(res).await;
+    let body = String::from_utf8_lossy(&body.concat()).into_owned();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("which are not available yet"), "{body}");
+
+    let mut req = common::anthropic_request(
+        "",
+        serde_json::json!({"model": "ant/claude-sonnet-4-6", "max_tokens": 10,
+            "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    req.extensions_mut()
+        .insert(pai_tower::AgentIdentity("bot".to_owned()));
+    let (status, _, body) = collect(h.gateway.clone().oneshot(req).await.unwrap()).await;
+    let body = String::from_utf8_lossy(&body.concat()).into_owned();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("\"type\":\"error\""),
+        "Anthropic-shaped: {body}"
+    );
+    assert!(body.contains("which are not available yet"), "{body}");
+    assert!(h.mock.requests().is_empty(), "nothing reached the upstream");
+}

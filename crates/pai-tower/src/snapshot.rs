@@ -92,7 +92,10 @@ impl Snapshot {
             let Resource::ModelProvider(p) = stored.resource else {
                 continue;
             };
-            let credentials = resolve_credentials(&p, &secrets);
+            let credentials = match guards_unavailable(&p) {
+                Some(why) => Err(why),
+                None => resolve_credentials(&p, &secrets),
+            };
             let entry = ProviderEntry {
                 adapter: pai_providers::adapter_for(p.spec.provider),
                 credentials,
@@ -141,7 +144,13 @@ impl Snapshot {
             let Resource::ModelBinding(b) = stored.resource else {
                 continue;
             };
+            let guarded = providers
+                .get(&b.spec.provider)
+                .and_then(|p: &Arc<ProviderEntry>| guards_unavailable(&p.resource));
             let credentials = b.spec.api_key_secret_ref.as_ref().map(|r| {
+                if let Some(why) = &guarded {
+                    return Err(why.clone());
+                }
                 let endpoint = providers
                     .get(&b.spec.provider)
                     .and_then(|p: &Arc<ProviderEntry>| p.resource.endpoint())
@@ -196,6 +205,17 @@ impl Snapshot {
     pub fn provider(&self, name: &str) -> Option<&Arc<ProviderEntry>> {
         self.providers.get(name)
     }
+}
+
+/// A provider stored before guards were refused at apply time may still name them: it is not
+/// called rather than called unguarded (fail closed).
+fn guards_unavailable(p: &ModelProvider) -> Option<String> {
+    (!p.spec.guards.is_empty()).then(|| {
+        format!(
+            "ModelProvider {:?} names guards, which are not available yet in this version of pai; remove its spec.guards to use it",
+            p.metadata.name
+        )
+    })
 }
 
 fn resolve_credentials(

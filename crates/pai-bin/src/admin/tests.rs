@@ -670,3 +670,30 @@ async fn rotation_grace_is_at_most_a_week() {
     let until = body["previousKeyExpiresAt"].as_u64().unwrap();
     assert!(until.abs_diff(now + 604_800) <= 5, "{until} vs {now}");
 }
+
+#[tokio::test]
+async fn resources_naming_guards_are_refused_until_guards_run() {
+    let h = Harness::new();
+    let guarded = PROVIDER.replace(
+        "externalAccess: {enabled: true}",
+        "externalAccess: {enabled: true}\n  guards: [prompt-guard-default]",
+    );
+    let (status, body, text) = h.call("POST", "/admin/v1/apply", &guarded).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.guards") && message.contains("not available yet"),
+        "{message}"
+    );
+    // Nothing of the file was stored, not even its Secret.
+    assert!(h
+        .store
+        .list(pai_core::Kind::Secret)
+        .await
+        .unwrap()
+        .is_empty());
+    let guard =
+        "apiVersion: pai.io/v1\nkind: GuardBinding\nmetadata: {name: g}\nspec: {threshold: 0.8}\n";
+    let (status, _, text) = h.call("POST", "/admin/v1/apply", guard).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+}

@@ -128,6 +128,7 @@ pub(crate) fn from_value(doc: Value) -> Result<(Resource, Vec<String>), Problems
     if !problems.is_empty() {
         return Err((who, problems));
     }
+    let has_status = kind == Kind::AccessKey && map.contains_key("status");
 
     let resource = match kind {
         Kind::ModelProvider => typed(doc).map(Resource::ModelProvider),
@@ -140,6 +141,11 @@ pub(crate) fn from_value(doc: Value) -> Result<(Resource, Vec<String>), Problems
     .map_err(|e| (who.clone(), vec![e]))?;
 
     let mut warnings = Vec::new();
+    if has_status {
+        warnings.push(
+            "status is owned by the server and is not applied from documents (keys are minted with `pai access-key create` or `rotate`)".to_owned(),
+        );
+    }
     validate(&resource, &mut problems, &mut warnings);
     if problems.is_empty() {
         Ok((resource, warnings))
@@ -162,7 +168,7 @@ fn typed<T: DeserializeOwned>(doc: Value) -> Result<T, String> {
 
 /// The field names allowed in the object at `path` of a `kind` document; `None` for free-form
 /// maps (labels, secret data, a GuardBinding's spec).
-fn known_fields(kind: Kind, path: &str) -> Option<&'static [&'static str]> {
+pub(super) fn known_fields(kind: Kind, path: &str) -> Option<&'static [&'static str]> {
     const TOP: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
     Some(match (kind, path) {
         (Kind::Secret, "") => &["apiVersion", "kind", "metadata", "data"],
@@ -273,7 +279,10 @@ pub(crate) fn validate(
         ));
     }
     match resource {
-        Resource::ModelProvider(p) => validate_provider(p, problems, warnings),
+        Resource::ModelProvider(p) => {
+            validate_provider(p, problems, warnings);
+            refuse_guards(&p.spec.guards, problems);
+        }
         Resource::ModelBinding(b) => {
             if b.spec.provider.is_empty() {
                 problems.push("spec.provider is required: the name of a ModelProvider".to_owned());
@@ -313,6 +322,7 @@ pub(crate) fn validate(
                     problems.push(format!("spec.models[{i}]: {e}"));
                 }
             }
+            refuse_guards(&a.spec.guards, problems);
             if let Some(c) = a.spec.rate_limits.max_cost_per_day_usd {
                 if !c.is_finite() || c < 0.0 {
                     problems.push(
@@ -321,7 +331,22 @@ pub(crate) fn validate(
                 }
             }
         }
-        Resource::GuardBinding(_) => {}
+        Resource::GuardBinding(_) => problems.push(format!(
+            "spec: {GUARDS_NOT_YET}; a GuardBinding cannot be applied until they are"
+        )),
+    }
+}
+
+/// Guards do not run yet. A resource naming them is refused rather than accepted and run
+/// without them: pai never accepts a field it does not enforce.
+const GUARDS_NOT_YET: &str = "guards are not available yet in this version of pai";
+
+fn refuse_guards(guards: &[String], problems: &mut Vec<String>) {
+    if !guards.is_empty() {
+        problems.push(format!(
+            "spec.guards: {GUARDS_NOT_YET}, so these guards would never run; remove spec.guards ({})",
+            guards.join(", ")
+        ));
     }
 }
 
@@ -426,14 +451,9 @@ apiVersion: pai.io/v1
 kind: ModelBinding
 metadata: {name: llama}
 spec: {provider: vllm-local, model: meta/llama, apiKeySecretRef: {name: llama-token}}
----
-apiVersion: pai.io/v1
-kind: GuardBinding
-metadata: {name: injection}
-spec: {anything: [goes, here]}
 "#;
         let loaded = load(yaml).unwrap();
-        assert_eq!(loaded.resources.len(), 6);
+        assert_eq!(loaded.resources.len(), 5);
         let Resource::ModelProvider(p) = &loaded.resources[1] else {
             panic!()
         };

@@ -5,6 +5,8 @@
 //! YAML, refuses unknown fields with a suggestion of the nearest known one, and validates each
 //! document with errors that name the document, the field and the fix.
 
+#[cfg(test)]
+mod fields_tests;
 mod load;
 pub mod suggest;
 
