@@ -21,13 +21,17 @@ pub(super) async fn handler(
     State(state): State<AdminState>,
     body: Bytes,
 ) -> Result<Json<ApplyResponse>, ApiError> {
-    let text = std::str::from_utf8(&body).map_err(|_| {
+    let text = String::from_utf8(body.to_vec()).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "the request body is not UTF-8 text",
         )
     })?;
-    let loaded = pai_core::resource::load(text).map_err(|e| ApiError::invalid(e.problems))?;
+    // Parsing a large document is CPU work: off the async runtime.
+    let loaded = tokio::task::spawn_blocking(move || pai_core::resource::load(&text))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError::invalid(e.problems))?;
     if loaded.resources.is_empty() {
         return Err(ApiError::invalid(vec![
             "no resources found: the text holds no YAML or JSON documents".to_owned(),

@@ -42,9 +42,10 @@ impl std::error::Error for LoadError {}
 /// Read every document of a multi-document YAML (or JSON) text. All problems are reported
 /// together; nothing is returned unless every document is valid.
 pub fn load(text: &str) -> Result<Loaded, LoadError> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| LoadError {
-        problems: vec![format!("not valid YAML: {e}")],
-    })?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(text, yaml_options()).map_err(|e| LoadError {
+            problems: vec![format!("not valid YAML: {e}")],
+        })?;
     let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
     let many = docs.len() > 1;
     let mut loaded = Loaded::default();
@@ -73,6 +74,18 @@ pub fn load(text: &str) -> Result<Loaded, LoadError> {
     } else {
         Err(LoadError { problems })
     }
+}
+
+/// Limits for resource files, far above any real configuration and far below what makes a
+/// parse slow: an alias bomb or a deeply nested document is refused in milliseconds.
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = 50_000;
+    budget.max_aliases = 1_000;
+    budget.max_depth = 32;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 /// Read exactly one resource.

@@ -8,6 +8,8 @@
 #[cfg(test)]
 mod fields_tests;
 mod load;
+#[cfg(test)]
+mod load_fuzz_tests;
 pub mod suggest;
 
 use std::collections::BTreeMap;

@@ -28,7 +28,10 @@ pub fn close_matches<'a>(
         .into_iter()
         .filter_map(|c| {
             let d = distance(&lower, &c.to_ascii_lowercase());
-            let shared_prefix = lower.len() >= 4 && c.to_ascii_lowercase().starts_with(&lower[..4]);
+            // `get`: the fourth byte may fall inside a character.
+            let shared_prefix = lower
+                .get(..4)
+                .is_some_and(|p| c.to_ascii_lowercase().starts_with(p));
             (d <= budget || shared_prefix).then_some((d, c))
         })
         .collect();
