@@ -198,3 +198,41 @@ pub(crate) async fn read_limited(mut body: UpstreamBody, limit: usize) -> Result
     }
     Ok(buf.freeze())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(route: Route, body: &str) -> Result<Call, Error> {
+        let (parts, ()) = http::Request::new(()).into_parts();
+        let dialect = route.operation().client_dialect();
+        parse_call(route, dialect, Bytes::from(body.to_owned()), &parts)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary JSON-ish bodies: an answer, never a panic, in bounded time; and what is
+        /// accepted has a bounded model name and valid output bounds.
+        #[test]
+        fn any_body_is_parsed_or_refused(
+            fields in "[\\[\\]{}\",:0-9a-z.eE+ -]{0,120}",
+            model in "[a-z0-9\\r\\n-]{0,300}",
+            max in prop_oneof![Just("10".to_owned()), Just("-5".to_owned()), Just("1e400".to_owned()), Just("1.5".to_owned()), Just("\"9\"".to_owned()), Just("0".to_owned())],
+            messages in prop_oneof![Just("messages"), Just("n"), Just("max_tokens")],
+        ) {
+            let body = format!(r#"{{"model":"{model}","max_tokens":{max},"{messages}":[{fields}]}}"#);
+            for route in [Route::ChatCompletions, Route::Messages] {
+                let started = std::time::Instant::now();
+                if let Ok(call) = parse(route, &body) {
+                    prop_assert!(call.model.len() <= MAX_MODEL_BYTES);
+                    prop_assert!(!call.model.chars().any(char::is_control));
+                    prop_assert!(output_bound(&call).is_some_and(|b| b >= 1));
+                    prop_assert!(choices(&call) >= 1);
+                }
+                prop_assert!(started.elapsed() < std::time::Duration::from_millis(200));
+            }
+        }
+    }
+}
