@@ -37,10 +37,49 @@ fn registry() -> &'static Mutex<Registry> {
     REGISTRY.get_or_init(|| Mutex::new(Registry::default()))
 }
 
+/// Label values in the exposition format: `\\`, `\"` and `\n` escaped, and a carriage return
+/// written as `\r` so that no label can break a line.
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The models the configuration names; only these become `model` labels.
+fn known_models() -> &'static std::sync::RwLock<std::collections::HashSet<String>> {
+    static KNOWN: OnceLock<std::sync::RwLock<std::collections::HashSet<String>>> = OnceLock::new();
+    KNOWN.get_or_init(Default::default)
+}
+
+/// Let `names` (models the configuration names) appear as `model` labels. Labels already
+/// emitted stay, so the set only grows with configuration, never with requests.
+pub(crate) fn know_models(names: Vec<String>) {
+    if let Ok(mut known) = known_models().write() {
+        known.extend(names);
+    }
+}
+
+/// `model` as a label: itself when configured or priced, `other` otherwise, so that what a
+/// client writes in `model` never creates a series.
+fn model_label(model: &str) -> &str {
+    let configured = known_models()
+        .read()
+        .map(|k| k.contains(model))
+        .unwrap_or(false);
+    let priced = PRICES.get().is_some_and(|p| p.price(model).is_some());
+    if configured || priced {
+        model
+    } else {
+        "other"
+    }
 }
 
 fn labels(pairs: &[(&str, &str)]) -> String {
@@ -87,7 +126,7 @@ pub(crate) fn call_finished(record: &CallRecord, usage: Option<&Usage>) {
     let status = record.status.to_string();
     let base = [
         ("workload", record.workload.as_str()),
-        ("model", record.model.as_str()),
+        ("model", model_label(&record.model)),
     ];
     let mut increments = vec![(
         "pai_requests_total",
@@ -187,9 +226,10 @@ mod tests {
 
     #[test]
     fn calls_show_up_in_the_text_format() {
+        know_models(vec!["m\"x\r".into()]);
         let record = CallRecord {
             workload: "ext:metrics-test".into(),
-            model: "m\"x".into(),
+            model: "m\"x\r".into(),
             status: 200,
             duration_ms: 120,
             ..CallRecord::default()
@@ -203,13 +243,13 @@ mod tests {
         let text = render();
         assert!(
             text.contains(
-                r#"pai_requests_total{workload="ext:metrics-test",model="m\"x",status="200"} 1"#
+                r#"pai_requests_total{workload="ext:metrics-test",model="m\"x\r",status="200"} 1"#
             ),
             "{text}"
         );
         assert!(text.contains(
-            r#"pai_tokens_total{workload="ext:metrics-test",model="m\"x",kind="output"} 5"#
+            r#"pai_tokens_total{workload="ext:metrics-test",model="m\"x\r",kind="output"} 5"#
         ));
-        assert!(text.contains(r#"pai_request_duration_seconds_bucket{workload="ext:metrics-test",model="m\"x",le="0.25"} 1"#));
+        assert!(text.contains(r#"pai_request_duration_seconds_bucket{workload="ext:metrics-test",model="m\"x\r",le="0.25"} 1"#));
     }
 }

@@ -75,6 +75,34 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Every model name the configuration names: providers' allowed models and catalogues,
+    /// agents' models, ModelBindings and the models they call.
+    pub(crate) fn model_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for p in self.providers.values() {
+            let spec = &p.resource.spec;
+            names.extend(
+                spec.allowed_models
+                    .iter()
+                    .filter(|m| !m.ends_with('*'))
+                    .cloned(),
+            );
+            if spec.allowed_models.is_empty() {
+                let catalogue = pai_core::catalog::catalogue(spec.provider).unwrap_or(&[]);
+                names.extend(catalogue.iter().map(|m| (*m).to_owned()));
+            }
+        }
+        for a in self.agents.values() {
+            names.extend(a.spec.models.iter().cloned());
+            names.extend(a.spec.model_bindings.iter().cloned());
+        }
+        for b in self.bindings.values() {
+            names.push(b.resource.metadata.name.clone());
+            names.push(b.model().to_owned());
+        }
+        names
+    }
+
     /// Build from the store.
     pub async fn load(store: &dyn Store, revision: u64) -> Result<Snapshot, StoreError> {
         let secrets: HashMap<String, Secret> = store
@@ -266,6 +294,7 @@ impl Default for SharedSnapshot {
 impl SharedSnapshot {
     /// Hold `snapshot`.
     pub fn new(snapshot: Snapshot) -> SharedSnapshot {
+        crate::metrics::know_models(snapshot.model_names());
         let revision = snapshot.revision;
         SharedSnapshot {
             inner: Arc::new(RwLock::new(Arc::new(snapshot))),
@@ -283,6 +312,7 @@ impl SharedSnapshot {
 
     /// Install `snapshot`, unless the one installed was built from a newer store revision.
     pub fn replace(&self, snapshot: Snapshot) {
+        crate::metrics::know_models(snapshot.model_names());
         let revision = snapshot.revision;
         let snapshot = Arc::new(snapshot);
         {

@@ -16,16 +16,28 @@ pub fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Words and candidates longer than this get no suggestions: the edit distance is quadratic.
+pub const MAX_SUGGEST_CHARS: usize = 64;
+/// At most this many candidates are compared.
+pub const MAX_SUGGEST_CANDIDATES: usize = 1_000;
+
 /// The candidates close to `word`, nearest first: within a third of its length, or sharing a
-/// case-insensitive prefix of four characters.
+/// case-insensitive prefix of four characters. The work is bounded: nothing for a word over
+/// [`MAX_SUGGEST_CHARS`] bytes, longer candidates skipped, and only the first
+/// [`MAX_SUGGEST_CANDIDATES`] looked at.
 pub fn close_matches<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Vec<&'a str> {
+    if word.len() > MAX_SUGGEST_CHARS {
+        return Vec::new();
+    }
     let lower = word.to_ascii_lowercase();
     let budget = (word.chars().count() / 3).max(2);
     let mut scored: Vec<(usize, &str)> = candidates
         .into_iter()
+        .take(MAX_SUGGEST_CANDIDATES)
+        .filter(|c| c.len() <= MAX_SUGGEST_CHARS)
         .filter_map(|c| {
             let d = distance(&lower, &c.to_ascii_lowercase());
             // `get`: the fourth byte may fall inside a character.
@@ -55,5 +67,14 @@ mod tests {
             vec!["maxTokensPerDay"]
         );
         assert!(close_matches("zzz", ["provider"]).is_empty());
+    }
+
+    #[test]
+    fn long_words_cost_nothing() {
+        let long = "a".repeat(1 << 20);
+        let started = std::time::Instant::now();
+        assert!(close_matches(&long, ["a", long.as_str()]).is_empty());
+        assert!(close_matches("abcd", [long.as_str()]).is_empty());
+        assert!(started.elapsed() < std::time::Duration::from_millis(50));
     }
 }

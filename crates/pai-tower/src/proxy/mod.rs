@@ -10,6 +10,7 @@
 //! [`crate::meter::MeterBody`]. Every call that got past authentication is recorded, answered or
 //! not.
 
+mod admit;
 mod attempt;
 mod candidates;
 
@@ -37,11 +38,12 @@ use pai_core::{
 use pai_providers::headers::client_response_headers;
 use tower::Service;
 
+use self::admit::{admit, Admission, Refused};
 use self::attempt::{Answer, Failure};
-use self::parse::{bound_output, output_bound, parse_call, read_limited, ReadError};
+use self::parse::{parse_call, read_limited, ReadError};
 use crate::auth::Principal;
 use crate::body::{error_response, full, ResponseBody};
-use crate::budget::{scopes_for, size, Hold, DEFAULT_OUTPUT_RESERVE};
+use crate::budget::scopes_for;
 use crate::call_id::CallId;
 use crate::meter::{CallSink, MeterBody, MeterParts};
 use crate::reliability::{Cooldowns, Reliability, Slots};
@@ -214,7 +216,14 @@ impl Inner {
                 )))
             }
         };
-        let call = parse_call(route, dialect, bytes, &parts)?;
+        // Parsing scans the whole body: a big one is parsed off the runtime.
+        let call = if bytes.len() <= admit::INLINE_BYTES {
+            parse_call(route, dialect, bytes, &parts)?
+        } else {
+            tokio::task::spawn_blocking(move || parse_call(route, dialect, bytes, &parts))
+                .await
+                .map_err(|e| Error::Internal(format!("parsing the request failed: {e}")))??
+        };
         record.model = call.model.clone();
         record.stream = call.stream;
 
@@ -254,55 +263,29 @@ impl Inner {
             call.model = candidate.model.clone();
 
             let limit = candidate.max_tokens_per_request();
-            let mut scopes = if call.operation == Operation::CountTokens {
+            let bounded = limit.is_some();
+            let scopes = if call.operation == Operation::CountTokens {
                 Vec::new()
             } else {
                 scopes_for(principal, candidate)
             };
-            let budgeted = !scopes.is_empty();
-            // Tokenizing costs time; only do it when a limit or a budget needs the figure.
-            let estimated_input = if limit.is_some() || budgeted {
-                // A real BPE for OpenAI models, a conservative estimate elsewhere; the real
-                // count settles the reservation.
-                pai_providers::estimate::input_tokens_for(
-                    provider.spec.provider,
-                    call.client,
-                    &call.model,
-                    &call.body,
-                )
-            } else {
-                0
-            };
-            let bound = match &limit {
-                Some((limit, name)) => match bound_output(&mut call, estimated_input, *limit, name)
-                {
-                    Ok(bound) => Some(bound),
-                    Err(e) if i == 0 => return Err(e),
-                    Err(e) => {
-                        last_error = Some(e);
-                        continue;
-                    }
-                },
-                None => output_bound(&call),
-            };
-            if let Err(e) = size(
-                &mut scopes,
-                estimated_input,
-                bound.unwrap_or(DEFAULT_OUTPUT_RESERVE),
-                &call.model,
-                self.prices.as_ref(),
-            ) {
-                last_error = Some(e);
-                continue;
-            }
-            let hold = match Hold::reserve(self.ledger.as_ref(), scopes).await {
-                Ok(hold) => hold,
-                Err(e @ Error::BudgetExceeded { .. }) => {
+            let Admission {
+                input: estimated_input,
+                bound,
+                hold,
+            } = match admit(self, &mut call, provider.spec.provider, scopes, limit).await {
+                Ok(admission) => admission,
+                Err(Refused::Limit(e)) if i == 0 => return Err(e),
+                Err(Refused::Limit(e)) => {
+                    last_error = Some(e);
+                    continue;
+                }
+                Err(Refused::Budget(e)) => {
                     tracing::info!(candidate = %candidate.label, error = %e, "budget exhausted; trying the next candidate");
                     last_error = Some(e);
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(Refused::Final(e)) => return Err(e),
             };
             let permit = match self
                 .slots
@@ -336,15 +319,7 @@ impl Inner {
                         deadline,
                         estimated_input,
                     };
-                    return self.respond(
-                        answer,
-                        &call,
-                        bound,
-                        limit.is_some(),
-                        record,
-                        journey,
-                        parts,
-                    );
+                    return self.respond(answer, &call, bound, bounded, record, journey, parts);
                 }
                 Err(Failure::Final(e)) => return Err(e),
                 Err(Failure::Exhausted(e)) => {

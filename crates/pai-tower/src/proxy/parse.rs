@@ -22,6 +22,21 @@ pub(crate) fn parse_call(
         Some(Ok(_)) | None => return Err(Error::invalid_param("model", "model is required")),
         Some(Err(_)) => return Err(Error::invalid_param("model", "model must be a string")),
     };
+    if model.len() > MAX_MODEL_BYTES {
+        return Err(Error::invalid_param(
+            "model",
+            format!(
+                "model is {} bytes long; a model name has at most {MAX_MODEL_BYTES}",
+                model.len()
+            ),
+        ));
+    }
+    if model.chars().any(char::is_control) {
+        return Err(Error::invalid_param(
+            "model",
+            "model must not contain control characters",
+        ));
+    }
     let stream = match body.get::<bool>("stream") {
         None => false,
         Some(Ok(b)) => b,
@@ -41,21 +56,33 @@ pub(crate) fn parse_call(
             ))
         }
     }
-    if route == Route::Messages {
-        match body.get::<u64>("max_tokens") {
-            Some(Ok(n)) if n >= 1 => {}
+    // Output bounds and choices are what budgets reserve: each must be a plain integer in
+    // range, never read as absent when it is merely odd.
+    let counts: &[(&str, u64)] = match route {
+        Route::Messages => &[("max_tokens", MAX_OUTPUT_TOKENS)],
+        Route::ChatCompletions => &[
+            ("max_tokens", MAX_OUTPUT_TOKENS),
+            ("max_completion_tokens", MAX_OUTPUT_TOKENS),
+            ("n", MAX_CHOICES),
+        ],
+        _ => &[],
+    };
+    for (field, max) in counts {
+        match body.get::<u64>(field) {
+            Some(Ok(n)) if (1..=*max).contains(&n) => {}
             Some(_) => {
                 return Err(Error::invalid_param(
-                    "max_tokens",
-                    "max_tokens must be a positive integer",
+                    field,
+                    format!("{field} must be an integer from 1 to {max}"),
                 ))
             }
-            None => {
+            None if route == Route::Messages => {
                 return Err(Error::invalid_param(
                     "max_tokens",
                     "max_tokens: Field required",
                 ))
             }
+            None => {}
         }
     }
     let client_wants_usage = route == Route::ChatCompletions
@@ -77,11 +104,29 @@ pub(crate) fn parse_call(
     })
 }
 
-/// The output bound the client asked for, in whichever field its dialect uses.
+/// The longest model name pai reads; longer ones are refused before any lookup.
+pub(crate) const MAX_MODEL_BYTES: usize = 256;
+/// The largest output bound pai accepts; far above any model's.
+pub(crate) const MAX_OUTPUT_TOKENS: u64 = 1_000_000_000;
+/// The most choices (`n`) a chat completion may ask for, as OpenAI allows.
+pub(crate) const MAX_CHOICES: u64 = 128;
+
+/// The output bound per choice the client asked for, in whichever field its dialect uses
+/// (checked by [`parse_call`]).
 pub(crate) fn output_bound(call: &Call) -> Option<u64> {
     ["max_completion_tokens", "max_tokens"]
         .iter()
         .find_map(|f| call.body.get::<u64>(f).and_then(Result::ok))
+}
+
+/// How many answers the call asks for (`n`, chat completions only); each may use the whole
+/// output bound.
+pub(crate) fn choices(call: &Call) -> u64 {
+    call.body
+        .get::<u64>("n")
+        .and_then(Result::ok)
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// Bound the output so that input plus output stays within `limit`; the bound that applies.
@@ -100,7 +145,14 @@ pub(crate) fn bound_output(
             "the request's input is about {estimated_input} tokens, over the {limit} tokens that {limit_name} allows per request"
         )));
     }
-    let room = limit - estimated_input;
+    // Each of the `n` answers may use the whole bound.
+    let room = (limit - estimated_input) / choices(call);
+    if room == 0 {
+        return Err(Error::invalid(format!(
+            "the request's input is about {estimated_input} tokens and it asks for {} answers, which leaves no room for output within the {limit} tokens that {limit_name} allows per request",
+            choices(call)
+        )));
+    }
     let asked = output_bound(call);
     let bound = asked.map_or(room, |a| a.min(room));
     if asked != Some(bound) {
@@ -145,4 +197,42 @@ pub(crate) async fn read_limited(mut body: UpstreamBody, limit: usize) -> Result
         }
     }
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(route: Route, body: &str) -> Result<Call, Error> {
+        let (parts, ()) = http::Request::new(()).into_parts();
+        let dialect = route.operation().client_dialect();
+        parse_call(route, dialect, Bytes::from(body.to_owned()), &parts)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary JSON-ish bodies: an answer, never a panic, in bounded time; and what is
+        /// accepted has a bounded model name and valid output bounds.
+        #[test]
+        fn any_body_is_parsed_or_refused(
+            fields in "[\\[\\]{}\",:0-9a-z.eE+ -]{0,120}",
+            model in "[a-z0-9\\r\\n-]{0,300}",
+            max in prop_oneof![Just("10".to_owned()), Just("-5".to_owned()), Just("1e400".to_owned()), Just("1.5".to_owned()), Just("\"9\"".to_owned()), Just("0".to_owned())],
+            messages in prop_oneof![Just("messages"), Just("n"), Just("max_tokens")],
+        ) {
+            let body = format!(r#"{{"model":"{model}","max_tokens":{max},"{messages}":[{fields}]}}"#);
+            for route in [Route::ChatCompletions, Route::Messages] {
+                let started = std::time::Instant::now();
+                if let Ok(call) = parse(route, &body) {
+                    prop_assert!(call.model.len() <= MAX_MODEL_BYTES);
+                    prop_assert!(!call.model.chars().any(char::is_control));
+                    prop_assert!(output_bound(&call).is_some_and(|b| b >= 1));
+                    prop_assert!(choices(&call) >= 1);
+                }
+                prop_assert!(started.elapsed() < std::time::Duration::from_millis(200));
+            }
+        }
+    }
 }
