@@ -273,9 +273,7 @@ impl Tally for Bpe {
     }
 
     fn text(&mut self, text: &str) {
-        self.total = self
-            .total
-            .saturating_add(self.bpe.count_ordinary(text) as u64);
+        self.total = self.total.saturating_add(bpe_count(self.bpe, text));
     }
 
     fn media(&mut self) {
@@ -285,6 +283,50 @@ impl Tally for Bpe {
     fn schema(&mut self, json: &str) {
         self.text(json);
     }
+}
+
+/// Runs of non-whitespace longer than this are not fed to the BPE.
+const LONG_RUN_BYTES: usize = 1024;
+
+/// `text`'s BPE count, in time linear in its length. The BPE's work on one pre-split piece grows
+/// with the square of the piece's length, and a body may hold a single word of megabytes. So a
+/// run of non-whitespace longer than [`LONG_RUN_BYTES`] (with the blank that the pre-split would
+/// attach to it) counts as its bytes — the most any byte-level BPE makes of it — and the text
+/// between such runs is counted exactly. Never under the exact count; exact when there are no
+/// long runs.
+fn bpe_count(bpe: &CoreBPE, text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let mut total = 0u64;
+    let mut counted_to = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i - start <= LONG_RUN_BYTES {
+            continue;
+        }
+        // The pre-split joins one space or tab (not a line break) to the word after it.
+        let start = match bytes.get(start.wrapping_sub(1)) {
+            Some(b' ' | b'\t') if start > counted_to => start - 1,
+            _ => start,
+        };
+        // Both ends are at ASCII bytes or the text's ends: character boundaries.
+        if let Some(between) = text.get(counted_to..start) {
+            total = total.saturating_add(bpe.count_ordinary(between) as u64);
+        }
+        total = total.saturating_add((i - start) as u64);
+        counted_to = i;
+    }
+    if let Some(rest) = text.get(counted_to..) {
+        total = total.saturating_add(bpe.count_ordinary(rest) as u64);
+    }
+    total
 }
 
 /// Cheap bounds on what [`Bpe`] counts; see [`input_bounds`].
@@ -835,6 +877,34 @@ mod tests {
         assert_eq!(input_tokens(ProviderKind::OpenAi, Dialect::OpenAi, &req), 3);
         let req = body(serde_json::json!({"messages": [42, {"content": {"odd": true}}]}));
         assert!(input_tokens(ProviderKind::Anthropic, Dialect::Anthropic, &req) > PROMPT_OVERHEAD);
+    }
+
+    #[test]
+    fn long_words_are_counted_in_linear_time_and_never_under() {
+        let bpe = tiktoken_rs::o200k_base_singleton();
+        // A word of 1 MiB: the BPE's work grows with the square of a word's length.
+        let word = "ab".repeat(1 << 19);
+        let text = format!("Hello there, {word} and goodbye.\n\tmore {word}");
+        let started = std::time::Instant::now();
+        let counted = bpe_count(bpe, &text);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // Never under the real count (each long run is counted as its bytes).
+        assert!(counted >= 2 * word.len() as u64, "{counted}");
+        assert!(counted <= text.len() as u64, "{counted}");
+        // Ordinary text is counted exactly, whatever stands around the long runs.
+        let short = format!("Hello there, {} and goodbye.", "ab".repeat(100));
+        assert_eq!(bpe_count(bpe, &short), bpe.count_ordinary(&short) as u64);
+        let around = format!("{short} {word}\n{short}");
+        let expected = 2 * bpe.count_ordinary(&short) as u64 + 1 + word.len() as u64 + 1;
+        assert!(
+            bpe_count(bpe, &around).abs_diff(expected) <= 2,
+            "{}",
+            bpe_count(bpe, &around)
+        );
     }
 
     #[test]
