@@ -46,6 +46,8 @@ pub struct ServeArgs {
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// The admin API token; by default read from (or generated into) DIR/admin.token.
+    /// Visible to other local users in the process list: prefer --admin-token-file or
+    /// PAI_ADMIN_TOKEN.
     #[arg(
         long,
         value_name = "TOKEN",
@@ -53,6 +55,9 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+    /// A file holding the admin API token (`-`: stdin); kept out of the process list.
+    #[arg(long, value_name = "PATH", conflicts_with = "admin_token")]
+    pub admin_token_file: Option<PathBuf>,
     /// A proxy whose X-Forwarded-For is trusted for the client address; repeatable.
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<Cidr>,
@@ -113,8 +118,14 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     {
         return Err(StartError::new("--admin-token (PAI_ADMIN_TOKEN) is empty"));
     }
+    let given = match &args.admin_token_file {
+        Some(path) => {
+            Some(crate::secret_file::read(path, "--admin-token-file").map_err(StartError::new)?)
+        }
+        None => args.admin_token.clone(),
+    };
     let (admin_token, source) = dir
-        .admin_token(args.admin_token.clone())
+        .admin_token(given)
         .map_err(|e| StartError::new(e.to_string()))?;
     if let TokenSource::Generated(path) = &source {
         eprintln!(
