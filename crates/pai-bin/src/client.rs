@@ -33,7 +33,8 @@ pub struct ClientOpts {
         default_value = "http://127.0.0.1:8081"
     )]
     pub server: String,
-    /// Admin token; by default read from DIR/admin.token.
+    /// Admin token; by default read from DIR/admin.token. Visible to other local users in the
+    /// process list: prefer PAI_ADMIN_TOKEN or the token file.
     #[arg(
         long,
         value_name = "TOKEN",

@@ -23,6 +23,7 @@ mod admin;
 mod api;
 mod cli;
 mod client;
+mod secret_file;
 mod serve;
 mod table;
 

@@ -41,7 +41,8 @@ pub enum CreateCommand {
 pub struct SecretArgs {
     /// The Secret's name.
     name: String,
-    /// A key and its value, KEY=VALUE; repeatable.
+    /// A key and its value, KEY=VALUE; repeatable. The value is visible to other local users
+    /// in the process list: prefer --from-file for secret values.
     #[arg(long = "from-literal", value_name = "KEY=VALUE")]
     literals: Vec<String>,
     /// A key and the file holding its value (a final newline is dropped), KEY=PATH; repeatable.
@@ -59,9 +60,13 @@ pub struct ModelProviderArgs {
     /// The kind of service: anthropic, gemini, openai, openrouter, azure-openai, vllm.
     #[arg(long)]
     provider: ProviderKind,
-    /// The provider's API key, or `-` to read it from stdin. Optional for vllm.
+    /// The provider's API key, or `-` to read it from stdin. Optional for vllm. A key given
+    /// here is visible to other local users in the process list: prefer `-` or --api-key-file.
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
+    /// A file holding the provider's API key (`-`: stdin); kept out of the process list.
+    #[arg(long, value_name = "PATH", conflicts_with = "api_key")]
+    api_key_file: Option<std::path::PathBuf>,
     /// Base URL; required for vllm and azure-openai.
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
@@ -131,6 +136,12 @@ fn split_pair<'a>(arg: &'a str, flag: &str, shape: &str) -> Result<(String, &'a 
 
 async fn model_provider(args: ModelProviderArgs) -> Result<(), CliError> {
     let api_key = match args.api_key.as_deref() {
+        _ if args.api_key_file.is_some() => args
+            .api_key_file
+            .as_deref()
+            .map(|path| crate::secret_file::read(path, "--api-key-file"))
+            .transpose()
+            .map_err(CliError::msg)?,
         Some("-") => {
             let mut key = String::new();
             std::io::stdin()

@@ -2,10 +2,12 @@
 //! every other request to the gateway with the peer address attached.
 //!
 //! It is a hyper service (called by `&self`, one per connection) wrapping the tower service, so
-//! the hot path adds one clone of the gateway handle and no allocation or boxing.
+//! the hot path adds one clone of the gateway handle and no allocation or boxing. Each request
+//! also takes the connection off probation (see the listener): it has said something.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::{self, Either, MapOk, Ready, TryFutureExt};
@@ -15,6 +17,8 @@ use pai_tower::PeerAddr;
 use tower::util::Oneshot;
 use tower::ServiceExt;
 
+use super::listener::Ticket;
+
 /// The response body of the gateway listener: the gateway's own, or the health check's.
 pub type FrontBody<B> = http_body_util::Either<B, Full<Bytes>>;
 
@@ -23,12 +27,17 @@ pub type FrontBody<B> = http_body_util::Either<B, Full<Bytes>>;
 pub struct Front<S> {
     inner: S,
     peer: SocketAddr,
+    ticket: Arc<Ticket>,
 }
 
 impl<S> Front<S> {
-    /// Serve the connection from `peer` with `inner`.
-    pub fn new(inner: S, peer: SocketAddr) -> Front<S> {
-        Front { inner, peer }
+    /// Serve the connection from `peer`, on probation with `ticket`, with `inner`.
+    pub fn new(inner: S, peer: SocketAddr, ticket: Arc<Ticket>) -> Front<S> {
+        Front {
+            inner,
+            peer,
+            ticket,
+        }
     }
 }
 
@@ -46,6 +55,7 @@ where
     >;
 
     fn call(&self, mut request: Request<ReqBody>) -> Self::Future {
+        self.ticket.prove();
         if request.uri().path() == "/healthz"
             && matches!(*request.method(), Method::GET | Method::HEAD)
         {
@@ -104,7 +114,11 @@ mod tests {
 
     #[tokio::test]
     async fn healthz_is_answered_without_the_gateway() {
-        let front = Front::new(echo_peer(), "10.0.0.1:5000".parse().unwrap());
+        let front = Front::new(
+            echo_peer(),
+            "10.0.0.1:5000".parse().unwrap(),
+            Arc::default(),
+        );
         let req = Request::get("/healthz").body(Full::default()).unwrap();
         let response = front.call(req).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
@@ -113,7 +127,11 @@ mod tests {
 
     #[tokio::test]
     async fn everything_else_reaches_the_gateway_with_the_peer_address() {
-        let front = Front::new(echo_peer(), "10.0.0.1:5000".parse().unwrap());
+        let front = Front::new(
+            echo_peer(),
+            "10.0.0.1:5000".parse().unwrap(),
+            Arc::default(),
+        );
         let req = Request::post("/ext/v1/chat/completions")
             .body(Full::default())
             .unwrap();

@@ -9,7 +9,6 @@ mod data_dir;
 mod front;
 mod listener;
 
-use std::future::IntoFuture;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +46,8 @@ pub struct ServeArgs {
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// The admin API token; by default read from (or generated into) DIR/admin.token.
+    /// Visible to other local users in the process list: prefer --admin-token-file or
+    /// PAI_ADMIN_TOKEN.
     #[arg(
         long,
         value_name = "TOKEN",
@@ -54,6 +55,9 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+    /// A file holding the admin API token (`-`: stdin); kept out of the process list.
+    #[arg(long, value_name = "PATH", conflicts_with = "admin_token")]
+    pub admin_token_file: Option<PathBuf>,
     /// A proxy whose X-Forwarded-For is trusted for the client address; repeatable.
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<Cidr>,
@@ -79,6 +83,15 @@ pub struct ServeArgs {
     /// Longest silence, in seconds, between two events of an upstream stream.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub idle_timeout: u64,
+    /// Client connections the gateway serves at once [default: from the file-descriptor
+    /// limit, about half of what is left after a reserve]. Past it, connections that have not
+    /// yet sent a request are closed to make room, else new ones wait.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a complete request head, from connecting or after its
+    /// previous response (both listeners); connections that stay silent longer are closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub header_timeout: u64,
 }
 
 /// Why `pai serve` could not start. The message is complete and names the fix.
@@ -105,8 +118,14 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     {
         return Err(StartError::new("--admin-token (PAI_ADMIN_TOKEN) is empty"));
     }
+    let given = match &args.admin_token_file {
+        Some(path) => {
+            Some(crate::secret_file::read(path, "--admin-token-file").map_err(StartError::new)?)
+        }
+        None => args.admin_token.clone(),
+    };
     let (admin_token, source) = dir
-        .admin_token(args.admin_token.clone())
+        .admin_token(given)
         .map_err(|e| StartError::new(e.to_string()))?;
     if let TokenSource::Generated(path) = &source {
         eprintln!(
@@ -188,22 +207,44 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     announce("pai gateway listening on", &gateway_listener)?;
     announce("pai admin API listening on", &admin_listener)?;
 
+    let header_timeout = Duration::from_secs(args.header_timeout.max(1));
+    let gateway_limits = listener::ConnectionLimits {
+        max_connections: args
+            .max_connections
+            .unwrap_or_else(listener::default_max_connections)
+            .max(1),
+        header_timeout,
+    };
+    tracing::info!(
+        max_connections = gateway_limits.max_connections,
+        header_timeout_secs = header_timeout.as_secs(),
+        "gateway connection limits"
+    );
+    let admin_limits = listener::ConnectionLimits {
+        max_connections: listener::ADMIN_MAX_CONNECTIONS,
+        header_timeout,
+    };
+
     let grace = Duration::from_secs(args.shutdown_grace_seconds);
     let (stop, stopped) = watch::channel(false);
     let gateway_task = tokio::spawn(listener::run(
+        "gateway",
         gateway_listener,
         gateway,
+        gateway_limits,
         stopped.clone(),
         grace,
     ));
-    let mut admin_stopped = stopped;
-    let admin_task = tokio::spawn(
-        axum::serve(admin_listener, admin)
-            .with_graceful_shutdown(async move {
-                let _ = admin_stopped.wait_for(|stop| *stop).await;
-            })
-            .into_future(),
-    );
+    // The admin API gets the same defences on its own listener and cap, so a flood of the
+    // gateway never locks operators out.
+    let admin_task = tokio::spawn(listener::run(
+        "admin API",
+        admin_listener,
+        admin,
+        admin_limits,
+        stopped,
+        grace,
+    ));
 
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
@@ -212,10 +253,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         if let Err(e) = gateway_task.await {
             tracing::error!(error = %e, "gateway listener task failed");
         }
-        match admin_task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "admin API server failed"),
-            Err(e) => tracing::error!(error = %e, "admin API task failed"),
+        if let Err(e) = admin_task.await {
+            tracing::error!(error = %e, "admin API listener task failed");
         }
     };
     // The gateway enforces its own deadline; this one covers the admin API too.
@@ -289,10 +328,34 @@ async fn apply_files(store: &dyn Store, files: &[PathBuf]) -> Result<(), StartEr
     Ok(())
 }
 
+/// The kernel's queue of connections not yet accepted. The standard library asks for 128;
+/// under a flood that queue fills and the kernel drops new SYNs, so a health check waits a full
+/// SYN retransmission (1 s). Go and nginx ask for more; the kernel caps it at somaxconn.
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(addr: &str, flag: &str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| StartError::new(format!("cannot listen on {addr} ({flag}): {e}")))
+    let fail =
+        |e: std::io::Error| StartError::new(format!("cannot listen on {addr} ({flag}): {e}"));
+    let mut last = None;
+    for resolved in tokio::net::lookup_host(addr).await.map_err(fail)? {
+        let bound = (|| {
+            let socket = match resolved {
+                SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+            };
+            #[cfg(unix)]
+            socket.set_reuseaddr(true)?;
+            socket.bind(resolved)?;
+            socket.listen(LISTEN_BACKLOG)
+        })();
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(fail(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+    })))
 }
 
 /// Print the bound address where tests and people look for it: plain on stderr, and in the log.
