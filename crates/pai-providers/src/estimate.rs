@@ -11,16 +11,19 @@
 //!   [`OPENAI_REPLY_PRIMING`] once for the assistant's turn. Tool definitions are counted as the
 //!   BPE of their JSON, which is longer than the form OpenAI renders them in.
 //! - **Everything else** (Anthropic, Gemini, vLLM, OpenRouter's other models, an OpenAI model
-//!   name `tiktoken-rs` does not know) gets [`conservative`], which is built to over-count:
-//!   a third of a token per letter of a word, two thirds per letter of a long or mixed-case
-//!   run (base64, hashes, ids), a whole token per digit (SentencePiece tokenizers split numbers
-//!   into digits), a whole token per punctuation mark, line break or byte of non-ASCII text (property tests
-//!   found random text where less fell short), a sixth per space; plus [`TOKENS_PER_MESSAGE`] per message,
-//!   [`PROMPT_OVERHEAD`] once, and for Anthropic [`ANTHROPIC_TOOL_OVERHEAD`] when tools are
-//!   offered (the tool-use system prompt). Against OpenAI's BPE it comes out about 2.5 times
-//!   high for English prose, which leaves room for Claude's tokenizer, known to need a fifth to
-//!   a third more tokens than OpenAI's for the same text; it stays above the BPE for code,
-//!   JSON, base64, hex, digits, CJK and emoji (see the tests).
+//!   name `tiktoken-rs` does not know) gets [`conservative`], which is built to over-count real
+//!   text: a word is at least one token and a third of a token per letter past its third,
+//!   capitals in a row half a token each, two thirds per letter of a long or mixed-case run
+//!   (base64, hashes, ids), a whole token per digit (SentencePiece tokenizers split numbers into
+//!   digits), per punctuation mark, per line break and per byte of non-ASCII text, a sixth per
+//!   space; plus [`TOKENS_PER_MESSAGE`] per message, [`PROMPT_OVERHEAD`] once, and for Anthropic
+//!   [`ANTHROPIC_TOOL_OVERHEAD`] when tools are offered (the tool-use system prompt). Against
+//!   OpenAI's BPE it comes out about 1.75 times high for English prose and code, which leaves
+//!   room for Claude's tokenizer, known to need a fifth to a third more tokens than OpenAI's for
+//!   the same text; it stays above the BPE for code, JSON, base64, hex, digits, CJK and emoji
+//!   (see the tests). Random letters are not words, and a BPE cuts them finer: on any text the
+//!   count is at least half the BPE's (a property test), so crafted text gains at most a factor
+//!   of two against `maxTokensPerRequest`, while budgets settle to the provider's real usage.
 //!
 //! Images, audio and files are never counted by their bytes (a base64 image is not its token
 //! count): each is [`media_tokens`], the most a provider charges for one image after its own
@@ -426,12 +429,17 @@ fn units(text: &str) -> u64 {
             letters = 0;
             mixed = false;
         }
+        // Capitals in a row (acronyms, constants) split into short pieces.
+        let capitals = prev.is_ascii_uppercase() && c.is_ascii_uppercase();
         prev = c;
         units += match c {
             // A common word is one token; a long or mixed run is a random string, which
             // tokenizers cut into short pieces.
-            // A word's first letter may be a token of its own.
+            // A word is at least one token (its first letter pays for it), and a third of a
+            // token per letter past the third: max(1, letters / 3) for a plain word.
             'a'..='z' | 'A'..='Z' if letters == 1 => 6,
+            'A'..='Z' if capitals && !mixed => 3,
+            'a'..='z' | 'A'..='Z' if letters <= 3 && !mixed => 0,
             'a'..='z' | 'A'..='Z' if letters <= WORD_LETTERS && !mixed => 2,
             'a'..='z' | 'A'..='Z' => 6,
             '0'..='9' => 6,
@@ -975,14 +983,19 @@ mod tests {
                 let b = input_bounds(ProviderKind::OpenAi, Dialect::OpenAi, "gpt-4o", &req);
                 prop_assert!(b.lower <= exact && exact <= b.upper, "{:?} vs {}", b, exact);
                 for t in &texts {
-                    prop_assert!(conservative(t) >= o200k(t).max(cl100k(t)), "{:?}", t);
+                    prop_assert!(2 * conservative(t) >= o200k(t).max(cl100k(t)), "{:?}", t);
                 }
             }
 
-            /// ASCII-heavy random text, where the conservative weights are tightest.
+            /// ASCII-heavy random text, where the conservative weights are tightest: random
+            /// letters are not words, and a BPE cuts them finer than prose. The conservative
+            /// count is weighted for real text (above the BPE for every sample in
+            /// `the_conservative_count_is_never_below_a_real_tokenizer`); on any text it is at
+            /// least half the BPE's, so crafted text gains at most a factor of two against
+            /// `maxTokensPerRequest`, and budgets settle to the provider's real usage anyway.
             #[test]
-            fn conservative_is_sound_for_ascii(t in "[ -~\n]{0,400}") {
-                prop_assert!(conservative(&t) >= o200k(&t).max(cl100k(&t)), "{:?}", t);
+            fn conservative_is_within_half_for_any_ascii(t in "[ -~\n]{0,400}") {
+                prop_assert!(2 * conservative(&t) >= o200k(&t).max(cl100k(&t)), "{:?}", t);
             }
 
             /// Arbitrary JSON-ish bodies: no panic, and a body with messages is never free.
