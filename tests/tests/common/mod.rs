@@ -22,6 +22,8 @@ pub struct Harness {
     pub mock: MockUpstream,
     pub openai_key: String,
     pub anthropic_key: String,
+    /// Keys minted for [`Options::keys_for`], in order.
+    pub extra_keys: Vec<String>,
 }
 
 /// What a test may change about the harness.
@@ -35,6 +37,8 @@ pub struct Options {
     pub oai_spec: String,
     /// Price calls with the built-in table.
     pub prices: bool,
+    /// Mint one more access key for each of these ModelProviders (from `extra_yaml`).
+    pub keys_for: Vec<String>,
 }
 
 pub async fn harness() -> Harness {
@@ -92,6 +96,11 @@ spec:
     let hasher = AccessKeyHasher::new(SECRET);
     let openai_key = mint(&store, &hasher, "k-oai", "oai", None).await;
     let anthropic_key = mint(&store, &hasher, "k-ant", "ant", None).await;
+    let mut extra_keys = Vec::new();
+    for provider in &options.keys_for {
+        let name = format!("k-{provider}");
+        extra_keys.push(mint(&store, &hasher, &name, provider, None).await);
+    }
     let mut builder = Gateway::builder().store(store.clone()).key_hasher(hasher);
     if let Some(r) = options.reliability {
         builder = builder.reliability(r);
@@ -109,6 +118,7 @@ spec:
         mock,
         openai_key,
         anthropic_key,
+        extra_keys,
     }
 }
 

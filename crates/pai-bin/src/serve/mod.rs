@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// Longest silence, in seconds, between two events of an upstream stream.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub idle_timeout: u64,
+    /// Longest event (and line) of an upstream stream, in bytes; a longer one is cut with an
+    /// error.
+    #[arg(long, value_name = "BYTES", default_value_t = pai_providers::sse::DEFAULT_MAX_EVENT_BYTES)]
+    pub max_event_bytes: usize,
 }
 
 /// Why `pai serve` could not start. The message is complete and names the fix.
@@ -157,6 +161,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             max_attempts: args.max_attempts.max(1),
             first_byte_timeout: Duration::from_secs(args.first_byte_timeout),
             idle_timeout: Duration::from_secs(args.idle_timeout),
+            max_event_bytes: args.max_event_bytes,
             ..pai_tower::Reliability::default()
         });
     if let Some(limit) = args.max_body_bytes {

@@ -13,6 +13,7 @@
 mod attempt;
 mod candidates;
 
+pub(crate) use attempt::too_long_error;
 pub(crate) use candidates::Candidate;
 mod me;
 mod models;
