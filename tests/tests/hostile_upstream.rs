@@ -8,7 +8,8 @@
 mod common;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,8 +22,8 @@ use common::{
 
 /// What the scripted upstream read of one request.
 #[derive(Clone, Debug)]
-#[allow(dead_code)]
 struct Seen {
+    path: String,
     /// `x-api-key`, else the `Authorization: Bearer` token.
     key: String,
     body: String,
@@ -69,6 +70,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<Seen> {
         }
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
     let mut key = String::new();
     let mut length = 0usize;
     for line in head.lines() {
@@ -93,7 +95,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<Seen> {
         buf.extend_from_slice(&chunk[..n]);
     }
     let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
-    Some(Seen { key, body })
+    Some(Seen { path, key, body })
 }
 
 const STREAM_HEAD: &[u8] =
@@ -264,5 +266,186 @@ async fn an_event_that_trickles_in_and_never_ends_hits_the_idle_timeout() {
     assert!(
         rec.error.as_deref().unwrap_or("").contains("timed out"),
         "{rec:?}"
+    );
+}
+
+// === Provider keys quoted back ===
+
+/// A provider key of no known shape, as vLLM deployments use.
+const KEY: &str = "vllm.Prod.Token.7f3a9b2c";
+
+/// Pieces of [`KEY`] that must never reach a client, a record or a log: the key, and what its
+/// masked forms leave visible.
+const KEY_PIECES: &[&str] = &[KEY, "7f3a9b2c", "9b2c", "vllm.P", "vllm*", "Token.7f"];
+
+/// Log lines written while the tests in this file run.
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        struct Sink;
+        impl Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                logs().lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(|| Sink)
+            .with_ansi(false)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        Mutex::new(Vec::new())
+    })
+}
+
+/// What upstreams say when they refuse a key: the key itself, and masked the ways providers
+/// mask it.
+fn quoting(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    let head = |n: usize| chars[..n].iter().collect::<String>();
+    let tail = |n: usize| chars[chars.len() - n..].iter().collect::<String>();
+    format!(
+        "Incorrect API key provided: {key}. Also known as {}***{}, {}...{}, ****{} and {}…",
+        head(4),
+        tail(2),
+        head(9),
+        tail(4),
+        tail(8),
+        head(7)
+    )
+}
+
+/// Echoes the key it was given: `[echo:S]` in the prompt answers status S, `[echo:stream]` a
+/// stream whose second event is an error; both in the dialect of the path asked.
+async fn echo_key(seen: Seen, mut socket: TcpStream) {
+    let anthropic = seen.path.contains("/messages");
+    let message = quoting(&seen.key);
+    let error = if anthropic {
+        serde_json::json!({"type": "error",
+            "error": {"type": "authentication_error", "message": message}})
+    } else {
+        serde_json::json!({"error": {"message": message, "type": "invalid_request_error",
+            "code": "invalid_api_key", "param": null}})
+    };
+    let response = if seen.body.contains("[echo:stream]") {
+        let first: &[u8] = if anthropic {
+            b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-m\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n"
+        } else {
+            FIRST_CHUNK
+        };
+        let event = if anthropic {
+            format!("event: error\ndata: {error}\n\n")
+        } else {
+            format!("data: {error}\n\n")
+        };
+        [STREAM_HEAD, first, event.as_bytes()].concat()
+    } else {
+        let status: u16 = ["400", "401", "403", "503"]
+            .into_iter()
+            .find(|s| seen.body.contains(&format!("[echo:{s}]")))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(400);
+        let body = error.to_string();
+        format!(
+            "HTTP/1.1 {status} Oops\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    let _ = socket.write_all(&response).await;
+    let _ = socket.shutdown().await;
+}
+
+fn pieces_in(text: &str) -> Vec<&'static str> {
+    KEY_PIECES
+        .iter()
+        .copied()
+        .filter(|p| text.contains(p))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_provider_key_quoted_back_reaches_no_client_record_or_log() {
+    logs();
+    let url = scripted(echo_key).await;
+    let (h, vllm, ant) = hostile(
+        &url,
+        KEY,
+        Options {
+            reliability: Some(fast()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut leaks = Vec::new();
+    let mut calls = 0;
+    for (access_key, model) in [(&vllm, "m"), (&ant, "claude-m")] {
+        for script in ["400", "401", "403", "503", "stream"] {
+            for stream in [false, true] {
+                if script == "stream" && !stream {
+                    continue;
+                }
+                let prompt = format!("hi [echo:{script}]");
+                let requests = [
+                    (
+                        "openai",
+                        openai_request(access_key, chat(model, stream, &prompt)),
+                    ),
+                    (
+                        "anthropic",
+                        anthropic_request(access_key, chat(model, stream, &prompt)),
+                    ),
+                ];
+                for (dialect, req) in requests {
+                    calls += 1;
+                    let res = h.gateway.clone().oneshot(req).await.unwrap();
+                    let (status, headers, frames) = collect(res).await;
+                    let text = format!("{headers:?} {}", String::from_utf8_lossy(&frames.concat()));
+                    // The client still learns that upstream refused a key.
+                    if !text.contains("[redacted]") {
+                        leaks.push(format!(
+                            "response, {model} via {dialect}, {script}, stream={stream}: \
+                             no [redacted] in {status} {text}"
+                        ));
+                    }
+                    let found = pieces_in(&text);
+                    if !found.is_empty() {
+                        leaks.push(format!(
+                            "response, {model} via {dialect}, {script}, stream={stream}: {found:?} in {text}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let recorded = records(&h.store, calls).await;
+    assert_eq!(recorded.len(), calls);
+    for rec in &recorded {
+        let text = serde_json::to_string(rec).unwrap();
+        let found = pieces_in(&text);
+        if !found.is_empty() {
+            leaks.push(format!("record: {found:?} in {text}"));
+        }
+    }
+    let logged = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
+    assert!(
+        logged.contains("retrying"),
+        "the 503s were not logged: {logged}"
+    );
+    for line in logged.lines() {
+        let found = pieces_in(line);
+        if !found.is_empty() {
+            leaks.push(format!("log: {found:?} in {line}"));
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "{} leaks:\n{}",
+        leaks.len(),
+        leaks.join("\n")
     );
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use pai_core::{Call, Error, Provider, SseEvent, TransportError, UpstreamBody};
+use pai_providers::sent_key::Scrubbed;
 use pai_providers::sse::{EventTooLong, SseParser};
 
 use super::candidates::Candidate;
@@ -86,6 +87,9 @@ pub(crate) async fn run(
             "the gateway cannot call this provider: {why}"
         )))
     })?;
+    // Whatever comes back is cleaned of the key sent: errors (and so records and logs),
+    // bodies, stream events.
+    let adapter = Scrubbed::wrap(adapter, credentials);
     let policy = &inner.reliability;
     let mut last: Option<Error> = None;
     for attempt in 0..policy.max_attempts.max(1) {
