@@ -214,6 +214,54 @@ async fn an_endless_line_ends_the_stream_with_an_in_band_error_and_is_recorded()
     }
 }
 
+/// `data: ` and 64 MiB without a newline, before any event.
+async fn endless_first_line(_seen: Seen, mut socket: TcpStream) {
+    if socket.write_all(STREAM_HEAD).await.is_err() {
+        return;
+    }
+    let _ = socket.write_all(b"data: {\"x\":\"").await;
+    let block = vec![b'a'; 64 << 10];
+    for _ in 0..1024 {
+        if socket.write_all(&block).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_endless_first_line_is_a_502_before_the_stream_starts() {
+    let url = scripted(endless_first_line).await;
+    let reliability = pai_tower::Reliability {
+        max_event_bytes: 1 << 20,
+        ..fast()
+    };
+    let (h, vllm, _) = hostile(
+        &url,
+        "sk-hostile-3",
+        Options {
+            reliability: Some(reliability),
+            ..Options::default()
+        },
+    )
+    .await;
+    let res = h
+        .gateway
+        .clone()
+        .oneshot(openai_request(&vllm, chat("m", true, "hi")))
+        .await
+        .unwrap();
+    let (status, _, frames) = collect(res).await;
+    assert_eq!(status, 502);
+    let body = String::from_utf8_lossy(&frames.concat()).to_string();
+    assert!(body.contains("longer than 1048576 bytes"), "{body}");
+    let rec = &records(&h.store, 1).await[0];
+    assert_eq!(rec.status, 502, "{rec:?}");
+    assert!(
+        rec.error.as_deref().unwrap_or("").contains("longer than"),
+        "{rec:?}"
+    );
+}
+
 // === An event that trickles in and never ends ===
 
 /// One good event, then the start of another, one byte every 50 ms, never finished.
