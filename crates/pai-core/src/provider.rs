@@ -37,7 +37,8 @@ pub struct Call {
     /// Client headers an adapter may forward (`anthropic-version`, `anthropic-beta`, …); never
     /// credentials or hop-by-hop headers.
     pub headers: HeaderMap,
-    /// The client's query string, if any (`beta=true` from Claude Code).
+    /// The client's query parameters that may go upstream, if any (`beta=true` from Claude
+    /// Code); see `pai_providers::headers::forwardable_query`.
     pub query: Option<String>,
 }
 

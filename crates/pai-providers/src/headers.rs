@@ -5,12 +5,14 @@
 //! stop here in both directions, and so does anything that describes a body the gateway may
 //! rewrite (`Content-Length`).
 //!
-//! Towards the upstream, the client's credentials never leave: the gateway authenticates the
-//! client with them and then calls the upstream with the provider's own key. The client's
-//! `Host`, `User-Agent` and `Accept-Encoding` are replaced by the gateway's own, and headers that
-//! tie a request to an account (`OpenAI-Organization`, `OpenAI-Project`) or reveal the client's
-//! network (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`) are withheld. Protocol headers such as
-//! `anthropic-version`, `anthropic-beta`, `x-request-id` and `traceparent` pass.
+//! Towards the upstream only an allowlist passes: the protocol headers the SDKs and Claude Code
+//! send (`anthropic-version`, `anthropic-beta`, `openai-beta`, `x-stainless-*`), tracing
+//! (`traceparent`, `tracestate`, `x-request-id`), and nothing else — an API-management key, a
+//! client's own secret header or a cookie stays here. Even an allowlisted header is withheld
+//! when its value holds the access key the client presented. The client's `Host`, `User-Agent`
+//! and `Accept-Encoding` are replaced by the gateway's own. Of the query string only `beta`
+//! (Claude Code's `?beta=true`) passes; adapters that need a query parameter (Azure's
+//! `api-version`) set it themselves.
 //!
 //! Towards the client, cookies and headers that describe the upstream's account or host
 //! (`OpenAI-Organization`, `Anthropic-Organization-Id`, `Alt-Svc`, `Strict-Transport-Security`,
@@ -26,12 +28,15 @@
 //! let mut client = HeaderMap::new();
 //! client.insert("x-api-key", "pak_secret".parse().unwrap());
 //! client.insert("anthropic-version", "2023-06-01".parse().unwrap());
+//! client.insert("x-team-secret", "s3cret".parse().unwrap());
 //! let forwarded = forwardable_request_headers(&client);
 //! assert!(forwarded.get("x-api-key").is_none());
+//! assert!(forwarded.get("x-team-secret").is_none());
 //! assert_eq!(forwarded["anthropic-version"], "2023-06-01");
 //! ```
 
-use http::header::{HeaderMap, HeaderName, CONNECTION};
+use http::header::{HeaderMap, HeaderName, AUTHORIZATION, CONNECTION};
+use pai_core::access_key;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), besides `Proxy-*`.
 const HOP_BY_HOP: &[&str] = &[
@@ -43,29 +48,27 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// Client headers that never go upstream, besides hop-by-hop ones and `x-forwarded-*`.
-const NOT_FORWARDED: &[&str] = &[
-    // Set by the gateway for the new request and its (possibly rewritten) body.
-    "host",
-    "content-length",
-    "content-type",
-    "content-encoding",
-    "accept-encoding",
-    "user-agent",
-    "expect",
-    // The client's credentials, in every form a provider accepts.
-    "authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-    "cookie",
-    // Account selectors that belong with a key the client does not hold upstream.
-    "openai-organization",
-    "openai-project",
-    // The client's network identity stays with the gateway.
-    "forwarded",
-    "x-real-ip",
+/// Client headers that go upstream, besides those starting with one of [`FORWARDED_PREFIXES`].
+const FORWARDED: &[&str] = &[
+    "anthropic-version",
+    "anthropic-beta",
+    "openai-beta",
+    "traceparent",
+    "tracestate",
+    "x-request-id",
 ];
+
+/// Prefixes of client headers that go upstream: the SDKs' platform and retry headers.
+const FORWARDED_PREFIXES: &[&str] = &["x-stainless-"];
+
+/// Query parameters that go upstream.
+const FORWARDED_QUERY: &[&str] = &["beta"];
+
+/// Headers a client presents its access key in.
+const KEY_HEADERS: &[&str] = &["x-api-key", "authorization", "api-key", "x-goog-api-key"];
+
+/// Shorter strings are not searched for: they would match by chance.
+const MIN_SECRET_LEN: usize = 8;
 
 /// Upstream headers that never reach the client, besides hop-by-hop ones and `access-control-*`.
 const NOT_RETURNED: &[&str] = &[
@@ -86,13 +89,57 @@ const NOT_RETURNED: &[&str] = &[
 /// The client headers that may be passed to the upstream. See the module docs.
 pub fn forwardable_request_headers(client: &HeaderMap) -> HeaderMap {
     let named = connection_tokens(client);
+    let secrets = presented_secrets(client);
     let mut out = HeaderMap::with_capacity(client.len());
     for (name, value) in client {
-        if is_forwardable_request_header(name) && !named.iter().any(|n| n == name.as_str()) {
+        let holds_key = secrets
+            .iter()
+            .any(|s| value.as_bytes().windows(s.len()).any(|w| w == s.as_bytes()));
+        if is_forwardable_request_header(name)
+            && !holds_key
+            && !named.iter().any(|n| n == name.as_str())
+        {
             out.append(name.clone(), value.clone());
         }
     }
     out
+}
+
+/// The parameters of a client's query string that may be passed to the upstream (`beta`), or
+/// `None` if none may. A parameter holding the access key presented in `client` is withheld.
+pub fn forwardable_query(query: Option<&str>, client: &HeaderMap) -> Option<String> {
+    let known = known_query_parameters(query?)?;
+    let secrets = presented_secrets(client);
+    let kept: Vec<&str> = known
+        .split('&')
+        .filter(|pair| !secrets.iter().any(|s| pair.contains(s.as_str())))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+/// The access key the client presented, as it was sent and, for a pai key, its secret part
+/// (which the raw `pak_…` and the wrapped `sk-ant-api03-pak-…-AA` forms share).
+fn presented_secrets(client: &HeaderMap) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for name in KEY_HEADERS {
+        for value in client.get_all(*name).iter().filter_map(|v| v.to_str().ok()) {
+            let value = value.trim();
+            let value = if name == &AUTHORIZATION.as_str() {
+                value
+                    .split_once(' ')
+                    .map_or(value, |(_, token)| token.trim())
+            } else {
+                value
+            };
+            if let Some(raw) = access_key::unwrap(value) {
+                let body = raw.trim_start_matches("pak_").to_owned();
+                secrets.push(body);
+            }
+            secrets.push(value.to_owned());
+        }
+    }
+    secrets.retain(|s| s.len() >= MIN_SECRET_LEN);
+    secrets
 }
 
 /// The upstream response headers that may be passed to the client. See the module docs.
@@ -115,13 +162,23 @@ pub fn client_response_headers(upstream: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// Whether a client header, by its name alone, may be passed to the upstream.
+/// Whether a client header, by its name alone, may be passed to the upstream: whether it is on
+/// the allowlist (see the module docs).
 ///
-/// Headers named by the client's `Connection` header are hop-by-hop too; only
-/// [`forwardable_request_headers`], which sees the whole map, can drop those.
+/// A header whose value holds the client's key is withheld too; only
+/// [`forwardable_request_headers`], which sees the whole map, can tell.
 pub fn is_forwardable_request_header(name: &HeaderName) -> bool {
     let n = name.as_str();
-    !is_hop_by_hop(n) && !NOT_FORWARDED.contains(&n) && !n.starts_with("x-forwarded-")
+    FORWARDED.contains(&n) || FORWARDED_PREFIXES.iter().any(|p| n.starts_with(p))
+}
+
+/// The parameters of `query` that may go upstream by their name alone (`beta`), or `None`.
+pub fn known_query_parameters(query: &str) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| FORWARDED_QUERY.contains(&pair.split_once('=').map_or(*pair, |(n, _)| n)))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
 }
 
 /// `HeaderName`s are lowercase, so plain comparisons suffice.
@@ -199,6 +256,37 @@ mod tests {
         assert_eq!(out.len(), 6);
         assert_eq!(out.get_all("anthropic-beta").iter().count(), 2);
         assert_eq!(out["traceparent"], client["traceparent"]);
+    }
+
+    #[test]
+    fn unknown_headers_and_those_holding_the_key_stay_behind() {
+        let key = "pak_0123456789abcdefABCDEF";
+        let client = map(&[
+            ("x-api-key", &pai_core::access_key::wrap(key)),
+            ("ocp-apim-subscription-key", key),
+            ("x-custom-client-secret", "s3cret"),
+            ("x-request-id", "trace-0123456789abcdefABCDEF"),
+            ("x-stainless-lang", "python"),
+            ("openai-beta", "assistants=v2"),
+        ]);
+        let out = forwardable_request_headers(&client);
+        let mut names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, vec!["openai-beta", "x-stainless-lang"]);
+    }
+
+    #[test]
+    fn only_known_query_parameters_pass() {
+        let client = map(&[("authorization", "Bearer pak_0123456789abcdef")]);
+        let q = |s: &str| forwardable_query(Some(s), &client);
+        assert_eq!(q("beta=true"), Some("beta=true".to_owned()));
+        assert_eq!(
+            q("key=pak_0123456789abcdef&beta=true&x=1"),
+            Some("beta=true".to_owned())
+        );
+        assert_eq!(q("beta=0123456789abcdef"), None);
+        assert_eq!(q("api-version=2024-10-21"), None);
+        assert_eq!(forwardable_query(None, &client), None);
     }
 
     #[test]

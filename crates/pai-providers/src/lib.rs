@@ -38,6 +38,7 @@ pub mod openai;
 pub mod redact;
 mod request;
 mod scan;
+pub mod sent_key;
 pub mod sse;
 mod tokens;
 pub mod translate;

@@ -9,6 +9,9 @@
 //! word after `Bearer`, or a long run of letters and digits of the kind Azure keys are (32 or
 //! more, with both). Words with `-` or `_` inside that don't start with a key prefix (request
 //! ids, UUIDs) are kept: they are what a user quotes to support.
+//!
+//! Shapes miss keys of no known shape; [`crate::sent_key`] removes the exact key the gateway
+//! sent, and its masked forms, from everything an adapter returns.
 
 /// What replaces a key.
 pub const REDACTED: &str = "[redacted]";

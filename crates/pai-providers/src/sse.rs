@@ -18,6 +18,11 @@
 //! Lines end in `\n`, `\r\n` or `\r`, freely mixed. Only the incomplete tail of the stream is
 //! kept; a complete event's raw bytes are split off the buffer without copying.
 //!
+//! An upstream that never ends a line or an event must not make the gateway hold it all: the
+//! event under way (and so any line of it) may grow to [`SseParser::with_limit`] bytes
+//! ([`DEFAULT_MAX_EVENT_BYTES`] by default). Past that the parser drops what it holds, reads
+//! nothing more, and says so through [`SseParser::too_long`]; the caller ends the stream.
+//!
 //! # Example
 //!
 //! ```
@@ -43,9 +48,24 @@ use crate::scan::find_either;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// The longest event (or line) a parser holds unless told otherwise: 16 MiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 << 20;
+
+/// The event under way grew past the parser's limit without ending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the upstream sent an event longer than {limit} bytes without ending it")]
+pub struct EventTooLong {
+    /// The limit, in bytes.
+    pub limit: usize,
+}
+
 /// Cuts a byte stream into Server-Sent Events. See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseParser {
+    /// The most bytes `buf` may hold: an event longer than this is refused.
+    limit: usize,
+    /// Set once an event outgrew `limit`; the parser then reads nothing more.
+    too_long: Option<EventTooLong>,
     /// The bytes of the event under way (its parsed lines included) and any unparsed tail.
     buf: BytesMut,
     /// Where the first line not yet parsed starts in `buf`.
@@ -63,18 +83,71 @@ pub struct SseParser {
     has_data: bool,
 }
 
+impl Default for SseParser {
+    fn default() -> Self {
+        SseParser::with_limit(DEFAULT_MAX_EVENT_BYTES)
+    }
+}
+
 impl SseParser {
-    /// A parser at the start of a stream.
+    /// A parser at the start of a stream, holding events of up to [`DEFAULT_MAX_EVENT_BYTES`].
     pub fn new() -> SseParser {
         SseParser::default()
     }
 
+    /// A parser that holds events of up to `limit` bytes (at least 1).
+    pub fn with_limit(limit: usize) -> SseParser {
+        SseParser {
+            limit: limit.max(1),
+            too_long: None,
+            buf: BytesMut::new(),
+            line_start: 0,
+            search_from: 0,
+            started: false,
+            event: None,
+            data: String::new(),
+            has_data: false,
+        }
+    }
+
     /// Feed the next bytes of the stream; returns every event they complete, in order.
+    ///
+    /// Once an event has grown past the limit, returns the events completed before it and
+    /// nothing ever after; [`SseParser::too_long`] says why.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
-        self.buf.extend_from_slice(chunk);
         let mut events = Vec::new();
-        self.parse_lines(false, &mut events);
+        let mut rest = chunk;
+        // Take the chunk in pieces that fit, so the buffer never holds more than the limit.
+        while !rest.is_empty() && self.too_long.is_none() {
+            let room = self.limit.saturating_sub(self.buf.len());
+            if room == 0 {
+                self.give_up();
+                break;
+            }
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.buf.extend_from_slice(now);
+            self.parse_lines(false, &mut events);
+            rest = later;
+        }
         events
+    }
+
+    /// Why the parser stopped reading, if an event outgrew its limit.
+    pub fn too_long(&self) -> Option<EventTooLong> {
+        self.too_long
+    }
+
+    /// The bytes held for the event under way.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Drop the over-long event and refuse the rest of the stream.
+    fn give_up(&mut self) {
+        *self = SseParser {
+            too_long: Some(EventTooLong { limit: self.limit }),
+            ..SseParser::with_limit(self.limit)
+        };
     }
 
     /// The stream ended: returns the event still under way, if any bytes are left.
@@ -82,6 +155,10 @@ impl SseParser {
     /// Such an event had no blank line after it; it is returned anyway so that no byte of the
     /// stream is lost. The parser is then ready for a new stream.
     pub fn finish(&mut self) -> Option<SseEvent> {
+        if self.too_long.is_some() {
+            *self = SseParser::with_limit(self.limit);
+            return None;
+        }
         let mut events = Vec::new();
         self.parse_lines(true, &mut events);
         // Only the last line of the stream is still unparsed here, so at most one event can
@@ -92,7 +169,7 @@ impl SseParser {
         } else {
             Some(self.take_event(self.buf.len()))
         };
-        *self = SseParser::default();
+        *self = SseParser::with_limit(self.limit);
         last.or(rest)
     }
 
@@ -299,6 +376,46 @@ mod tests {
         assert!(parser.push(b"data: [DONE]").is_empty());
         assert_eq!(parser.finish().map(|e| e.data), Some("[DONE]".to_owned()));
         assert_eq!(parser.finish(), None);
+    }
+
+    #[test]
+    fn an_event_past_the_limit_is_refused_and_not_held() {
+        const LIMIT: usize = 1 << 20;
+        let mut parser = SseParser::with_limit(LIMIT);
+        let mut events = parser.push(b"data: ok\n\ndata: ");
+        let chunk = vec![b'a'; 64 << 10];
+        let mut most = 0;
+        // 64 MiB of one line, in the pieces a socket delivers.
+        for _ in 0..1024 {
+            events.extend(parser.push(&chunk));
+            most = most.max(parser.buffered());
+        }
+        events.extend(parser.push(b"\n\ndata: after\n\n"));
+        assert!(most <= LIMIT, "the parser held {most} bytes");
+        assert_eq!(parser.buffered(), 0);
+        assert_eq!(parser.too_long(), Some(EventTooLong { limit: LIMIT }));
+        assert_eq!(fields(&events), vec![(None, "ok")]);
+        assert_eq!(parser.finish(), None);
+    }
+
+    #[test]
+    fn a_single_huge_chunk_is_refused_without_being_held() {
+        let mut parser = SseParser::with_limit(1000);
+        let mut input = b"data: a\n\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 1 << 20));
+        let events = parser.push(&input);
+        assert_eq!(fields(&events), vec![(None, "a")]);
+        assert!(parser.too_long().is_some());
+        assert_eq!(parser.buffered(), 0);
+    }
+
+    #[test]
+    fn an_event_of_exactly_the_limit_passes() {
+        let input = b"data: 12345\n\n";
+        let mut parser = SseParser::with_limit(input.len());
+        let events = parser.push(input);
+        assert_eq!(fields(&events), vec![(None, "12345")]);
+        assert_eq!(parser.too_long(), None);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!
 //! While upstream is silent it keeps the client's connection alive with `ping` events
 //! (Anthropic-dialect clients), and it ends the stream with an in-band error in the client's
-//! dialect when upstream stays silent past the idle timeout, runs past the call's deadline, or
+//! dialect when upstream completes no event for the idle timeout (bytes that do not complete
+//! one do not count), sends an event longer than the limit, runs past the call's deadline, or
 //! breaks. When the stream ends — cleanly, with an error, or because the client went away and
 //! the body was dropped, which also cancels the upstream call — the budget reservation is
 //! settled with the usage seen so far, the slot towards the provider is released and the call
@@ -190,6 +191,7 @@ pin_project! {
         ended: bool,
         comment_sent: bool,
         timer: Pin<Box<tokio::time::Sleep>>,
+        // When upstream last completed an event.
         last_upstream: Instant,
         last_sent: Instant,
         idle: Duration,
@@ -265,6 +267,15 @@ fn next_wake(
         wake = wake.min(last_sent + p);
     }
     wake
+}
+
+/// `2 s`, or `0.6 s` below a second.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 /// Whether bytes going to the client are the stream's final event.
@@ -360,8 +371,8 @@ impl Body for MeterBody {
                         ))
                     } else if now >= *this.last_upstream + *this.idle {
                         Some(Error::UpstreamTimeout(format!(
-                            "the upstream sent nothing for {} s",
-                            this.idle.as_secs()
+                            "the upstream sent no complete event for {}",
+                            seconds(*this.idle)
                         )))
                     } else {
                         None
@@ -389,10 +400,13 @@ impl Body for MeterBody {
                 }
                 Poll::Ready(Some(Ok(frame))) => {
                     let now = Instant::now();
-                    *this.last_upstream = now;
-                    *this.last_sent = now;
                     if let Ok(data) = frame.into_data() {
-                        for event in this.parser.push(&data) {
+                        let events = this.parser.push(&data);
+                        // Only a complete event shows the upstream is getting somewhere.
+                        if !events.is_empty() {
+                            *this.last_upstream = now;
+                        }
+                        for event in events {
                             let action = this.meter.observer.on_event(&event);
                             dispatch(
                                 action,
@@ -403,8 +417,23 @@ impl Body for MeterBody {
                             );
                         }
                     }
-                    let wake =
-                        next_wake(now, now, *this.idle, *this.ping, this.meter.parts.deadline);
+                    if !this.pending.is_empty() {
+                        *this.last_sent = now;
+                    }
+                    if let Some(too_long) = this.parser.too_long() {
+                        let error = crate::proxy::too_long_error(too_long);
+                        this.pending.push_back(error.sse_event(*this.client));
+                        this.meter.finish(Some(error.to_string()));
+                        *this.ended = true;
+                        continue;
+                    }
+                    let wake = next_wake(
+                        *this.last_upstream,
+                        *this.last_sent,
+                        *this.idle,
+                        *this.ping,
+                        this.meter.parts.deadline,
+                    );
                     this.timer.as_mut().reset(wake.into());
                 }
                 Poll::Ready(Some(Err(e))) => {

@@ -45,8 +45,13 @@ pub struct Reliability {
     pub connect_timeout: Duration,
     /// Time until the response head, and for streams the first event, arrives (default 300 s).
     pub first_byte_timeout: Duration,
-    /// Longest silence between two events of a stream (default 300 s).
+    /// Longest wait for the next complete event of a stream (default 300 s). Bytes that do not
+    /// complete an event do not count: an upstream trickling an event that never ends times out.
     pub idle_timeout: Duration,
+    /// Longest event (and so longest line) of an upstream stream, in bytes (default 16 MiB).
+    /// The gateway holds at most this much of an unfinished event; a longer one ends the
+    /// client's stream with an error.
+    pub max_event_bytes: usize,
     /// Longest a whole call may take (default 1 h).
     pub total_timeout: Duration,
     /// During an upstream silence on an Anthropic-dialect stream, a `ping` event this often
@@ -74,6 +79,7 @@ impl Default for Reliability {
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(300),
+            max_event_bytes: pai_providers::sse::DEFAULT_MAX_EVENT_BYTES,
             total_timeout: Duration::from_secs(3600),
             ping_interval: Duration::from_secs(15),
             cooldown_after: 3,

@@ -22,6 +22,8 @@ pub struct Harness {
     pub mock: MockUpstream,
     pub openai_key: String,
     pub anthropic_key: String,
+    /// Keys minted for [`Options::keys_for`], in order.
+    pub extra_keys: Vec<String>,
 }
 
 /// What a test may change about the harness.
@@ -37,6 +39,8 @@ pub struct Options {
     pub prices: bool,
     /// Peers whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<pai_core::net::Cidr>,
+    /// Mint one more access key for each of these ModelProviders (from `extra_yaml`).
+    pub keys_for: Vec<String>,
 }
 
 pub async fn harness() -> Harness {
@@ -94,10 +98,16 @@ spec:
     let hasher = AccessKeyHasher::new(SECRET);
     let openai_key = mint(&store, &hasher, "k-oai", "oai", None).await;
     let anthropic_key = mint(&store, &hasher, "k-ant", "ant", None).await;
+    let mut extra_keys = Vec::new();
+    for provider in &options.keys_for {
+        let name = format!("k-{provider}");
+        extra_keys.push(mint(&store, &hasher, &name, provider, None).await);
+    }
     let mut builder = Gateway::builder()
         .store(store.clone())
         .key_hasher(hasher)
         .trusted_proxies(options.trusted_proxies);
+
     if let Some(r) = options.reliability {
         builder = builder.reliability(r);
     }
@@ -114,6 +124,7 @@ spec:
         mock,
         openai_key,
         anthropic_key,
+        extra_keys,
     }
 }
 

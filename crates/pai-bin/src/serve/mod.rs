@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// previous response (both listeners); connections that stay silent longer are closed.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub header_timeout: u64,
+    /// Longest event (and line) of an upstream stream, in bytes; a longer one is cut with an
+    /// error.
+    #[arg(long, value_name = "BYTES", default_value_t = pai_providers::sse::DEFAULT_MAX_EVENT_BYTES)]
+    pub max_event_bytes: usize,
 }
 
 /// Why `pai serve` could not start. The message is complete and names the fix.
@@ -176,6 +180,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             max_attempts: args.max_attempts.max(1),
             first_byte_timeout: Duration::from_secs(args.first_byte_timeout),
             idle_timeout: Duration::from_secs(args.idle_timeout),
+            max_event_bytes: args.max_event_bytes,
             ..pai_tower::Reliability::default()
         });
     if let Some(limit) = args.max_body_bytes {

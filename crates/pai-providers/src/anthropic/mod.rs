@@ -49,6 +49,7 @@ use pai_core::{
 
 pub use self::stream::AnthropicStreamObserver;
 use crate::errors::upstream_error;
+use crate::headers::known_query_parameters;
 use crate::request::{base_headers, body_with_model, finish, secret_value};
 use crate::translate::{self, TranslatingObserver};
 
@@ -107,17 +108,18 @@ impl Provider for AnthropicAdapter {
             );
         }
         let translated = call.client != Dialect::Anthropic;
+        // Only Claude Code's `beta`, even if the caller built the call itself.
         let query = if translated {
             None
         } else {
-            call.query.as_deref()
+            call.query.as_deref().and_then(known_query_parameters)
         };
         let (method, path) = match call.operation {
             Operation::Messages | Operation::ChatCompletions => (Method::POST, "/messages"),
             Operation::CountTokens => (Method::POST, "/messages/count_tokens"),
             Operation::ListModels => (Method::GET, "/models"),
         };
-        let url = url(&credentials.endpoint, path, query);
+        let url = url(&credentials.endpoint, path, query.as_deref());
         let body = if method != Method::POST {
             Bytes::new()
         } else if translated {

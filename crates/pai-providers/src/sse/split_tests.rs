@@ -2,7 +2,8 @@
 //!
 //! Each realistic stream is cut at every byte boundary into two chunks, and fed one byte at a
 //! time; the events and the concatenated raw bytes must match an unsplit parse, and the raw
-//! bytes must reproduce the input exactly.
+//! bytes must reproduce the input exactly. Property tests then do the same for arbitrary bytes
+//! and arbitrary splits, with and without a limit on the event length.
 
 use bytes::Bytes;
 use pai_core::SseEvent;
@@ -162,6 +163,102 @@ fn mixed_separators_split_anywhere_even_in_three() {
         for j in i..=MIXED.len() {
             let events = parse_chunks([&MIXED[..i], &MIXED[i..j], &MIXED[j..]]);
             assert_eq!(events, whole, "mixed: split at bytes {i} and {j}");
+        }
+    }
+}
+
+// === Property tests ===
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Bytes that look like SSE often enough to exercise every branch: field names, colons,
+    /// every line ending, a BOM, and stray bytes.
+    fn sse_like() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(&b"data:"[..]),
+            Just(&b"data: "[..]),
+            Just(&b"event: e"[..]),
+            Just(&b": c"[..]),
+            Just(&b"id: 1"[..]),
+            Just(&b"\n"[..]),
+            Just(&b"\r"[..]),
+            Just(&b"\r\n"[..]),
+            Just(&b"\n\n"[..]),
+            Just(&b"\xEF\xBB\xBF"[..]),
+            Just(&b"x"[..]),
+            Just(&b"\xE2\x98"[..]),
+        ];
+        let pieces = prop::collection::vec(piece, 0..64).prop_map(|ps| ps.concat());
+        prop_oneof![pieces, prop::collection::vec(any::<u8>(), 0..512)]
+    }
+
+    /// `input` cut at the given points (taken modulo its length, in order).
+    fn cut(input: &[u8], points: &[usize]) -> Vec<Vec<u8>> {
+        let mut at: Vec<usize> = points.iter().map(|p| p % (input.len() + 1)).collect();
+        at.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut from = 0;
+        for to in at.into_iter().chain([input.len()]) {
+            chunks.push(input[from..to].to_vec());
+            from = to;
+        }
+        chunks
+    }
+
+    /// The events, and whether the parser gave up, feeding `chunks` to a parser with `limit`;
+    /// checks after every push that the parser holds no more than the limit.
+    fn feed(limit: usize, chunks: &[Vec<u8>]) -> (Vec<SseEvent>, bool) {
+        let mut parser = SseParser::with_limit(limit);
+        let mut events = Vec::new();
+        for chunk in chunks {
+            events.extend(parser.push(chunk));
+            assert!(
+                parser.buffered() <= limit,
+                "{} > {limit}",
+                parser.buffered()
+            );
+        }
+        let too_long = parser.too_long().is_some();
+        events.extend(parser.finish());
+        (events, too_long)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_split_gives_the_same_events(
+            input in sse_like(),
+            points in prop::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let whole = feed(usize::MAX, std::slice::from_ref(&input));
+            let split = feed(usize::MAX, &cut(&input, &points));
+            prop_assert_eq!(&split, &whole);
+            // Without a limit nothing is lost: the raw bytes are the input.
+            prop_assert_eq!(raw_of(&whole.0), input);
+        }
+
+        #[test]
+        fn with_a_limit_the_buffer_is_bounded_and_any_split_agrees(
+            input in sse_like(),
+            points in prop::collection::vec(any::<usize>(), 0..8),
+            limit in 1usize..48,
+        ) {
+            let whole = feed(limit, std::slice::from_ref(&input));
+            let split = feed(limit, &cut(&input, &points));
+            let bytewise = feed(limit, &input.chunks(1).map(<[u8]>::to_vec).collect::<Vec<_>>());
+            prop_assert_eq!(&split, &whole);
+            prop_assert_eq!(&bytewise, &whole);
+            for event in &whole.0 {
+                prop_assert!(event.raw.len() <= limit, "an event of {} bytes passed", event.raw.len());
+            }
+            // What was not refused is the input, byte for byte.
+            if !whole.1 {
+                prop_assert_eq!(raw_of(&whole.0), input);
+            }
         }
     }
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use pai_core::{Call, Error, Provider, SseEvent, TransportError, UpstreamBody};
-use pai_providers::sse::SseParser;
+use pai_providers::sent_key::Scrubbed;
+use pai_providers::sse::{EventTooLong, SseParser};
 
 use super::candidates::Candidate;
 use super::parse::read_limited;
@@ -86,6 +87,9 @@ pub(crate) async fn run(
             "the gateway cannot call this provider: {why}"
         )))
     })?;
+    // Whatever comes back is cleaned of the key sent: errors (and so records and logs),
+    // bodies, stream events.
+    let adapter = Scrubbed::wrap(adapter, credentials);
     let policy = &inner.reliability;
     let mut last: Option<Error> = None;
     for attempt in 0..policy.max_attempts.max(1) {
@@ -181,7 +185,8 @@ async fn try_once(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
     if is_sse {
-        let (body, parser, first) = first_events(body, first_byte_by).await?;
+        let parser = SseParser::with_limit(policy.max_event_bytes);
+        let (body, parser, first) = first_events(body, parser, first_byte_by).await?;
         return Ok(Answer::Stream {
             head,
             body,
@@ -210,9 +215,9 @@ async fn try_once(
 /// Hold a stream until its first event (comments aside) has arrived.
 async fn first_events(
     mut body: UpstreamBody,
+    mut parser: SseParser,
     by: Instant,
 ) -> Result<(UpstreamBody, SseParser, Vec<SseEvent>), Miss> {
-    let mut parser = SseParser::new();
     let mut events: Vec<SseEvent> = Vec::new();
     loop {
         let frame = match tokio::time::timeout_at(by.into(), body.frame()).await {
@@ -241,9 +246,26 @@ async fn first_events(
         };
         if let Ok(data) = frame.into_data() {
             events.extend(parser.push(&data));
+            if let Some(too_long) = parser.too_long() {
+                // The same upstream would likely do it again: give the candidate up.
+                return Err(Miss {
+                    error: too_long_error(too_long),
+                    retry: false,
+                    wait: None,
+                });
+            }
             if events.iter().any(|e| !e.is_comment_only()) {
                 return Ok((body, parser, events));
             }
         }
+    }
+}
+
+/// The error for a stream whose event outgrew the gateway's limit.
+pub(crate) fn too_long_error(too_long: EventTooLong) -> Error {
+    Error::Upstream {
+        status: http::StatusCode::BAD_GATEWAY,
+        message: format!("{too_long}; the gateway cut the stream there"),
+        retry_after_secs: None,
     }
 }

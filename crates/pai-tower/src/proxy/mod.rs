@@ -14,6 +14,7 @@ mod admit;
 mod attempt;
 mod candidates;
 
+pub(crate) use attempt::too_long_error;
 pub(crate) use candidates::Candidate;
 mod me;
 mod models;

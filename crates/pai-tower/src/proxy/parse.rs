@@ -4,7 +4,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use pai_core::{BoxError, Call, Dialect, Error, JsonObject, UpstreamBody};
-use pai_providers::headers::forwardable_request_headers;
+use pai_providers::headers::{forwardable_query, forwardable_request_headers};
 
 use crate::route::Route;
 
@@ -100,7 +100,7 @@ pub(crate) fn parse_call(
         client_wants_usage,
         body,
         headers: forwardable_request_headers(&parts.headers),
-        query: parts.uri.query().map(str::to_owned),
+        query: forwardable_query(parts.uri.query(), &parts.headers),
     })
 }
 
