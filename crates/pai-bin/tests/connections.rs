@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use support::{closed_within, healthz, percentile, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// One latency test at a time.
+/// One test at a time: every test here starts a server and loads it, and the latency tests
+/// must not measure the others.
 static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Hold `n` connections that send nothing until `until`; whenever pai closes one, open another
@@ -151,6 +152,7 @@ async fn healthz_keeps_answering_with_more_silent_sockets_than_file_descriptors(
 
 #[test]
 fn a_socket_that_sends_nothing_is_closed() {
+    let _serial = TIMING.blocking_lock();
     let server = Server::start(None, &[]);
     for addr in [server.gateway, server.admin] {
         let mut silent = TcpStream::connect(addr).unwrap();
@@ -163,6 +165,7 @@ fn a_socket_that_sends_nothing_is_closed() {
 
 #[test]
 fn trickled_headers_are_cut_off_on_both_listeners() {
+    let _serial = TIMING.blocking_lock();
     let server = Server::start(None, &[]);
     for addr in [server.gateway, server.admin] {
         let mut slow = TcpStream::connect(addr).unwrap();
