@@ -74,7 +74,10 @@ fn check(seen: &pai_mock::RecordedRequest, secret_part: &str) {
     }
     assert_eq!(
         seen.header("user-agent"),
-        Some(concat!("pai/", env!("CARGO_PKG_VERSION")))
+        Some(concat!(
+            "OpenAI/Python 1.50.0 pai/",
+            env!("CARGO_PKG_VERSION")
+        ))
     );
     assert!(
         !seen.query.as_deref().unwrap_or("").contains(secret_part),

@@ -9,8 +9,9 @@
 //! send (`anthropic-version`, `anthropic-beta`, `openai-beta`, `x-stainless-*`), tracing
 //! (`traceparent`, `tracestate`, `x-request-id`), and nothing else — an API-management key, a
 //! client's own secret header or a cookie stays here. Even an allowlisted header is withheld
-//! when its value holds the access key the client presented. The client's `Host`, `User-Agent`
-//! and `Accept-Encoding` are replaced by the gateway's own. Of the query string only `beta`
+//! when its value holds the access key the client presented. The client's `User-Agent` goes on
+//! with the gateway's appended (`claude-cli/2.1 pai/0.1.0`); its `Host` and `Accept-Encoding`
+//! are replaced by the gateway's own. Of the query string only `beta`
 //! (Claude Code's `?beta=true`) passes; adapters that need a query parameter (Azure's
 //! `api-version`) set it themselves.
 //!
@@ -56,6 +57,8 @@ const FORWARDED: &[&str] = &[
     "traceparent",
     "tracestate",
     "x-request-id",
+    // Sent on as `<client's> pai/<version>` (see `request::base_headers`): providers see both.
+    "user-agent",
 ];
 
 /// Prefixes of client headers that go upstream: the SDKs' platform and retry headers.
@@ -94,7 +97,7 @@ pub fn forwardable_request_headers(client: &HeaderMap) -> HeaderMap {
     for (name, value) in client {
         let holds_key = secrets
             .iter()
-            .any(|s| value.as_bytes().windows(s.len()).any(|w| w == s.as_bytes()));
+            .any(|s| memchr::memmem::find(value.as_bytes(), s.as_bytes()).is_some());
         if is_forwardable_request_header(name)
             && !holds_key
             && !named.iter().any(|n| n == name.as_str())
@@ -232,9 +235,18 @@ mod tests {
             ("host", "gateway.example"),
             ("content-length", "10"),
             ("accept-encoding", "gzip, br, zstd"),
-            ("user-agent", "Anthropic/Python 0.40.0"),
             ("openai-organization", "org-client"),
             ("x-forwarded-for", "10.0.0.1"),
+        ]);
+        assert!(forwardable_request_headers(&client).is_empty());
+    }
+
+    #[test]
+    fn a_user_agent_holding_the_presented_key_stays_behind() {
+        let key = "pak_0123456789abcdefghijklmnopqrstuvwxyzABCDEF";
+        let client = map(&[
+            ("authorization", &format!("Bearer {key}")),
+            ("user-agent", &format!("my-script/1.0 (key {key})")),
         ]);
         assert!(forwardable_request_headers(&client).is_empty());
     }
@@ -251,9 +263,10 @@ mod tests {
                 "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
             ),
             ("x-stainless-retry-count", "0"),
+            ("user-agent", "Anthropic/Python 0.40.0"),
         ]);
         let out = forwardable_request_headers(&client);
-        assert_eq!(out.len(), 6);
+        assert_eq!(out.len(), 7);
         assert_eq!(out.get_all("anthropic-beta").iter().count(), 2);
         assert_eq!(out["traceparent"], client["traceparent"]);
     }

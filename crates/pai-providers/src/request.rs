@@ -3,7 +3,7 @@
 //! - the client's forwardable headers ([`crate::headers`]), never its credentials;
 //! - `accept-encoding: identity`, because the gateway reads usage out of the body as it passes
 //!   and must not buffer a stream to decompress it;
-//! - `user-agent: pai/<version>` and, with a body, `content-type: application/json` and its
+//! - `user-agent`: the client's followed by `pai/<version>`, or that alone; and, with a body, `content-type: application/json` and its
 //!   exact `content-length`;
 //! - the model id rewritten to the one the upstream knows.
 //!
@@ -45,7 +45,14 @@ pub(crate) fn base_headers(call: &Call) -> HeaderMap {
         }
     }
     headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-    headers.insert(USER_AGENT, HeaderValue::from_static(PAI_USER_AGENT));
+    let agent = headers
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .and_then(|client| HeaderValue::try_from(format!("{client} {PAI_USER_AGENT}")).ok())
+        .unwrap_or(HeaderValue::from_static(PAI_USER_AGENT));
+    headers.insert(USER_AGENT, agent);
     headers
 }
 

@@ -237,7 +237,10 @@ mod tests {
         assert_eq!(h.get_all("authorization").iter().count(), 1);
         assert_eq!(h["accept-encoding"], "identity");
         assert_eq!(h["content-type"], "application/json");
-        assert_eq!(h["user-agent"], concat!("pai/", env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            h["user-agent"],
+            concat!("OpenAI/Python 1.50.0 pai/", env!("CARGO_PKG_VERSION"))
+        );
         assert_eq!(h["x-request-id"], "req-42");
         assert_eq!(h["content-length"], r.body().len().to_string().as_str());
         assert!(!format!("{h:?}").contains("pak_client_key"));
