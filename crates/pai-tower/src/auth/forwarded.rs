@@ -178,14 +178,17 @@ mod tests {
             let trusted = cidrs(&["10.0.0.0/8"]);
             let proxy = ip("10.255.255.255");
             let mut lines: Vec<Vec<u8>> = vec![Vec::new()];
+            let mut first_in_line = true;
             for (i, (e, port)) in chain.iter().enumerate() {
                 let line = lines.last_mut().expect("one line at least");
-                if !line.is_empty() {
+                if !first_in_line {
                     line.extend_from_slice(b", ");
                 }
                 line.extend_from_slice(&e.text(*port));
+                first_in_line = false;
                 if cuts.get(i).copied().unwrap_or(false) && i + 1 < chain.len() {
                     lines.push(Vec::new());
+                    first_in_line = true;
                 }
             }
             if chain.is_empty() {
