@@ -47,7 +47,10 @@ mod anthropic;
 mod gemini;
 mod ir;
 mod openai;
+mod schema;
 mod stream;
+#[cfg(test)]
+mod structured_tests;
 #[cfg(test)]
 mod tests;
 
