@@ -534,7 +534,7 @@ mod tests {
         let joined = b"data: {\"choices\":[]}\n\ndata: [DONE]\n\n";
         assert_eq!(terminal_at(joined), Some(22));
         let events = b"event: message_delta\ndata: {}\n\nevent: message_stop\ndata: {}\n\n";
-        assert_eq!(terminal_at(events), Some(32));
+        assert_eq!(terminal_at(events), Some(31));
         assert_eq!(terminal_at(b"event: message_delta\ndata: {}\n\n"), None);
     }
 
