@@ -88,6 +88,10 @@ impl Dialect for Anthropic {
 
     fn complete(&self, reply: &Reply, prompt: &Prompt) -> Value {
         let mut content = Vec::new();
+        if !reply.thinking.is_empty() {
+            content.push(json!({"type": "thinking", "thinking": reply.thinking,
+                "signature": format!("mock-signature-{}", reply.seq)}));
+        }
         if matches!(reply.body, ReplyBody::Text { .. }) || reply.preamble() {
             content.push(json!({"type": "text", "text": reply.text()}));
         }
@@ -116,6 +120,7 @@ impl Dialect for Anthropic {
                 "output_tokens": reply.usage.output,
                 "cache_creation_input_tokens": reply.usage.cache_write,
                 "cache_read_input_tokens": reply.usage.cache_read,
+                "output_tokens_details": {"thinking_tokens": reply.usage.reasoning},
             },
         })
     }
@@ -214,7 +219,8 @@ impl Dialect for Anthropic {
                 &json!({
                     "type": "message_delta",
                     "delta": {"stop_reason": stop_reason, "stop_sequence": null},
-                    "usage": {"output_tokens": usage.output},
+                    "usage": {"output_tokens": usage.output,
+                        "output_tokens_details": {"thinking_tokens": usage.reasoning}},
                 }),
             ),
             event(
@@ -313,6 +319,7 @@ fn read_counted(request: &Value) -> Result<Prompt, Refusal> {
         chars,
         directive_text,
         first_tool: request["tools"][0]["name"].as_str().map(str::to_owned),
+        shape: crate::shape::from_anthropic(request, &text(&request["system"], false)),
     })
 }
 

@@ -240,6 +240,7 @@ impl Dialect for Gemini {
             chars,
             directive_text,
             first_tool,
+            shape: crate::shape::from_gemini(request),
         })
     }
 
@@ -271,6 +272,9 @@ impl Dialect for Gemini {
             return Value::Array(self.chunks(reply, signed).map(|(_, chunk)| chunk).collect());
         }
         let mut parts = Vec::new();
+        if !reply.thinking.is_empty() {
+            parts.push(json!({"text": reply.thinking, "thought": true}));
+        }
         if matches!(reply.body, ReplyBody::Text { .. }) || reply.preamble() {
             parts.push(json!({"text": reply.text()}));
         }
@@ -569,12 +573,17 @@ fn check_signatures(contents: &[Value]) -> Result<(), Refusal> {
 /// `cachedContentTokenCount` repeats (omitted when there are none, as Gemini does).
 fn usage_metadata(usage: Usage, output: u64) -> Value {
     let prompt = usage.prompt_total();
+    // Thoughts are reported apart from the candidates' tokens.
+    let thoughts = usage.reasoning.min(output);
     let mut metadata = json!({
         "promptTokenCount": prompt,
-        "candidatesTokenCount": output,
+        "candidatesTokenCount": output - thoughts,
         "totalTokenCount": prompt.saturating_add(output),
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
     });
+    if thoughts > 0 {
+        metadata["thoughtsTokenCount"] = json!(thoughts);
+    }
     if usage.cache_read > 0 {
         metadata["cachedContentTokenCount"] = json!(usage.cache_read);
         metadata["cacheTokensDetails"] =
@@ -656,6 +665,7 @@ mod tests {
             index: 0,
             name: "weather".into(),
             city: "Paris",
+            json: None,
         };
         assert_eq!(function_call(&reply, true), signed);
         assert_eq!(function_call(&reply, false), call);

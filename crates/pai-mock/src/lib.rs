@@ -188,6 +188,7 @@ mod reply;
 mod response;
 mod router;
 mod server;
+mod shape;
 mod sse;
 mod state;
 

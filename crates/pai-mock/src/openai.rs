@@ -121,6 +121,7 @@ pub(crate) fn read_chat(request: &Value, model: &str) -> Result<Prompt, Refusal>
         first_tool: request["tools"][0]["function"]["name"]
             .as_str()
             .map(str::to_owned),
+        shape: crate::shape::from_openai(request),
     })
 }
 
@@ -196,6 +197,11 @@ pub(crate) fn complete(reply: &Reply, prompt: &Prompt) -> Value {
             )
         }
     };
+    let mut message = message;
+    // Reasoning shown the way OpenAI-compatible servers (vLLM, DeepSeek) show it.
+    if !reply.thinking.is_empty() {
+        message["reasoning_content"] = json!(reply.thinking);
+    }
     json!({
         "id": completion_id(reply),
         "object": "chat.completion",
@@ -372,7 +378,7 @@ fn usage(reply: &Reply) -> Value {
         "completion_tokens": usage.output,
         "total_tokens": prompt.saturating_add(usage.output),
         "prompt_tokens_details": {"cached_tokens": usage.cache_read},
-        "completion_tokens_details": {"reasoning_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
     })
 }
 

@@ -1,7 +1,9 @@
 //! What the mock reads from a request, whatever its dialect.
 
+use crate::shape::Shape;
+
 /// The parts of a chat request that shape the mock's reply.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Prompt {
     /// The requested model, echoed in the reply.
     pub model: String,
@@ -14,6 +16,8 @@ pub(crate) struct Prompt {
     pub directive_text: String,
     /// The name of the first tool offered, if any.
     pub first_tool: Option<String>,
+    /// JSON, a forced tool call or reasoning, when the request asks for them.
+    pub shape: Shape,
 }
 
 impl Prompt {

@@ -12,6 +12,8 @@ pub(crate) const TOOL_ARGUMENTS: &str = r#"{"city":"Paris"}"#;
 pub(crate) const CITIES: [&str; 4] = ["Paris", "Berlin", "Tokyo", "Lima"];
 /// The most tool calls `tools=N` asks for; larger values are clamped.
 pub(crate) const MAX_CALLS: usize = CITIES.len();
+/// Characters per streamed piece of a JSON answer (each counts as one output token).
+const JSON_PIECE: usize = 8;
 /// How many pieces a stream sends the arguments of one call in.
 const ARGUMENT_PIECES: usize = 3;
 /// The words of the text a `preamble` reply says before its tool calls.
@@ -30,6 +32,12 @@ pub(crate) struct Reply {
     pub seq: u64,
     pub body: ReplyBody,
     pub usage: Usage,
+    /// The text pieces of a JSON answer, which replace the words.
+    pub json: Option<Vec<String>>,
+    /// The arguments of a forced tool call, built from its schema.
+    pub arguments: Option<String>,
+    /// The reasoning shown before the answer; empty when none was asked for.
+    pub thinking: String,
 }
 
 /// What the assistant says.
@@ -53,21 +61,35 @@ pub(crate) struct Call {
     pub index: usize,
     pub name: String,
     pub city: &'static str,
+    /// Arguments built from the tool's schema, instead of the city.
+    pub json: Option<String>,
 }
 
 impl Call {
     /// The arguments as a JSON string: `{"city":"Paris"}`.
     pub(crate) fn arguments(&self) -> String {
-        format!(r#"{{"city":"{}"}}"#, self.city)
+        match &self.json {
+            Some(json) => json.clone(),
+            None => format!(r#"{{"city":"{}"}}"#, self.city),
+        }
     }
 
     /// The arguments as a JSON object.
     pub(crate) fn input(&self) -> serde_json::Value {
-        serde_json::json!({"city": self.city})
+        match &self.json {
+            Some(json) => serde_json::from_str(json).unwrap_or_default(),
+            None => serde_json::json!({"city": self.city}),
+        }
     }
 
     /// The arguments in the three pieces a stream sends: `{"city"`, `:"Par`, `is"}`.
     fn pieces(&self) -> [String; ARGUMENT_PIECES] {
+        if let Some(json) = &self.json {
+            let chars: Vec<char> = json.chars().collect();
+            let third = chars.len().div_ceil(ARGUMENT_PIECES).max(1);
+            let mut pieces = chars.chunks(third).map(|c| c.iter().collect::<String>());
+            return std::array::from_fn(|_| pieces.next().unwrap_or_default());
+        }
         let cut = self
             .city
             .char_indices()
@@ -125,7 +147,10 @@ pub(crate) struct Usage {
     pub input: u64,
     pub cache_read: u64,
     pub cache_write: u64,
+    /// Output tokens, reasoning included.
     pub output: u64,
+    /// The part of the output spent reasoning.
+    pub reasoning: u64,
 }
 
 impl Usage {
@@ -140,24 +165,60 @@ impl Usage {
 impl Reply {
     /// Plans the answer to `prompt` under `directives`.
     pub(crate) fn plan(prompt: &Prompt, directives: &Directives, seq: u64) -> Self {
-        let body = match (&prompt.first_tool, directives.tool) {
-            (Some(name), true) => ReplyBody::Tool {
+        let shape = &prompt.shape;
+        let mut json = None;
+        let mut arguments = None;
+        let body = match (&prompt.first_tool, directives.tool, &shape.forced_tool) {
+            (Some(name), true, _) => ReplyBody::Tool {
                 name: name.clone(),
                 preamble: directives.preamble,
                 calls: directives.tools.clamp(1, MAX_CALLS),
             },
-            _ => ReplyBody::Text {
-                words: directives.words.unwrap_or(DEFAULT_WORDS),
+            (_, _, Some((name, schema))) => {
+                arguments = Some(crate::shape::instance(schema, schema, "value", 0).to_string());
+                ReplyBody::Tool {
+                    name: name.clone(),
+                    preamble: false,
+                    calls: 1,
+                }
+            }
+            _ => match &shape.json {
+                Some(schema) => {
+                    let text = crate::shape::json_text(schema, &prompt.directive_text);
+                    let chars: Vec<char> = text.chars().collect();
+                    let pieces: Vec<String> = chars
+                        .chunks(JSON_PIECE)
+                        .map(|c| c.iter().collect())
+                        .collect();
+                    let words = pieces.len();
+                    json = Some(pieces);
+                    ReplyBody::Text { words }
+                }
+                None => ReplyBody::Text {
+                    words: directives.words.unwrap_or(DEFAULT_WORDS),
+                },
             },
         };
-        let output = u64::try_from(piece_count(&body)).unwrap_or(u64::MAX);
+        let thinking = crate::shape::thinking_text(shape.thinking_words);
+        let reasoning = u64::try_from(shape.thinking_words).unwrap_or(u64::MAX);
+        let output = u64::try_from(piece_count(&body))
+            .unwrap_or(u64::MAX)
+            .saturating_add(reasoning);
         let usage = Usage {
             input: prompt.input_tokens(),
             cache_read: directives.cached,
             cache_write: directives.cache_write,
             output,
+            reasoning,
         };
-        Self { seq, body, usage }
+        Self {
+            seq,
+            body,
+            usage,
+            json,
+            arguments,
+            thinking,
+        }
     }
 
     /// How many content deltas a stream of this reply sends (and its output tokens).
@@ -179,6 +240,7 @@ impl Reply {
                     index,
                     name: name.clone(),
                     city: CITIES[index % CITIES.len()],
+                    json: self.arguments.clone(),
                 })
                 .collect(),
         }
@@ -189,11 +251,12 @@ impl Reply {
     pub(crate) fn pieces(&self) -> impl Iterator<Item = Piece> + Send + 'static {
         let words = text_words(&self.body);
         let preamble = self.preamble();
+        let json = self.json.clone();
         let text = (0..words).map(move |i| {
-            Piece::Text(if preamble {
-                PREAMBLE[i].to_owned()
-            } else {
-                word(i)
+            Piece::Text(match &json {
+                Some(pieces) => pieces.get(i).cloned().unwrap_or_default(),
+                None if preamble => PREAMBLE[i].to_owned(),
+                None => word(i),
             })
         });
         let arguments = self.calls().into_iter().flat_map(|call| {

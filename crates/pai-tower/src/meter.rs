@@ -288,6 +288,23 @@ fn is_terminal(bytes: &[u8]) -> bool {
         || after(b, b"event:").is_some_and(|r| r.starts_with(b"message_stop"))
 }
 
+/// Where the stream's final event starts in `bytes`, which may hold several events (a
+/// translated stream writes its finish, usage and end together): at the start, or after an
+/// event's blank line.
+fn terminal_at(bytes: &[u8]) -> Option<usize> {
+    if is_terminal(bytes) {
+        return Some(0);
+    }
+    let mut at = 0;
+    while let Some(found) = memchr::memmem::find(&bytes[at..], b"\n\n") {
+        at += found + 2;
+        if is_terminal(&bytes[at..]) {
+            return Some(at);
+        }
+    }
+    None
+}
+
 /// Whether an event going to the client carries generated content (text, tool arguments,
 /// thinking) — a byte search, no parsing.
 fn is_content_delta(bytes: &[u8]) -> bool {
@@ -323,9 +340,18 @@ fn dispatch(
     if is_content_delta(&bytes) {
         meter.deltas += 1;
     }
-    if !*comment_sent && is_terminal(&bytes) {
-        pending.push_back(meter.usage_comment());
-        *comment_sent = true;
+    if !*comment_sent {
+        if let Some(at) = terminal_at(&bytes) {
+            let mut last = bytes;
+            let before = last.split_to(at);
+            if !before.is_empty() {
+                pending.push_back(before);
+            }
+            pending.push_back(meter.usage_comment());
+            *comment_sent = true;
+            pending.push_back(last);
+            return;
+        }
     }
     pending.push_back(bytes);
 }
@@ -455,7 +481,18 @@ impl Body for MeterBody {
                             this.comment_sent,
                         );
                     }
-                    let tail = this.meter.observer.on_end();
+                    let mut tail = this.meter.observer.on_end();
+                    // A tail that ends the stream (Gemini's translated end) gets the comment
+                    // right before its final event.
+                    if let Some(t) = tail.take_if(|t| terminal_at(t).is_some()) {
+                        dispatch(
+                            EventAction::Replace(t),
+                            Bytes::new(),
+                            this.pending,
+                            this.meter,
+                            this.comment_sent,
+                        );
+                    }
                     if !*this.comment_sent {
                         // The final event was not recognised (or comes in the tail): the usage
                         // still goes out, before whatever the observer appends.
@@ -494,6 +531,11 @@ mod tests {
         ));
         assert!(!is_terminal(b"event: message_delta\ndata: {}\n\n"));
         assert!(!is_terminal(b"data: {\"choices\":[]}\n\n"));
+        let joined = b"data: {\"choices\":[]}\n\ndata: [DONE]\n\n";
+        assert_eq!(terminal_at(joined), Some(22));
+        let events = b"event: message_delta\ndata: {}\n\nevent: message_stop\ndata: {}\n\n";
+        assert_eq!(terminal_at(events), Some(31));
+        assert_eq!(terminal_at(b"event: message_delta\ndata: {}\n\n"), None);
     }
 
     #[test]

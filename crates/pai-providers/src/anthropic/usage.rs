@@ -19,6 +19,16 @@ pub(crate) struct WireUsage {
     pub cache_creation_input_tokens: Option<Count>,
     #[serde(default)]
     pub cache_read_input_tokens: Option<Count>,
+    /// `output_tokens_details.thinking_tokens`: the part of the output spent thinking.
+    #[serde(default)]
+    pub output_tokens_details: Option<OutputDetails>,
+}
+
+/// `usage.output_tokens_details`.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+pub(crate) struct OutputDetails {
+    #[serde(default)]
+    pub thinking_tokens: Option<Count>,
 }
 
 impl WireUsage {
@@ -42,6 +52,9 @@ impl WireUsage {
                 *field = newer;
             }
         }
+        if newer.output_tokens_details.is_some() {
+            self.output_tokens_details = newer.output_tokens_details;
+        }
     }
 
     /// Whether any count was seen.
@@ -54,12 +67,15 @@ impl WireUsage {
 
     /// In the gateway's own terms.
     pub(crate) fn to_usage(self) -> Usage {
-        Usage::from_anthropic(
+        let mut usage = Usage::from_anthropic(
             value(self.input_tokens),
             value(self.output_tokens),
             value(self.cache_creation_input_tokens),
             value(self.cache_read_input_tokens),
-        )
+        );
+        usage.reasoning =
+            value(self.output_tokens_details.and_then(|d| d.thinking_tokens)).min(usage.output);
+        usage
     }
 }
 

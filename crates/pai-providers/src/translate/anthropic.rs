@@ -3,21 +3,30 @@
 //! Read from clients: `system` (a string or text blocks), `messages` with text, image
 //! (base64 or URL), `tool_use` and `tool_result` blocks, custom `tools`, `tool_choice` (with
 //! `disable_parallel_tool_use`), `max_tokens`, `stop_sequences`, `temperature`, `top_p`,
-//! `top_k`, `metadata.user_id`. `thinking` blocks and the `thinking` setting are dropped (no
-//! other dialect can carry their signatures); `cache_control` marks are dropped; server tools
-//! (`web_search_…`, `bash_…`) and document blocks are refused.
+//! `top_k`, `metadata.user_id`, `output_config.format` (JSON Schema; the older top-level
+//! `output_format` too), `thinking` (`enabled` with `budget_tokens`, `adaptive`, `disabled`)
+//! and `output_config.effort`. `thinking` blocks in the history are dropped (no other dialect can
+//! carry their signatures); `cache_control` marks are dropped; server tools (`web_search_…`,
+//! `bash_…`) and document blocks are refused.
 //!
 //! Written to Anthropic upstreams: `max_tokens` is required there, so a request that names no
 //! limit gets [`super::DEFAULT_MAX_TOKENS`]. `temperature` above 1 (OpenAI allows up to 2) is
-//! lowered to 1, Anthropic's maximum. A `response_format` is refused: Messages has no such
-//! constraint.
+//! lowered to 1, Anthropic's maximum. A JSON Schema becomes `output_config.format`, fitted by
+//! [`super::schema::for_anthropic`]; `json_object` (Messages has no "any object" mode) becomes
+//! an instruction appended to the system prompt. A reasoning effort becomes
+//! `thinking: {type: enabled, budget_tokens}` with the effort's budget, kept within three
+//! quarters of `max_tokens` (which counts thinking), so the output bound the gateway reserved
+//! for still holds; a bound too small for Anthropic's minimum budget of 1024 is refused with a
+//! 400. With thinking on, `temperature`, `top_p` and `top_k` are left out (the API refuses them
+//! then).
 
 use pai_core::{Error, Usage};
 use serde_json::{json, Map, Value};
 
 use super::ir::{
-    anthropic_usage, status_for_error_type, str_field, stream_error, strings, Delta, Finish, Image,
-    Message, Part, Request, Response, Role, Tool, ToolChoice,
+    anthropic_usage, status_for_error_type, str_field, stream_error, strings, Delta, Effort,
+    Finish, Image, Message, Part, Reasoning, Request, Response, ResponseFormat, Role, Tool,
+    ToolChoice,
 };
 use super::openai::push;
 use super::DEFAULT_MAX_TOKENS;
@@ -114,6 +123,57 @@ pub(crate) fn read_request(body: &Map<String, Value>) -> Result<Request, Error> 
             });
         }
     }
+    let config = body.get("output_config").filter(|c| !c.is_null());
+    let format = config
+        .and_then(|c| c.get("format"))
+        .or_else(|| body.get("output_format"))
+        .filter(|f| !f.is_null());
+    if let Some(format) = format {
+        req.response_format = match str_field(format, "type") {
+            Some("json_schema") => Some(ResponseFormat::JsonSchema {
+                name: "response".to_owned(),
+                schema: format.get("schema").cloned().ok_or_else(|| {
+                    Error::invalid_param("output_config", "output_config.format.schema is required")
+                })?,
+                strict: None,
+            }),
+            other => {
+                return Err(Error::invalid_param(
+                    "output_config",
+                    format!(
+                        "output_config.format of type {:?} is not supported",
+                        other.unwrap_or("")
+                    ),
+                ))
+            }
+        };
+    }
+    let effort = match config
+        .and_then(|c| c.get("effort"))
+        .filter(|e| !e.is_null())
+    {
+        None => None,
+        Some(e) => Some(e.as_str().and_then(Effort::parse).ok_or_else(|| {
+            Error::invalid_param(
+                "output_config",
+                "output_config.effort must be one of low, medium, high, xhigh, max",
+            )
+        })?),
+    };
+    req.reasoning = match body.get("thinking").and_then(|t| str_field(t, "type")) {
+        Some("enabled") => Some(Reasoning::Budget(
+            body.get("thinking")
+                .and_then(|t| t.get("budget_tokens"))
+                .and_then(Value::as_u64)
+                .ok_or_else(|| {
+                    Error::invalid_param("thinking", "thinking.budget_tokens is required")
+                })?,
+        )),
+        Some("disabled") => Some(Reasoning::Off),
+        // Adaptive thinking thinks as much as the effort says; Anthropic's default is high.
+        Some(_) => Some(Reasoning::Effort(effort.unwrap_or(Effort::High))),
+        None => effort.map(Reasoning::Effort),
+    };
     if let Some(choice) = body.get("tool_choice").filter(|c| c.is_object()) {
         req.tool_choice = match str_field(choice, "type") {
             Some("any") => Some(ToolChoice::Required),
@@ -224,6 +284,14 @@ fn read_blocks(content: Option<&Value>) -> Result<Vec<Part>, Error> {
 
 // === writing requests ===
 
+/// Anthropic's smallest `thinking.budget_tokens`.
+const MIN_THINKING_BUDGET: u64 = 1024;
+
+/// What a Messages request gets in its system prompt for OpenAI's `json_object`.
+pub(crate) const JSON_OBJECT_INSTRUCTION: &str =
+    "Answer with one JSON object and nothing else: no prose before or after it, no Markdown code \
+     fence.";
+
 fn image_block(image: &Image) -> Value {
     match image {
         Image::Base64 { media_type, data } => json!({
@@ -241,6 +309,11 @@ fn write_blocks(message: &Message) -> Vec<Value> {
         match part {
             Part::Text(t) if t.is_empty() => {}
             Part::Text(t) => rest.push(json!({"type": "text", "text": t})),
+            // Anthropic takes back only reasoning it signed.
+            Part::Thinking { signature, .. } if signature.is_empty() => {}
+            Part::Thinking { text, signature } => {
+                rest.push(json!({"type": "thinking", "thinking": text, "signature": signature}))
+            }
             Part::Image(image) => rest.push(image_block(image)),
             Part::ToolCall {
                 id,
@@ -282,12 +355,45 @@ fn write_blocks(message: &Message) -> Vec<Value> {
 
 /// A Messages body for an Anthropic upstream.
 pub(crate) fn write_request(req: &Request, model: &str) -> Result<Value, Error> {
-    if req.response_format.is_some() {
-        return Err(Error::invalid_param(
-            "response_format",
-            "response_format is not supported by this provider; describe the JSON you want in \
-             the prompt or use a tool",
-        ));
+    let max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    let thinking = match req.reasoning {
+        None => None,
+        Some(Reasoning::Off) => Some(json!({"type": "disabled"})),
+        Some(reasoning) => {
+            let wanted = reasoning.budget().unwrap_or(MIN_THINKING_BUDGET);
+            // Thinking counts in max_tokens: leave a quarter of it for the answer.
+            let budget = wanted
+                .max(MIN_THINKING_BUDGET)
+                .min(max_tokens.saturating_mul(3) / 4);
+            if budget < MIN_THINKING_BUDGET {
+                return Err(Error::invalid_param(
+                    "reasoning_effort",
+                    format!(
+                        "reasoning with this provider needs room for at least {MIN_THINKING_BUDGET} \
+                         thinking tokens within the output limit; raise max_completion_tokens to \
+                         at least {} or leave reasoning_effort out",
+                        MIN_THINKING_BUDGET * 4 / 3 + 1
+                    ),
+                ));
+            }
+            Some(json!({"type": "enabled", "budget_tokens": budget}))
+        }
+    };
+    let thinking_on = thinking
+        .as_ref()
+        .is_some_and(|t| str_field(t, "type") == Some("enabled"));
+    let mut system = req.system.clone();
+    let mut output_config = Map::new();
+    match &req.response_format {
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            output_config.insert(
+                "format".into(),
+                json!({"type": "json_schema",
+                    "schema": super::schema::for_anthropic(schema, "response_format")?}),
+            );
+        }
+        Some(ResponseFormat::JsonObject) => system.push(JSON_OBJECT_INSTRUCTION.to_owned()),
+        None => {}
     }
     let mut messages: Vec<Value> = Vec::new();
     let mut last_role = None;
@@ -313,25 +419,30 @@ pub(crate) fn write_request(req: &Request, model: &str) -> Result<Value, Error> 
     }
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
-    body.insert(
-        "max_tokens".into(),
-        json!(req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
-    );
-    if !req.system.is_empty() {
-        body.insert("system".into(), json!(req.system.join("\n\n")));
+    body.insert("max_tokens".into(), json!(max_tokens));
+    if !system.is_empty() {
+        body.insert("system".into(), json!(system.join("\n\n")));
     }
     body.insert("messages".into(), Value::Array(messages));
     if !req.stop.is_empty() {
         body.insert("stop_sequences".into(), json!(req.stop));
     }
-    if let Some(t) = req.temperature {
-        body.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
+    if !thinking_on {
+        if let Some(t) = req.temperature {
+            body.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
+        }
+        if let Some(p) = req.top_p {
+            body.insert("top_p".into(), json!(p));
+        }
+        if let Some(k) = req.top_k {
+            body.insert("top_k".into(), json!(k));
+        }
     }
-    if let Some(p) = req.top_p {
-        body.insert("top_p".into(), json!(p));
+    if let Some(thinking) = thinking {
+        body.insert("thinking".into(), thinking);
     }
-    if let Some(k) = req.top_k {
-        body.insert("top_k".into(), json!(k));
+    if !output_config.is_empty() {
+        body.insert("output_config".into(), Value::Object(output_config));
     }
     if let Some(user) = &req.user {
         body.insert("metadata".into(), json!({"user_id": user}));
@@ -400,6 +511,10 @@ pub(crate) fn read_response(body: &[u8]) -> Result<Response, Error> {
             Some("text") => parts.push(Part::Text(
                 str_field(block, "text").unwrap_or("").to_owned(),
             )),
+            Some("thinking") => parts.push(Part::Thinking {
+                text: str_field(block, "thinking").unwrap_or("").to_owned(),
+                signature: str_field(block, "signature").unwrap_or("").to_owned(),
+            }),
             Some("tool_use") => parts.push(Part::ToolCall {
                 id: str_field(block, "id").unwrap_or("").to_owned(),
                 name: str_field(block, "name").unwrap_or("").to_owned(),
@@ -426,6 +541,9 @@ pub(crate) fn write_response(resp: &Response, model: &str) -> Value {
         .iter()
         .filter_map(|part| match part {
             Part::Text(t) if !t.is_empty() => Some(json!({"type": "text", "text": t})),
+            Part::Thinking { text, signature } => {
+                Some(json!({"type": "thinking", "thinking": text, "signature": signature}))
+            }
             Part::ToolCall {
                 id,
                 name,
@@ -492,6 +610,11 @@ impl Decoder {
                             out.push(Delta::Text(t.to_owned()));
                         }
                     }
+                    Some("thinking") => {
+                        if let Some(t) = str_field(block, "thinking").filter(|t| !t.is_empty()) {
+                            out.push(Delta::Thinking(t.to_owned()));
+                        }
+                    }
                     Some("tool_use") => {
                         out.push(Delta::ToolStart {
                             key: index,
@@ -517,6 +640,16 @@ impl Decoder {
                     Some("text_delta") => {
                         if let Some(t) = str_field(delta, "text").filter(|t| !t.is_empty()) {
                             out.push(Delta::Text(t.to_owned()));
+                        }
+                    }
+                    Some("thinking_delta") => {
+                        if let Some(t) = str_field(delta, "thinking").filter(|t| !t.is_empty()) {
+                            out.push(Delta::Thinking(t.to_owned()));
+                        }
+                    }
+                    Some("signature_delta") => {
+                        if let Some(s) = str_field(delta, "signature").filter(|s| !s.is_empty()) {
+                            out.push(Delta::ThinkingSignature(s.to_owned()));
                         }
                     }
                     Some("input_json_delta") => {
@@ -563,6 +696,7 @@ impl Decoder {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Block {
     Text(u64),
+    Thinking(u64),
     Tool { key: u64, index: u64 },
 }
 
@@ -615,7 +749,7 @@ impl Encoder {
     fn close_block(&mut self, out: &mut Vec<u8>) {
         if let Some(block) = self.block.take() {
             let index = match block {
-                Block::Text(index) | Block::Tool { index, .. } => index,
+                Block::Text(index) | Block::Thinking(index) | Block::Tool { index, .. } => index,
             };
             event(
                 "content_block_stop",
@@ -667,6 +801,36 @@ impl Encoder {
                         "delta": {"type": "text_delta", "text": text}}),
                     out,
                 );
+            }
+            Delta::Thinking(text) => {
+                self.ensure_started(usage, out);
+                let index = match self.block {
+                    Some(Block::Thinking(index)) => index,
+                    _ => {
+                        let index = self.open_block(
+                            json!({"type": "thinking", "thinking": "", "signature": ""}),
+                            out,
+                        );
+                        self.block = Some(Block::Thinking(index));
+                        index
+                    }
+                };
+                event(
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "thinking_delta", "thinking": text}}),
+                    out,
+                );
+            }
+            Delta::ThinkingSignature(signature) => {
+                if let Some(Block::Thinking(index)) = self.block {
+                    event(
+                        "content_block_delta",
+                        &json!({"type": "content_block_delta", "index": index,
+                            "delta": {"type": "signature_delta", "signature": signature}}),
+                        out,
+                    );
+                }
             }
             Delta::ToolStart { key, id, name } => {
                 self.ensure_started(usage, out);

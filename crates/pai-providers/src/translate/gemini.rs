@@ -5,12 +5,17 @@
 //! `functionResponse` parts (the function's name is found from the call the result answers;
 //! a result that is a JSON object is passed as the response, other text as
 //! `{"content": text}`); limits go in `generationConfig` (`maxOutputTokens`, `stopSequences`,
-//! `temperature`, `topP`, `topK`, and `responseMimeType`/`responseSchema` for JSON answers);
+//! `temperature`, `topP`, `topK`; `responseMimeType: application/json` for JSON answers, with
+//! the client's JSON Schema as it is in `responseJsonSchema`; a reasoning effort or budget as
+//! `thinkingConfig.thinkingBudget` with `includeThoughts`, kept within three quarters of
+//! `maxOutputTokens` (which counts thoughts) when the client set one, and reasoning off as
+//! `thinkingBudget: 0`);
 //! tools become one `functionDeclarations` list with their schemas cut down to the OpenAPI
 //! subset Gemini accepts; `tool_choice` becomes `toolConfig.functionCallingConfig`. Image URLs
 //! are refused (Gemini takes only inline bytes or its own file URIs).
 //!
-//! Answers: the first candidate's text (thought summaries skipped) and function calls, which get
+//! Answers: the first candidate's text, thought summaries (`thought: true` parts) as reasoning,
+//! and function calls, which get
 //! fresh ids since Gemini names none. `finishReason` STOP is `stop` (or `tool_calls` when the
 //! model called a function), MAX_TOKENS `length`, SAFETY, RECITATION and the other blocking
 //! reasons `content_filter`. `usageMetadata.promptTokenCount` includes
@@ -34,8 +39,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::ir::{
-    fresh_id, status_for_error_type, str_field, stream_error, Delta, Finish, Image, Part, Request,
-    Response, ResponseFormat, Role, ToolChoice,
+    fresh_id, status_for_error_type, str_field, stream_error, Delta, Finish, Image, Part,
+    Reasoning, Request, Response, ResponseFormat, Role, ToolChoice,
 };
 use crate::errors::describe_value;
 use crate::tokens::{value, Count};
@@ -209,6 +214,8 @@ pub(crate) fn write_request(req: &Request) -> Result<Value, Error> {
             match part {
                 Part::Text(t) if t.is_empty() => {}
                 Part::Text(t) => parts.push(json!({"text": t})),
+                // Gemini's own reasoning comes back only as signatures (carried in tool-call ids).
+                Part::Thinking { .. } => {}
                 Part::Image(image) => parts.push(image_part(image)?),
                 Part::ToolCall {
                     id,
@@ -294,11 +301,28 @@ pub(crate) fn write_request(req: &Request) -> Result<Value, Error> {
         Some(ResponseFormat::JsonObject) => {
             config.insert("responseMimeType".into(), json!("application/json"));
         }
-        Some(ResponseFormat::JsonSchema(s)) => {
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
             config.insert("responseMimeType".into(), json!("application/json"));
-            config.insert("responseSchema".into(), schema(s));
+            config.insert("responseJsonSchema".into(), schema.clone());
         }
         None => {}
+    }
+    match req.reasoning {
+        None => {}
+        Some(Reasoning::Off) => {
+            config.insert("thinkingConfig".into(), json!({"thinkingBudget": 0}));
+        }
+        Some(reasoning) => {
+            let wanted = reasoning.budget().unwrap_or(0);
+            let budget = match req.max_tokens {
+                Some(max) => wanted.min(max.saturating_mul(3) / 4),
+                None => wanted,
+            };
+            config.insert(
+                "thinkingConfig".into(),
+                json!({"thinkingBudget": budget, "includeThoughts": true}),
+            );
+        }
     }
     if !config.is_empty() {
         body.insert("generationConfig".into(), Value::Object(config));
@@ -396,7 +420,7 @@ fn read_finish(reason: &str, called: bool) -> Finish {
     }
 }
 
-/// The parts of the first candidate, as [`Part`]s.
+/// The parts of the first candidate, as [`Part`]s; thought summaries as [`Part::Thinking`].
 fn candidate_parts(candidate: &Value) -> Vec<Part> {
     let mut parts = Vec::new();
     for part in candidate
@@ -407,6 +431,12 @@ fn candidate_parts(candidate: &Value) -> Vec<Part> {
         .flatten()
     {
         if part.get("thought").and_then(Value::as_bool) == Some(true) {
+            if let Some(text) = str_field(part, "text").filter(|t| !t.is_empty()) {
+                parts.push(Part::Thinking {
+                    text: text.to_owned(),
+                    signature: String::new(),
+                });
+            }
             continue;
         }
         if let Some(text) = str_field(part, "text") {
@@ -514,6 +544,7 @@ impl Decoder {
         for part in candidate_parts(candidate) {
             match part {
                 Part::Text(t) if !t.is_empty() => out.push(Delta::Text(t)),
+                Part::Thinking { text, .. } => out.push(Delta::Thinking(text)),
                 Part::ToolCall {
                     id,
                     name,

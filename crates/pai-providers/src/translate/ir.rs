@@ -30,6 +30,8 @@ pub(crate) struct Request {
     /// An end-user id (`user`, `metadata.user_id`).
     pub user: Option<String>,
     pub response_format: Option<ResponseFormat>,
+    /// How much the model should think before it answers.
+    pub reasoning: Option<Reasoning>,
     pub stream: bool,
 }
 
@@ -57,6 +59,12 @@ pub(crate) enum Part {
         id: String,
         name: String,
         arguments: Value,
+    },
+    /// Reasoning the model showed before its answer; `signature` is Anthropic's proof that it
+    /// wrote it (empty from other upstreams).
+    Thinking {
+        text: String,
+        signature: String,
     },
     /// The answer to a tool call; `content` holds text and images.
     ToolResult {
@@ -122,8 +130,92 @@ pub(crate) enum ToolChoice {
 /// A constraint on the shape of the answer.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum ResponseFormat {
+    /// Any JSON object (OpenAI `json_object`).
     JsonObject,
-    JsonSchema(Value),
+    /// JSON that follows `schema`. `name` is OpenAI's label for it; `strict` whether the client
+    /// asked the schema to be enforced exactly (Anthropic always enforces it).
+    JsonSchema {
+        name: String,
+        schema: Value,
+        strict: Option<bool>,
+    },
+}
+
+/// How much the model should reason: off, a named effort, or a token budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reasoning {
+    Off,
+    Effort(Effort),
+    /// At most this many thinking tokens (Anthropic `budget_tokens`, Gemini `thinkingBudget`).
+    Budget(u64),
+}
+
+/// A named reasoning effort, from least to most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Effort {
+    Minimal,
+    Low,
+    Medium,
+    High,
+    XHigh,
+    Max,
+}
+
+impl Effort {
+    /// From the names OpenAI's `reasoning_effort` and Anthropic's `output_config.effort` use.
+    pub fn parse(name: &str) -> Option<Effort> {
+        Some(match name {
+            "minimal" => Effort::Minimal,
+            "low" => Effort::Low,
+            "medium" => Effort::Medium,
+            "high" => Effort::High,
+            "xhigh" => Effort::XHigh,
+            "max" => Effort::Max,
+            _ => return None,
+        })
+    }
+
+    /// OpenAI's `reasoning_effort` (which has no `max`: the highest it has is `xhigh`).
+    pub fn openai(self) -> &'static str {
+        match self {
+            Effort::Minimal => "minimal",
+            Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High => "high",
+            Effort::XHigh | Effort::Max => "xhigh",
+        }
+    }
+
+    /// The thinking budget in tokens an effort stands for, where an upstream takes a budget.
+    pub fn budget(self) -> u64 {
+        match self {
+            Effort::Minimal | Effort::Low => 1024,
+            Effort::Medium => 4096,
+            Effort::High => 16_384,
+            Effort::XHigh => 24_576,
+            Effort::Max => 32_768,
+        }
+    }
+
+    /// The effort a token budget stands for, where an upstream takes a name.
+    pub fn from_budget(budget: u64) -> Effort {
+        match budget {
+            0..=2047 => Effort::Low,
+            2048..=8191 => Effort::Medium,
+            _ => Effort::High,
+        }
+    }
+}
+
+impl Reasoning {
+    /// The thinking budget this asks for; `None` when off.
+    pub fn budget(self) -> Option<u64> {
+        match self {
+            Reasoning::Off => None,
+            Reasoning::Effort(e) => Some(e.budget()),
+            Reasoning::Budget(n) => Some(n),
+        }
+    }
 }
 
 /// Why generation stopped.
@@ -189,6 +281,10 @@ pub(crate) enum Delta {
         model: Option<String>,
     },
     Text(String),
+    /// A piece of the model's shown reasoning.
+    Thinking(String),
+    /// Anthropic's signature of the reasoning just shown.
+    ThinkingSignature(String),
     /// A tool call began. `key` tells the upstream's tool calls apart (its block or tool index).
     ToolStart {
         key: u64,
@@ -207,14 +303,19 @@ pub(crate) enum Delta {
     Done,
 }
 
-/// Anthropic's usage object for `usage`.
+/// Anthropic's usage object for `usage`; the thinking part of the output, when there is one,
+/// in `output_tokens_details.thinking_tokens`.
 pub(crate) fn anthropic_usage(u: &Usage) -> Value {
-    json!({
+    let mut v = json!({
         "input_tokens": u.input,
         "cache_creation_input_tokens": u.cache_write,
         "cache_read_input_tokens": u.cached_input,
         "output_tokens": u.output,
-    })
+    });
+    if u.reasoning > 0 {
+        v["output_tokens_details"] = json!({"thinking_tokens": u.reasoning});
+    }
+    v
 }
 
 /// OpenAI's usage object for `usage`: the prompt includes the cache, completion the reasoning.

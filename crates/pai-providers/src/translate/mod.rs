@@ -18,6 +18,9 @@
 //! | `n > 1` | refused: 400 "n > 1 is not supported by this provider" |
 //! | finish stop / length / tool_calls / content_filter | end_turn or stop_sequence / max_tokens / tool_use / refusal |
 //! | `image_url` with a `data:` URL (or an http URL) | `image` with a base64 (or url) source |
+//! | `response_format` `json_schema` / `json_object` | `output_config.format` (schema fitted, see `schema`) / a system instruction |
+//! | `reasoning_effort` | `thinking` with a budget within `max_tokens`; `output_config.effort` read back |
+//! | `reasoning_content`, `completion_tokens_details.reasoning_tokens` | `thinking` blocks, `output_tokens_details.thinking_tokens` |
 //!
 //! Usage is carried in the gateway's [`pai_core::Usage`], so the cache arithmetic is right in
 //! both directions: OpenAI's `prompt_tokens` includes cached tokens, Anthropic's
@@ -47,7 +50,10 @@ mod anthropic;
 mod gemini;
 mod ir;
 mod openai;
+mod schema;
 mod stream;
+#[cfg(test)]
+mod structured_tests;
 #[cfg(test)]
 mod tests;
 

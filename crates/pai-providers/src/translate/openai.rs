@@ -4,7 +4,8 @@
 //! system text; consecutive `tool` messages become one user turn of tool results), text and
 //! image parts (data URLs become inline images), `tools`, `tool_choice`, `parallel_tool_calls`,
 //! `max_completion_tokens` (preferred) or `max_tokens`, `stop`, `temperature`, `top_p`, `user`,
-//! `response_format`. `n > 1` is refused; audio and file parts are refused; sampling knobs no
+//! `response_format` (`json_schema` with its name and `strict`, `json_object`, `text`) and
+//! `reasoning_effort` (`none` turns reasoning off). `n > 1` is refused; audio and file parts are refused; sampling knobs no
 //! other dialect has (`seed`, `logprobs`, penalties, `logit_bias`) are dropped.
 
 use pai_core::{Error, Usage};
@@ -12,8 +13,8 @@ use serde_json::{json, Map, Value};
 
 use super::ir::{
     lenient_arguments, openai_usage, parse_arguments, refuse_many_choices, status_for_error_type,
-    str_field, stream_error, strings, unix_now, Delta, Finish, Image, Message, Part, Request,
-    ResponseFormat, Role, Tool, ToolChoice,
+    str_field, stream_error, strings, unix_now, Delta, Effort, Finish, Image, Message, Part,
+    Reasoning, Request, ResponseFormat, Role, Tool, ToolChoice,
 };
 use crate::errors::describe_value;
 use crate::openai::usage::WireUsage;
@@ -65,20 +66,58 @@ pub(crate) fn read_request(body: &Map<String, Value>) -> Result<Request, Error> 
             Some(ToolChoice::Tool(name.to_owned()))
         }
     };
-    req.response_format = match body.get("response_format") {
-        Some(f) => match str_field(f, "type") {
-            Some("json_object") => Some(ResponseFormat::JsonObject),
-            Some("json_schema") => Some(ResponseFormat::JsonSchema(
-                f.get("json_schema")
-                    .and_then(|s| s.get("schema"))
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object"})),
-            )),
-            _ => None,
-        },
-        None => None,
+    req.response_format = read_response_format(body.get("response_format"))?;
+    req.reasoning = match body.get("reasoning_effort") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "none" => Some(Reasoning::Off),
+        Some(Value::String(s)) => Some(Reasoning::Effort(Effort::parse(s).ok_or_else(|| {
+            Error::invalid_param(
+                "reasoning_effort",
+                format!(
+                    "reasoning_effort {s:?} is not one of none, minimal, low, medium, high, xhigh"
+                ),
+            )
+        })?)),
+        Some(_) => {
+            return Err(Error::invalid_param(
+                "reasoning_effort",
+                "reasoning_effort must be a string",
+            ))
+        }
     };
     Ok(req)
+}
+
+/// `response_format`: `text` asks for nothing; `json_schema` needs its `schema`.
+fn read_response_format(format: Option<&Value>) -> Result<Option<ResponseFormat>, Error> {
+    let Some(format) = format.filter(|f| !f.is_null()) else {
+        return Ok(None);
+    };
+    match str_field(format, "type") {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(ResponseFormat::JsonObject)),
+        Some("json_schema") => {
+            let spec = format.get("json_schema").unwrap_or(&Value::Null);
+            let schema = spec.get("schema").cloned().ok_or_else(|| {
+                Error::invalid_param(
+                    "response_format",
+                    "response_format.json_schema.schema is required",
+                )
+            })?;
+            Ok(Some(ResponseFormat::JsonSchema {
+                name: str_field(spec, "name").unwrap_or("response").to_owned(),
+                schema,
+                strict: spec.get("strict").and_then(Value::as_bool),
+            }))
+        }
+        other => Err(Error::invalid_param(
+            "response_format",
+            format!(
+                "response_format of type {:?} is not supported by this provider",
+                other.unwrap_or("")
+            ),
+        )),
+    }
 }
 
 fn read_tool(tool: &Value) -> Result<Tool, Error> {
@@ -257,7 +296,8 @@ pub(crate) fn write_request(req: &Request, model: &str, max_tokens_field: &str) 
                             "type": "function",
                             "function": {"name": name, "arguments": arguments.to_string()},
                         })),
-                        Part::Image(_) | Part::ToolResult { .. } => {}
+                        // Chat Completions takes no reasoning back.
+                        Part::Image(_) | Part::ToolResult { .. } | Part::Thinking { .. } => {}
                     }
                 }
                 let mut m = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
@@ -293,7 +333,7 @@ pub(crate) fn write_request(req: &Request, model: &str, max_tokens_field: &str) 
                         }
                         Part::Text(t) => user.push(json!({"type": "text", "text": t})),
                         Part::Image(image) => user.push(image_part(image)),
-                        Part::ToolCall { .. } => {}
+                        Part::ToolCall { .. } | Part::Thinking { .. } => {}
                     }
                 }
                 if user.is_empty() {
@@ -366,13 +406,35 @@ pub(crate) fn write_request(req: &Request, model: &str, max_tokens_field: &str) 
         Some(ResponseFormat::JsonObject) => {
             body.insert("response_format".into(), json!({"type": "json_object"}));
         }
-        Some(ResponseFormat::JsonSchema(schema)) => {
+        Some(ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        }) => {
+            // Schemas from Anthropic clients name no strictness; Anthropic always enforces
+            // them, so they go strict whenever OpenAI's strict mode takes them as they are.
+            let strict = strict.unwrap_or_else(|| super::schema::openai_strict(schema));
             body.insert(
                 "response_format".into(),
-                json!({"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}),
+                json!({"type": "json_schema",
+                    "json_schema": {"name": name, "schema": schema, "strict": strict}}),
             );
         }
         None => {}
+    }
+    match req.reasoning {
+        Some(Reasoning::Effort(e)) => {
+            body.insert("reasoning_effort".into(), json!(e.openai()));
+        }
+        Some(Reasoning::Budget(n)) => {
+            body.insert(
+                "reasoning_effort".into(),
+                json!(Effort::from_budget(n).openai()),
+            );
+        }
+        // Models that do not reason refuse even `none`; leaving it out is off for them and the
+        // model's default for the others.
+        Some(Reasoning::Off) | None => {}
     }
     if req.stream {
         body.insert("stream".into(), json!(true));
@@ -398,6 +460,14 @@ fn read_finish(reason: Option<&str>, has_tool_calls: bool) -> Finish {
     }
 }
 
+/// The reasoning an OpenAI-compatible server shows in a message or delta: `reasoning_content`
+/// (DeepSeek, vLLM) or `reasoning` (OpenRouter, Ollama). OpenAI itself shows none.
+fn reasoning_text(message: &Value) -> Option<&str> {
+    str_field(message, "reasoning_content")
+        .or_else(|| str_field(message, "reasoning"))
+        .filter(|t| !t.is_empty())
+}
+
 /// A complete Chat Completions response.
 pub(crate) fn read_response(body: &[u8]) -> Result<super::ir::Response, Error> {
     let v: Value = serde_json::from_slice(body)
@@ -408,6 +478,12 @@ pub(crate) fn read_response(body: &[u8]) -> Result<super::ir::Response, Error> {
         .unwrap_or(&Value::Null);
     let message = choice.get("message").unwrap_or(&Value::Null);
     let mut parts = Vec::new();
+    if let Some(thinking) = reasoning_text(message) {
+        parts.push(Part::Thinking {
+            text: thinking.to_owned(),
+            signature: String::new(),
+        });
+    }
     match message.get("content") {
         Some(Value::String(s)) if !s.is_empty() => parts.push(Part::Text(s.clone())),
         Some(Value::Array(items)) => parts.extend(
@@ -462,10 +538,12 @@ pub(crate) fn read_response(body: &[u8]) -> Result<super::ir::Response, Error> {
 /// A Chat Completions response for an OpenAI client.
 pub(crate) fn write_response(resp: &super::ir::Response, model: &str) -> Value {
     let mut text = String::new();
+    let mut thinking = String::new();
     let mut calls = Vec::new();
     for part in &resp.parts {
         match part {
             Part::Text(t) => text.push_str(t),
+            Part::Thinking { text: t, .. } => thinking.push_str(t),
             Part::ToolCall {
                 id,
                 name,
@@ -485,6 +563,10 @@ pub(crate) fn write_response(resp: &super::ir::Response, model: &str) -> Value {
     });
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
+    }
+    // Chat Completions has no field for shown reasoning; the one OpenAI-compatible servers use.
+    if !thinking.is_empty() {
+        message["reasoning_content"] = Value::String(thinking);
     }
     json!({
         "id": resp.id,
@@ -574,6 +656,9 @@ impl Decoder {
             });
         }
         let delta = choice.get("delta").unwrap_or(&Value::Null);
+        if let Some(thinking) = reasoning_text(delta) {
+            out.push(Delta::Thinking(thinking.to_owned()));
+        }
         if let Some(text) = str_field(delta, "content").filter(|t| !t.is_empty()) {
             out.push(Delta::Text(text.to_owned()));
         }
@@ -690,6 +775,11 @@ impl Encoder {
                 self.ensure_started(out);
                 self.chunk(json!({"content": text}), None, out);
             }
+            Delta::Thinking(text) => {
+                self.ensure_started(out);
+                self.chunk(json!({"reasoning_content": text}), None, out);
+            }
+            Delta::ThinkingSignature(_) => {}
             Delta::ToolStart { key, id, name } => {
                 self.ensure_started(out);
                 let index = self.tools.len();

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::sse::SseParser;
 
-fn call(client: Dialect, body: Value) -> Call {
+pub(super) fn call(client: Dialect, body: Value) -> Call {
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
     let wants_usage = stream
         && body
@@ -30,13 +30,13 @@ fn call(client: Dialect, body: Value) -> Call {
     }
 }
 
-fn json_of(b: Bytes) -> Value {
+pub(super) fn json_of(b: Bytes) -> Value {
     serde_json::from_slice(&b).unwrap()
 }
 
 /// Run a stream through the parser and the observer, in pieces of `step` bytes; returns what
 /// the client receives.
-fn run(observer: &mut dyn StreamObserver, stream: &[u8], step: usize) -> String {
+pub(super) fn run(observer: &mut dyn StreamObserver, stream: &[u8], step: usize) -> String {
     let mut parser = SseParser::new();
     let mut out = Vec::new();
     let mut events = Vec::new();
@@ -58,7 +58,7 @@ fn run(observer: &mut dyn StreamObserver, stream: &[u8], step: usize) -> String 
 }
 
 /// The client's stream cut into (event name, JSON or `[DONE]`) pairs.
-fn parse_events(stream: &str) -> Vec<(Option<String>, Value)> {
+pub(super) fn parse_events(stream: &str) -> Vec<(Option<String>, Value)> {
     let mut parser = SseParser::new();
     let mut events = parser.push(stream.as_bytes());
     events.extend(parser.finish());
@@ -208,9 +208,13 @@ fn many_choices_and_unknown_parts_are_refused_clearly() {
 
     let schema = call(
         Dialect::OpenAi,
-        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}),
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "response_format":
+            {"type": "json_schema", "json_schema": {"name": "x", "schema":
+                {"type": "object", "properties": {"anything": {}}}}}}),
     );
-    assert_eq!(to_anthropic(&schema).unwrap_err().status(), 400);
+    let e = to_anthropic(&schema).unwrap_err();
+    assert_eq!(e.status(), 400);
+    assert!(e.to_string().contains("schema.properties.anything"), "{e}");
 }
 
 // === requests: Anthropic client → OpenAI upstream ===
@@ -264,6 +268,7 @@ fn messages_requests_become_chat_completions() {
                 "parameters": {"type": "object", "properties": {"command": {"type": "string"}}}}}],
             "tool_choice": "auto",
             "parallel_tool_calls": false,
+            "reasoning_effort": "low",
             "stream": true,
             "stream_options": {"include_usage": true}
         })
@@ -358,7 +363,8 @@ fn chat_completions_become_anthropic_answers_with_cache_outside_the_input() {
             "id": "chatcmpl-1", "type": "message", "role": "assistant", "model": "gpt-4o-2024-08-06",
             "content": [{"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Paris"}}],
             "stop_reason": "tool_use", "stop_sequence": null,
-            "usage": {"input_tokens": 176, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 1024, "output_tokens": 300}
+            "usage": {"input_tokens": 176, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 1024, "output_tokens": 300,
+                "output_tokens_details": {"thinking_tokens": 256}}
         })
     );
     for (finish, reason) in [
@@ -918,7 +924,8 @@ fn gemini_streams_for_anthropic_clients_end_with_the_real_usage() {
     );
     assert_eq!(
         events[8].1["usage"],
-        json!({"input_tokens": 60, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 40, "output_tokens": 21})
+        json!({"input_tokens": 60, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 40, "output_tokens": 21,
+            "output_tokens_details": {"thinking_tokens": 12}})
     );
     assert_eq!(events[8].1["delta"]["stop_reason"], "tool_use");
 }
