@@ -107,6 +107,13 @@ impl Dialect for Anthropic {
             ReplyBody::Text { .. } => "end_turn",
             ReplyBody::Tool { .. } => "tool_use",
         };
+        let mut usage = json!({
+            "input_tokens": reply.usage.input,
+            "output_tokens": reply.usage.output,
+            "cache_creation_input_tokens": reply.usage.cache_write,
+            "cache_read_input_tokens": reply.usage.cache_read,
+        });
+        with_thinking_tokens(&mut usage, reply.usage.reasoning);
         json!({
             "id": message_id(reply),
             "type": "message",
@@ -115,18 +122,14 @@ impl Dialect for Anthropic {
             "content": content,
             "stop_reason": stop_reason,
             "stop_sequence": null,
-            "usage": {
-                "input_tokens": reply.usage.input,
-                "output_tokens": reply.usage.output,
-                "cache_creation_input_tokens": reply.usage.cache_write,
-                "cache_read_input_tokens": reply.usage.cache_read,
-                "output_tokens_details": {"thinking_tokens": reply.usage.reasoning},
-            },
+            "usage": usage,
         })
     }
 
     fn stream(&self, reply: &Reply, prompt: &Prompt) -> Script {
         let usage = reply.usage;
+        let mut delta_usage = json!({"output_tokens": usage.output});
+        with_thinking_tokens(&mut delta_usage, usage.reasoning);
         let message_start = json!({
             "type": "message_start",
             "message": {
@@ -219,8 +222,7 @@ impl Dialect for Anthropic {
                 &json!({
                     "type": "message_delta",
                     "delta": {"stop_reason": stop_reason, "stop_sequence": null},
-                    "usage": {"output_tokens": usage.output,
-                        "output_tokens_details": {"thinking_tokens": usage.reasoning}},
+                    "usage": delta_usage,
                 }),
             ),
             event(
@@ -383,5 +385,13 @@ mod tests {
         assert_eq!(prompt.chars, 8 + 11 + 5);
         assert_eq!(prompt.directive_text, "");
         assert_eq!(crate::prompt::input_tokens(prompt.chars), 6);
+    }
+}
+
+/// `output_tokens_details.thinking_tokens`, sent only when the reply thought, as the API does
+/// for models and requests without extended thinking.
+fn with_thinking_tokens(usage: &mut serde_json::Value, thinking: u64) {
+    if thinking > 0 {
+        usage["output_tokens_details"] = json!({ "thinking_tokens": thinking });
     }
 }
