@@ -472,3 +472,125 @@ spec:
     );
     assert_eq!(h.mock.calls("/v1/messages"), 0);
 }
+
+/// A ModelBinding whose `provider` is a provider type (no ModelProvider at all) is called
+/// directly with its own key; when its own daily cap is spent, the agent's next binding
+/// answers. Every call is in the store once `Gateway::finished` returns, without polling.
+#[tokio::test]
+async fn a_binding_naming_a_provider_type_is_called_directly_and_falls_back_over_its_budget() {
+    let ledger = Arc::new(MemoryLedger::new(Arc::new(SystemClock)));
+    let h = harness_with(Options {
+        ledger: Some(ledger.clone()),
+        extra_yaml: r#"
+apiVersion: pai.io/v1
+kind: Secret
+metadata: {name: sonnet-key}
+data: {token: sk-real-anthropic}
+---
+apiVersion: pai.io/v1
+kind: Secret
+metadata: {name: mini-key}
+data: {api-key: sk-real-openai}
+---
+apiVersion: pai.io/v1
+kind: ModelBinding
+metadata: {name: sonnet}
+spec: {provider: anthropic, model: claude-sonnet-4-6, maxTokensPerDay: 120, apiKeySecretRef: {name: sonnet-key}}
+---
+apiVersion: pai.io/v1
+kind: ModelBinding
+metadata: {name: mini}
+spec: {provider: openai, model: gpt-4o-mini, apiKeySecretRef: {name: mini-key, key: api-key}}
+---
+apiVersion: pai.io/v1
+kind: Agent
+metadata: {name: direct-bot}
+spec: {modelBindings: [sonnet, mini]}
+"#
+        .to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let ask = || {
+        let mut req = anthropic_request(
+            "unused",
+            serde_json::json!({"model": "sonnet", "max_tokens": 40,
+                "messages": [{"role": "user", "content": "hi [mock:words=30]"}]}),
+        );
+        req.extensions_mut()
+            .insert(pai_tower::AgentIdentity("direct-bot".into()));
+        req
+    };
+    let mut answered_by = Vec::new();
+    for _ in 0..6 {
+        let (status, headers, body) =
+            collect(h.gateway.clone().oneshot(ask()).await.unwrap()).await;
+        assert_eq!(status, 200, "{body:?}");
+        let fell_back = headers
+            .get("x-pai-fell-back-from")
+            .map(|v| v.to_str().unwrap().to_owned());
+        answered_by.push(fell_back.clone());
+        if fell_back.is_some() {
+            break;
+        }
+    }
+    assert_eq!(answered_by[0], None, "the first call fits sonnet's day");
+    assert_eq!(
+        answered_by.last().unwrap().as_deref(),
+        Some("anthropic/claude-sonnet-4-6"),
+        "sonnet's day runs out and mini answers: {answered_by:?}"
+    );
+
+    // Both upstreams were called with the binding's own key, at the mock (the endpoint
+    // override), in their own dialect.
+    let sent = h.mock.requests();
+    assert!(
+        sent.iter().any(|r| r.path.ends_with("/v1/messages")),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter()
+            .any(|r| r.path.ends_with("/v1/chat/completions")),
+        "{sent:?}"
+    );
+
+    assert!(h.gateway.finished(Duration::from_secs(2)).await);
+    let calls = pai_core::Store::recent_calls(h.store.as_ref(), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.len(),
+        answered_by.len(),
+        "every call recorded at once"
+    );
+    let mut seen: Vec<(String, Option<String>)> = calls
+        .iter()
+        .map(|c| (c.provider.clone(), c.binding.clone()))
+        .collect();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        [
+            ("openai".to_owned(), Some("mini".to_owned())),
+            ("anthropic".to_owned(), Some("sonnet".to_owned())),
+        ]
+    );
+    let spent = ledger
+        .spent_today(&ScopeKey {
+            kind: "model-binding",
+            name: "sonnet".to_owned(),
+        })
+        .await
+        .unwrap();
+    let sonnet_tokens: u64 = calls
+        .iter()
+        .filter(|c| c.binding.as_deref() == Some("sonnet"))
+        .filter_map(|c| c.usage.map(|u| u.total_tokens()))
+        .sum();
+    assert_eq!(
+        spent,
+        u128::from(sonnet_tokens),
+        "settled as soon as finished"
+    );
+    assert!(spent <= 120, "{spent}");
+}

@@ -75,6 +75,42 @@ pub struct Item {
     /// sum over its call records of the priced calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_today_usd: Option<String>,
+    /// What a ModelBinding calls: the ModelProvider its `spec.provider` names, or that
+    /// provider type directly, or nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<BindingCalls>,
+}
+
+/// What a ModelBinding calls, as the gateway resolves its `spec.provider`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "via", rename_all = "kebab-case")]
+pub enum BindingCalls {
+    /// An existing ModelProvider: its endpoint and adapter, the binding's key and budgets.
+    ModelProvider {
+        /// The ModelProvider's name.
+        name: String,
+    },
+    /// The provider type directly: its adapter and public endpoint, the binding's own key.
+    ProviderType {
+        /// The type.
+        provider: pai_core::ProviderKind,
+    },
+    /// Nothing it can call.
+    Nothing {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<pai_core::resource::BindingTarget> for BindingCalls {
+    fn from(t: pai_core::resource::BindingTarget) -> BindingCalls {
+        use pai_core::resource::BindingTarget;
+        match t {
+            BindingTarget::ModelProvider(name) => BindingCalls::ModelProvider { name },
+            BindingTarget::ProviderType(provider) => BindingCalls::ProviderType { provider },
+            BindingTarget::Unresolved(reason) => BindingCalls::Nothing { reason },
+        }
+    }
 }
 
 /// The answer to `GET /admin/v1/{plural}`.

@@ -122,6 +122,17 @@ pub fn usd(pico_usd: u128) -> String {
     format!("${}", crate::api::usd(pico_usd))
 }
 
+/// A dollar cap as people write them: two decimals (`$5.00`), more when the cap has more
+/// (`$0.001`, `$0.0125`), up to a nano-dollar, so a cap below a cent never reads `$0.00`.
+pub fn dollar_cap(usd: f64) -> String {
+    let text = format!("{usd:.9}");
+    let Some((whole, frac)) = text.split_once('.') else {
+        return format!("${text}");
+    };
+    let frac = frac.trim_end_matches('0');
+    format!("${whole}.{frac:0<2}")
+}
+
 /// A duration as hours and minutes: `5h 12m`, `12m`, `0m`.
 pub fn hours_minutes(secs: u64) -> String {
     match (secs / 3_600, (secs % 3_600) / 60) {
@@ -188,6 +199,17 @@ mod tests {
         assert_eq!(usd(0), "$0.000000");
         assert_eq!(usd(495_000_000), "$0.000495");
         assert_eq!(usd(12_300_000_000), "$0.012300");
+    }
+
+    #[test]
+    fn dollar_caps_show_every_digit_they_have() {
+        assert_eq!(dollar_cap(5.0), "$5.00");
+        assert_eq!(dollar_cap(0.5), "$0.50");
+        assert_eq!(dollar_cap(0.001), "$0.001");
+        assert_eq!(dollar_cap(0.0125), "$0.0125");
+        assert_eq!(dollar_cap(0.000365), "$0.000365");
+        assert_eq!(dollar_cap(1234.5), "$1234.50");
+        assert_eq!(dollar_cap(0.0), "$0.00");
     }
 
     #[test]

@@ -41,6 +41,14 @@ impl ProviderKind {
         ProviderKind::Vllm,
     ];
 
+    /// The kinds with a public endpoint, which a ModelBinding may call directly.
+    pub const DIRECT: [ProviderKind; 4] = [
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::OpenAi,
+        ProviderKind::OpenRouter,
+    ];
+
     /// The name users write in `spec.provider`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -143,6 +151,15 @@ impl fmt::Display for ModelRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kinds_called_directly_are_those_with_a_public_endpoint() {
+        let public: Vec<ProviderKind> = ProviderKind::ALL
+            .into_iter()
+            .filter(|k| k.default_endpoint().is_some())
+            .collect();
+        assert_eq!(public, ProviderKind::DIRECT);
+    }
 
     #[test]
     fn model_ids_keep_their_slashes() {

@@ -15,6 +15,7 @@ use pai_core::{
 };
 
 use crate::auth::{Binding, Principal};
+use crate::meter::CallSink;
 use crate::proxy::Candidate;
 
 /// Output tokens reserved for a request that names no bound.
@@ -155,18 +156,26 @@ impl Hold {
         }
     }
 
-    /// Settle with what was used; spawns, so it may be called from `Drop`.
-    pub(crate) fn settle(mut self, usage: Option<&Usage>, cost_pico: Option<u128>) {
+    /// Settle with what was used; spawns, so it may be called from `Drop`. The settle counts
+    /// as work finishing the call on `sink` until it is done.
+    pub(crate) fn settle(
+        mut self,
+        usage: Option<&Usage>,
+        cost_pico: Option<u128>,
+        sink: &CallSink,
+    ) {
         let Some(reservation) = self.reservation.take() else {
             return;
         };
         let usage = usage.copied().unwrap_or_default();
         let actual = actual_amounts(&reservation.scopes, &usage, cost_pico);
         let ledger = self.ledger.clone();
+        let finishing = sink.finishing();
         let settle = async move {
             if let Err(e) = ledger.settle(reservation, &actual).await {
                 tracing::error!(error = %e, "could not settle a budget reservation");
             }
+            drop(finishing);
         };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {

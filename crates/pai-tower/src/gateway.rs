@@ -23,8 +23,8 @@ use http::{Request, Response};
 use http_body::Body;
 use pai_core::net::Cidr;
 use pai_core::{
-    AccessKeyHasher, BoxError, BudgetLedger, PriceTable, Store, StoreError, Transport,
-    TransportError,
+    AccessKeyHasher, BoxError, BudgetLedger, PriceTable, ProviderKind, Store, StoreError,
+    Transport, TransportError,
 };
 use tower::{Layer, Service};
 
@@ -34,7 +34,7 @@ use crate::call_id::{CallIdLayer, CallIdService};
 use crate::meter::CallSink;
 use crate::proxy::{Inner, Proxy};
 use crate::reliability::{Cooldowns, Reliability, Slots};
-use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::snapshot::{ProviderEndpoints, SharedSnapshot, Snapshot};
 
 /// The default limit on request bodies: 32 MiB, as Anthropic's API allows.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
@@ -64,6 +64,7 @@ pub struct GatewayBuilder {
     reliability: Reliability,
     ledger: Option<Arc<dyn BudgetLedger>>,
     prices: Option<Arc<dyn PriceTable>>,
+    endpoints: ProviderEndpoints,
 }
 
 impl GatewayBuilder {
@@ -117,6 +118,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Call ModelBindings that name provider type `kind` directly at `endpoint` instead of
+    /// the type's public endpoint (a mock upstream in tests, an egress proxy).
+    pub fn provider_endpoint(mut self, kind: ProviderKind, endpoint: &str) -> Self {
+        self.endpoints.set(kind, endpoint);
+        self
+    }
+
     /// Load the configuration from the store and start following its changes. Must be called
     /// inside a tokio runtime.
     pub async fn build(self) -> Result<Gateway, BuildError> {
@@ -133,7 +141,10 @@ impl GatewayBuilder {
             )?),
         };
         let revision = *store.watch().borrow();
-        let snapshot = SharedSnapshot::new(Snapshot::load(store.as_ref(), revision).await?);
+        let snapshot = SharedSnapshot::new(
+            Snapshot::load_with(store.as_ref(), revision, &self.endpoints).await?,
+        )
+        .with_endpoints(self.endpoints);
         let follower = snapshot.follow(store.clone());
         let sink = CallSink::spawn(store.clone());
         if let Some(prices) = &self.prices {
@@ -212,7 +223,7 @@ impl Gateway {
     /// Rebuild the configuration snapshot from the store now, without waiting for its watch.
     pub async fn reload(&self) -> Result<(), StoreError> {
         let revision = *self.store.watch().borrow();
-        let snapshot = Snapshot::load(self.store.as_ref(), revision).await?;
+        let snapshot = self.snapshot.load(self.store.as_ref(), revision).await?;
         self.snapshot.replace(snapshot);
         Ok(())
     }
@@ -221,6 +232,13 @@ impl Gateway {
     /// Call it at shutdown, after the server has stopped and in-flight streams have ended.
     pub async fn drain(&self, timeout: std::time::Duration) -> bool {
         self.sink.drain(timeout).await
+    }
+
+    /// Wait, up to `timeout`, until every call that finished before now is recorded and its
+    /// budget settled; whether it was. The admin views call it so that a call is in
+    /// what they show as soon as its client has the answer.
+    pub async fn finished(&self, timeout: std::time::Duration) -> bool {
+        self.sink.finished(timeout).await
     }
 
     /// The configuration requests are checked against now.

@@ -60,4 +60,4 @@ pub use proxy::policy::check_provider_model;
 pub use proxy::Proxy;
 pub use reliability::Reliability;
 pub use route::Route;
-pub use snapshot::{BindingEntry, ProviderEntry, SharedSnapshot, Snapshot};
+pub use snapshot::{BindingEntry, ProviderEndpoints, ProviderEntry, SharedSnapshot, Snapshot};

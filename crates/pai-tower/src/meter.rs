@@ -21,7 +21,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -41,41 +41,77 @@ use crate::budget::Hold;
 use crate::reliability::Reliability;
 
 /// Where finished calls go to be recorded.
+///
+/// It also counts the work that finishes a call after its answer has gone — the record's
+/// write, the budget's settle — so the admin views can answer with every call that has
+/// finished ([`CallSink::finished`]).
 #[derive(Clone, Debug)]
 pub struct CallSink {
     tx: mpsc::UnboundedSender<CallRecord>,
-    pending: Arc<AtomicUsize>,
+    work: Arc<Work>,
+}
+
+/// Finishing work queued and done since start.
+#[derive(Debug, Default)]
+struct Work {
+    queued: AtomicU64,
+    done: AtomicU64,
+}
+
+impl Work {
+    fn pending(&self) -> u64 {
+        // `done` first: read the other way round, work finishing in between would be counted
+        // as done but not as queued.
+        let done = self.done.load(Ordering::SeqCst);
+        self.queued.load(Ordering::SeqCst).saturating_sub(done)
+    }
+}
+
+/// One piece of finishing work; done when dropped.
+#[derive(Debug)]
+pub(crate) struct Finishing(Arc<Work>);
+
+impl Drop for Finishing {
+    fn drop(&mut self) {
+        self.0.done.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl CallSink {
     /// A sink writing to `store` from a background task.
     pub fn spawn(store: Arc<dyn Store>) -> CallSink {
         let (tx, mut rx) = mpsc::unbounded_channel::<CallRecord>();
-        let pending = Arc::new(AtomicUsize::new(0));
-        let left = pending.clone();
+        let work = Arc::new(Work::default());
+        let left = work.clone();
         tokio::spawn(async move {
             while let Some(record) = rx.recv().await {
                 if let Err(e) = store.record_call(&record).await {
                     tracing::error!(call_id = %record.call_id, error = %e, "could not record call");
                 }
-                left.fetch_sub(1, Ordering::SeqCst);
+                left.done.fetch_add(1, Ordering::SeqCst);
             }
         });
-        CallSink { tx, pending }
+        CallSink { tx, work }
     }
 
     /// Queue a record.
     pub fn send(&self, record: CallRecord) {
-        self.pending.fetch_add(1, Ordering::SeqCst);
+        self.work.queued.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self.tx.send(record) {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
+            self.work.done.fetch_add(1, Ordering::SeqCst);
             tracing::error!(call_id = %e.0.call_id, "call recorder has stopped; record lost");
         }
     }
 
-    /// Records queued and not yet written.
+    /// Count a piece of work that finishes a call (a budget settle) until the guard drops.
+    pub(crate) fn finishing(&self) -> Finishing {
+        self.work.queued.fetch_add(1, Ordering::SeqCst);
+        Finishing(self.work.clone())
+    }
+
+    /// Records and settles queued and not yet done.
     pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::SeqCst)
+        usize::try_from(self.work.pending()).unwrap_or(usize::MAX)
     }
 
     /// Wait until every queued record is written, or `timeout` passes; whether it drained.
@@ -88,6 +124,25 @@ impl CallSink {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         true
+    }
+
+    /// Wait until the work of every call that finished before now is done (its record
+    /// written, its budget settled), or `timeout` passes; whether it was. It waits for as
+    /// much work to be done as had been queued, or for none to be left: work queued later
+    /// does not hold it up, so a busy gateway answers as promptly as an idle one. (Settles run
+    /// concurrently, so under load a later settle may stand in for an earlier one.)
+    pub async fn finished(&self, timeout: Duration) -> bool {
+        let target = self.work.queued.load(Ordering::SeqCst);
+        let until = Instant::now() + timeout;
+        loop {
+            if self.work.done.load(Ordering::SeqCst) >= target || self.work.pending() == 0 {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 }
 
@@ -148,7 +203,7 @@ impl Meter {
         record.error = error.or_else(|| self.observer.stream_error());
         record.duration_ms = self.parts.started.elapsed().as_millis() as u64;
         if let Some(hold) = self.parts.hold.take() {
-            hold.settle(usage.as_ref(), cost.map(|c| c.pico_usd));
+            hold.settle(usage.as_ref(), cost.map(|c| c.pico_usd), &self.parts.sink);
         }
         self.parts.permit.take();
         crate::metrics::call_finished(&record, usage.as_ref());

@@ -10,8 +10,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use pai_core::provider::ApiKey;
-use pai_core::resource::{AccessKey, Agent, ModelBinding, ModelProvider, Secret};
-use pai_core::{Credentials, Kind, Provider, Resource, Store, StoreError};
+use pai_core::resource::{
+    AccessKey, Agent, BindingTarget, ExternalAccess, Metadata, ModelBinding, ModelProvider,
+    ModelProviderSpec, Secret,
+};
+use pai_core::{Credentials, Kind, Provider, ProviderKind, Resource, Store, StoreError};
 use tokio::sync::watch;
 
 /// A ModelProvider ready to be called.
@@ -42,16 +45,39 @@ pub struct BindingEntry {
     pub resource: ModelBinding,
     /// Its own key (overriding its provider's), or why it could not be resolved.
     pub credentials: Option<Result<Credentials, String>>,
+    /// What it calls: a ModelProvider's name, a provider type called directly (then
+    /// `direct` holds the provider it calls), or why it calls nothing.
+    pub target: BindingTarget,
+    /// For a binding that calls a provider type directly: that type's adapter and public
+    /// endpoint (or its override), with the binding's key and no limits of its own.
+    pub direct: Option<Arc<ProviderEntry>>,
 }
 
 impl BindingEntry {
     /// The model id at the provider.
     pub fn model(&self) -> &str {
-        self.resource
-            .spec
-            .model
-            .as_deref()
-            .unwrap_or(&self.resource.metadata.name)
+        self.resource.model()
+    }
+}
+
+/// Base URLs that replace the public endpoint of a provider type for ModelBindings that call
+/// the type directly: for tests against a mock upstream, or an egress proxy.
+#[derive(Clone, Debug, Default)]
+pub struct ProviderEndpoints(HashMap<ProviderKind, String>);
+
+impl ProviderEndpoints {
+    /// Call `kind`'s direct bindings at `endpoint` instead of its public endpoint.
+    pub fn set(&mut self, kind: ProviderKind, endpoint: &str) {
+        self.0
+            .insert(kind, endpoint.trim_end_matches('/').to_owned());
+    }
+
+    /// The endpoint direct bindings of `kind` call.
+    pub fn endpoint(&self, kind: ProviderKind) -> Option<String> {
+        self.0
+            .get(&kind)
+            .cloned()
+            .or_else(|| kind.default_endpoint().map(str::to_owned))
     }
 }
 
@@ -103,8 +129,17 @@ impl Snapshot {
         names
     }
 
-    /// Build from the store.
+    /// Build from the store, direct ModelBindings calling their type's public endpoint.
     pub async fn load(store: &dyn Store, revision: u64) -> Result<Snapshot, StoreError> {
+        Snapshot::load_with(store, revision, &ProviderEndpoints::default()).await
+    }
+
+    /// Build from the store, direct ModelBindings calling `endpoints` where they say.
+    pub async fn load_with(
+        store: &dyn Store,
+        revision: u64,
+        endpoints: &ProviderEndpoints,
+    ) -> Result<Snapshot, StoreError> {
         let secrets: HashMap<String, Secret> = store
             .list(Kind::Secret)
             .await?
@@ -172,43 +207,8 @@ impl Snapshot {
             let Resource::ModelBinding(b) = stored.resource else {
                 continue;
             };
-            let guarded = providers
-                .get(&b.spec.provider)
-                .and_then(|p: &Arc<ProviderEntry>| guards_unavailable(&p.resource));
-            let credentials = b.spec.api_key_secret_ref.as_ref().map(|r| {
-                if let Some(why) = &guarded {
-                    return Err(why.clone());
-                }
-                let endpoint = providers
-                    .get(&b.spec.provider)
-                    .and_then(|p: &Arc<ProviderEntry>| p.resource.endpoint())
-                    .ok_or_else(|| {
-                        format!(
-                            "ModelBinding {:?} names ModelProvider {:?}, which does not exist or has no endpoint",
-                            b.metadata.name, b.spec.provider
-                        )
-                    })?;
-                let value = secrets
-                    .get(&r.name)
-                    .and_then(|s| s.data.get(&r.key))
-                    .ok_or_else(|| {
-                        format!(
-                            "ModelBinding {:?} names key {:?} of Secret {:?}, which does not exist",
-                            b.metadata.name, r.key, r.name
-                        )
-                    })?;
-                Ok(Credentials {
-                    endpoint,
-                    api_key: Some(ApiKey::new(value.clone())),
-                })
-            });
-            bindings.insert(
-                b.metadata.name.clone(),
-                Arc::new(BindingEntry {
-                    resource: b,
-                    credentials,
-                }),
-            );
+            let entry = binding_entry(b, &providers, &secrets, endpoints, stored.created_at);
+            bindings.insert(entry.resource.metadata.name.clone(), Arc::new(entry));
         }
         Ok(Snapshot {
             providers,
@@ -232,6 +232,105 @@ impl Snapshot {
     /// A provider by name.
     pub fn provider(&self, name: &str) -> Option<&Arc<ProviderEntry>> {
         self.providers.get(name)
+    }
+}
+
+/// A binding resolved: against the ModelProvider it names, else the provider type it names.
+fn binding_entry(
+    b: ModelBinding,
+    providers: &HashMap<String, Arc<ProviderEntry>>,
+    secrets: &HashMap<String, Secret>,
+    endpoints: &ProviderEndpoints,
+    created_at: u64,
+) -> BindingEntry {
+    let target = b.target(|name| providers.contains_key(name));
+    let own_key = |endpoint: String| -> Result<Credentials, String> {
+        let Some(r) = &b.spec.api_key_secret_ref else {
+            return Err(format!(
+                "ModelBinding {:?} calls provider type {:?} directly and needs its own key in spec.apiKeySecretRef",
+                b.metadata.name, b.spec.provider
+            ));
+        };
+        let value = secrets
+            .get(&r.name)
+            .and_then(|s| s.data.get(&r.key))
+            .ok_or_else(|| {
+                format!(
+                    "ModelBinding {:?} names key {:?} of Secret {:?}, which does not exist",
+                    b.metadata.name, r.key, r.name
+                )
+            })?;
+        Ok(Credentials {
+            endpoint,
+            api_key: Some(ApiKey::new(value.clone())),
+        })
+    };
+    let (credentials, direct) = match &target {
+        BindingTarget::ModelProvider(name) => {
+            let provider = providers.get(name);
+            let credentials = b.spec.api_key_secret_ref.as_ref().map(|_| {
+                if let Some(why) = provider.and_then(|p| guards_unavailable(&p.resource)) {
+                    return Err(why);
+                }
+                let endpoint = provider
+                    .and_then(|p| p.resource.endpoint())
+                    .ok_or_else(|| {
+                        format!(
+                            "ModelBinding {:?} names ModelProvider {name:?}, which has no endpoint",
+                            b.metadata.name
+                        )
+                    })?;
+                own_key(endpoint)
+            });
+            (credentials, None)
+        }
+        BindingTarget::ProviderType(kind) => {
+            let credentials = endpoints
+                .endpoint(*kind)
+                .ok_or_else(|| format!("provider type {kind} has no endpoint"))
+                .and_then(own_key);
+            let direct = ProviderEntry {
+                resource: direct_provider(*kind),
+                adapter: pai_providers::adapter_for(*kind),
+                credentials: credentials.clone(),
+                created_at,
+            };
+            (Some(credentials), Some(Arc::new(direct)))
+        }
+        BindingTarget::Unresolved(why) => (
+            Some(Err(format!("ModelBinding {:?}: {why}", b.metadata.name))),
+            None,
+        ),
+    };
+    BindingEntry {
+        resource: b,
+        credentials,
+        target,
+        direct,
+    }
+}
+
+/// The provider a direct binding calls: named after its type, public endpoint, no lists, no
+/// limits (the binding's own apply), closed to access keys.
+fn direct_provider(kind: ProviderKind) -> ModelProvider {
+    ModelProvider {
+        api_version: pai_core::resource::API_VERSION.to_owned(),
+        metadata: Metadata {
+            name: kind.as_str().to_owned(),
+            ..Metadata::default()
+        },
+        spec: ModelProviderSpec {
+            provider: kind,
+            api_key_secret_ref: None,
+            endpoint: None,
+            allowed_models: Vec::new(),
+            denied_models: Vec::new(),
+            max_tokens_per_day: None,
+            max_tokens_per_request: None,
+            guards: Vec::new(),
+            external_access: ExternalAccess::default(),
+            fallbacks: Vec::new(),
+        },
     }
 }
 
@@ -283,6 +382,7 @@ fn resolve_credentials(
 pub struct SharedSnapshot {
     inner: Arc<RwLock<Arc<Snapshot>>>,
     installed: Arc<watch::Sender<u64>>,
+    endpoints: Arc<ProviderEndpoints>,
 }
 
 impl Default for SharedSnapshot {
@@ -299,7 +399,20 @@ impl SharedSnapshot {
         SharedSnapshot {
             inner: Arc::new(RwLock::new(Arc::new(snapshot))),
             installed: Arc::new(watch::channel(revision).0),
+            endpoints: Arc::default(),
         }
+    }
+
+    /// Rebuild with `endpoints` for direct ModelBindings (the snapshot held now should have
+    /// been built with them too).
+    pub fn with_endpoints(mut self, endpoints: ProviderEndpoints) -> SharedSnapshot {
+        self.endpoints = Arc::new(endpoints);
+        self
+    }
+
+    /// Build a snapshot of `store` at `revision` the way this one is built.
+    pub async fn load(&self, store: &dyn Store, revision: u64) -> Result<Snapshot, StoreError> {
+        Snapshot::load_with(store, revision, &self.endpoints).await
     }
 
     /// The current snapshot.
@@ -355,7 +468,7 @@ impl SharedSnapshot {
                 let mut pause = Duration::from_millis(50);
                 loop {
                     let revision = *watch.borrow_and_update();
-                    match Snapshot::load(store.as_ref(), revision).await {
+                    match shared.load(store.as_ref(), revision).await {
                         Ok(s) => {
                             shared.replace(s);
                             break;

@@ -103,10 +103,13 @@ spec:
         let name = format!("k-{provider}");
         extra_keys.push(mint(&store, &hasher, &name, provider, None).await);
     }
+    // ModelBindings that name a provider type call the mock, not the public endpoint.
     let mut builder = Gateway::builder()
         .store(store.clone())
         .key_hasher(hasher)
-        .trusted_proxies(options.trusted_proxies);
+        .trusted_proxies(options.trusted_proxies)
+        .provider_endpoint(pai_core::ProviderKind::Anthropic, &url)
+        .provider_endpoint(pai_core::ProviderKind::OpenAi, &format!("{url}/v1"));
 
     if let Some(r) = options.reliability {
         builder = builder.reliability(r);

@@ -2,15 +2,18 @@
 //!
 //! An AccessKey's `status` belongs to the server: applying a key keeps the status already
 //! stored (its key hash above all), and a key applied from a file never gets a hash from it, so
-//! it cannot be used until `pai access-key rotate` mints one. After applying, references to
-//! resources that do not exist are reported as warnings, since the order of documents or files
-//! may be about to fix them.
+//! it cannot be used until `pai access-key rotate` mints one. A ModelBinding that could never be
+//! called (what it calls, or its key, missing from both the store and the same apply) is
+//! refused before anything is stored. After applying, other references to resources that do
+//! not exist are reported as warnings, since the order of documents or files may be about to
+//! fix them.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use bytes::Bytes;
-use pai_core::resource::{AccessKeyStatus, Loaded};
+use pai_core::resource::suggest::close_matches;
+use pai_core::resource::{AccessKeyStatus, BindingTarget, Loaded};
 use pai_core::{Kind, Resource, Store, StoreError};
 
 use super::{AdminState, ApiError};
@@ -67,13 +70,15 @@ impl From<ApplyError> for ApiError {
 /// Store every loaded resource in order, keeping stored AccessKey status, and report what
 /// happened with the loader's warnings and any dangling references.
 pub async fn apply_loaded(store: &dyn Store, loaded: Loaded) -> Result<ApplyResponse, ApplyError> {
-    let problems = redacted_placeholders(&loaded.resources);
+    let mut problems = redacted_placeholders(&loaded.resources);
+    let mut warnings = loaded.warnings;
+    uncallable_bindings(store, &loaded.resources, &mut problems, &mut warnings).await?;
     if !problems.is_empty() {
         return Err(ApplyError::Invalid(problems));
     }
     let mut response = ApplyResponse {
         results: Vec::with_capacity(loaded.resources.len()),
-        warnings: loaded.warnings,
+        warnings,
     };
     let mut applied = Vec::with_capacity(loaded.resources.len());
     for mut resource in loaded.resources {
@@ -126,6 +131,91 @@ fn redacted_placeholders(resources: &[Resource]) -> Vec<String> {
     problems
 }
 
+/// A ModelBinding that could never be called is refused, saying what is missing: what its
+/// `spec.provider` names (a ModelProvider, stored or in this apply, else a provider type with a
+/// public endpoint), and its key — which a binding calling a type directly must have — in a
+/// Secret that exists with that key. A model missing from pai's catalogue of the type is only
+/// a warning: the catalogue may be older than the provider's newest model.
+async fn uncallable_bindings(
+    store: &dyn Store,
+    resources: &[Resource],
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<(), StoreError> {
+    for resource in resources {
+        let Resource::ModelBinding(b) = resource else {
+            continue;
+        };
+        let who = resource.describe();
+        let name = &b.metadata.name;
+        let in_batch = resources
+            .iter()
+            .any(|r| r.kind() == Kind::ModelProvider && r.name() == b.spec.provider);
+        let stored = in_batch
+            || store
+                .get(Kind::ModelProvider, &b.spec.provider)
+                .await?
+                .is_some();
+        let target = b.target(|_| stored);
+        match &target {
+            BindingTarget::Unresolved(why) => {
+                problems.push(format!("{who}: spec.provider: {why}"));
+            }
+            BindingTarget::ProviderType(kind) => {
+                if b.spec.api_key_secret_ref.is_none() {
+                    problems.push(format!(
+                        "{who} calls provider type {kind} directly, so it needs its own key: set spec.apiKeySecretRef (`pai add model {name} --provider {kind} --api-key SECRET`)"
+                    ));
+                }
+                if pai_core::catalog::knows(*kind, b.model()) == Some(false) {
+                    let listed = pai_core::catalog::catalogue(*kind).unwrap_or(&[]);
+                    let near = close_matches(b.model(), listed.iter().copied());
+                    let hint = near
+                        .first()
+                        .map(|m| format!(" (did you mean {m:?}? set it with --model)"))
+                        .unwrap_or_default();
+                    warnings.push(format!(
+                        "{who}: model {:?} is not in pai's {kind} catalogue{hint}; calls send it to {kind} as written",
+                        b.model()
+                    ));
+                }
+            }
+            BindingTarget::ModelProvider(_) => {}
+        }
+        let Some(r) = &b.spec.api_key_secret_ref else {
+            continue;
+        };
+        let secret = match resources
+            .iter()
+            .find(|x| x.kind() == Kind::Secret && x.name() == r.name)
+        {
+            Some(found) => Some(found.clone()),
+            None => store.get(Kind::Secret, &r.name).await?.map(|s| s.resource),
+        };
+        match secret {
+            Some(Resource::Secret(s)) if s.data.contains_key(&r.key) => {}
+            Some(Resource::Secret(s)) => {
+                let keys: Vec<&str> = s.data.keys().map(String::as_str).collect();
+                let hint = match keys.as_slice() {
+                    [one] => format!("; name it with apiKeySecretRef.key: {one} (`--api-key {}:{one}`)", r.name),
+                    _ => String::new(),
+                };
+                problems.push(format!(
+                    "{who}: spec.apiKeySecretRef names key {:?} of Secret {:?}, which has no such key (it has {}){hint}",
+                    r.key,
+                    r.name,
+                    if keys.is_empty() { "none".to_owned() } else { keys.join(", ") }
+                ));
+            }
+            _ => problems.push(format!(
+                "{who}: spec.apiKeySecretRef names Secret {:?}, which does not exist; add it first (`pai add secret {} --from-literal {}=…`)",
+                r.name, r.name, r.key
+            )),
+        }
+    }
+    Ok(())
+}
+
 /// Warn about names this resource uses that name nothing stored.
 async fn dangling_references(
     store: &dyn Store,
@@ -143,12 +233,8 @@ async fn dangling_references(
                 wanted.push((Kind::GuardBinding, g, "spec.guards", None));
             }
         }
-        Resource::ModelBinding(b) => {
-            wanted.push((Kind::ModelProvider, &b.spec.provider, "spec.provider", None));
-            if let Some(r) = &b.spec.api_key_secret_ref {
-                wanted.push((Kind::Secret, &r.name, "spec.apiKeySecretRef", Some(&r.key)));
-            }
-        }
+        // Checked before storing: a binding that could never be called is refused.
+        Resource::ModelBinding(_) => {}
         Resource::AccessKey(k) => {
             if let Some(p) = &k.spec.model_provider {
                 wanted.push((Kind::ModelProvider, p, "spec.modelProvider", None));

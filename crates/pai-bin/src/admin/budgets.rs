@@ -25,6 +25,7 @@ struct Wanted {
 
 /// `GET /admin/v1/budgets`.
 pub(super) async fn list(State(state): State<AdminState>) -> Result<Json<BudgetReport>, ApiError> {
+    state.calls_finished().await;
     let mut wanted = Vec::new();
     let mut tokens = |kind: &'static str, name: &str, limit: Option<u64>| {
         if let Some(limit) = limit {

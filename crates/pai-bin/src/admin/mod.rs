@@ -41,6 +41,9 @@ use ring::digest;
 
 use crate::api::{ErrorBody, ErrorDetail};
 
+/// How long a usage view waits for the calls already answered to be recorded.
+const FINISHED_CALLS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What every admin handler shares.
 #[derive(Clone)]
 pub struct AdminState {
@@ -81,6 +84,20 @@ impl AdminState {
     pub fn follow_gateway(mut self, gateway: pai_tower::Gateway) -> AdminState {
         self.gateway = Some(gateway);
         self
+    }
+
+    /// Wait until every call the gateway has answered is recorded and settled, so the usage
+    /// views show a call as soon as its client has the answer; bounded, and without a
+    /// gateway in this process there is nothing to wait for.
+    async fn calls_finished(&self) {
+        if let Some(gateway) = &self.gateway {
+            if !gateway.finished(FINISHED_CALLS_WAIT).await {
+                tracing::warn!(
+                    wait_ms = FINISHED_CALLS_WAIT.as_millis() as u64,
+                    "call records are still being written; answering with those written so far"
+                );
+            }
+        }
     }
 
     fn token_matches(&self, presented: &[u8]) -> bool {

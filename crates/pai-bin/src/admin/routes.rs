@@ -5,7 +5,7 @@
 //! UTC) and the time of their last call; agents carry today's tokens and cost, summed from
 //! their call records (the workload of an agent's calls is its name).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode, Uri};
@@ -116,6 +116,8 @@ struct Usage {
     tokens_today: HashMap<String, u64>,
     last_used_ms: HashMap<String, u64>,
     cost_today_pico_usd: HashMap<String, u128>,
+    /// For ModelBindings: the ModelProviders that exist.
+    providers: HashSet<String>,
 }
 
 impl Usage {
@@ -124,9 +126,21 @@ impl Usage {
         if kind == Kind::Agent {
             return Usage::load_agents(state).await;
         }
+        if kind == Kind::ModelBinding {
+            let providers = state.store.list(Kind::ModelProvider).await?;
+            return Ok(Usage {
+                kind: Some(kind),
+                providers: providers
+                    .into_iter()
+                    .map(|p| p.resource.name().to_owned())
+                    .collect(),
+                ..Usage::default()
+            });
+        }
         if !matches!(kind, Kind::ModelProvider | Kind::AccessKey) {
             return Ok(Usage::default());
         }
+        state.calls_finished().await;
         let owner = |t: &pai_core::UsageTotals| match kind {
             Kind::AccessKey => t.access_key.clone(),
             _ => Some(t.provider.clone()),
@@ -152,6 +166,7 @@ impl Usage {
 
     /// Today's tokens and cost per agent, from the call records whose workload is the agent.
     async fn load_agents(state: &AdminState) -> Result<Usage, ApiError> {
+        state.calls_finished().await;
         let totals = state
             .store
             .usage_by_workload(start_of_day_ms(state))
@@ -172,12 +187,16 @@ impl Usage {
         let mut resource = stored.resource.redacted();
         let cost_today_usd = (self.kind == Some(Kind::Agent))
             .then(|| usd(self.cost_today_pico_usd.get(&name).copied().unwrap_or(0)));
+        let calls = match &resource {
+            Resource::ModelBinding(b) => Some(b.target(|p| self.providers.contains(p)).into()),
+            _ => None,
+        };
         let (last_used_ms, tokens_today) = match self.kind {
+            Some(Kind::ModelBinding) | None => (None, None),
             Some(_) => (
                 self.last_used_ms.get(&name).copied().filter(|ms| *ms > 0),
                 Some(self.tokens_today.get(&name).copied().unwrap_or(0)),
             ),
-            None => (None, None),
         };
         if let (Resource::AccessKey(k), Some(tokens)) = (&mut resource, tokens_today) {
             k.status.tokens_today = tokens;
@@ -190,6 +209,7 @@ impl Usage {
             last_used_ms,
             tokens_today,
             cost_today_usd,
+            calls,
         }
     }
 }

@@ -697,3 +697,79 @@ async fn resources_naming_guards_are_refused_until_guards_run() {
     let (status, _, text) = h.call("POST", "/admin/v1/apply", guard).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
 }
+
+#[tokio::test]
+async fn a_model_binding_that_could_never_be_called_is_refused_saying_what_is_missing() {
+    let h = Harness::new();
+    h.apply(PROVIDER).await;
+    let binding = |spec: &str| {
+        format!("apiVersion: pai.io/v1\nkind: ModelBinding\nmetadata: {{name: gemini-flash}}\nspec: {spec}\n")
+    };
+    let h = &h;
+    let refused = |yaml: String| async move {
+        let (status, body, text) = h.call("POST", "/admin/v1/apply", &yaml).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        body["error"]["message"].as_str().unwrap().to_owned()
+    };
+    // A provider type called directly needs the binding's own key.
+    let why = refused(binding("{provider: gemini, model: gemini-2.0-flash}")).await;
+    assert!(why.contains("needs its own key"), "{why}");
+    // The Secret must exist…
+    let why = refused(binding(
+        "{provider: gemini, model: gemini-2.0-flash, apiKeySecretRef: {name: gemini-key}}",
+    ))
+    .await;
+    assert!(
+        why.contains("Secret \"gemini-key\", which does not exist"),
+        "{why}"
+    );
+    // …with the key named (default `token`).
+    let why = refused(binding(
+        "{provider: openai, model: gpt-4o-mini, apiKeySecretRef: {name: openai-api-key}}",
+    ))
+    .await;
+    assert!(
+        why.contains("key \"token\"") && why.contains("(it has api-key)"),
+        "{why}"
+    );
+    // Neither a ModelProvider nor a provider type.
+    let why = refused(binding("{provider: gemni}")).await;
+    assert!(
+        why.contains("neither an existing ModelProvider nor a provider type"),
+        "{why}"
+    );
+    // A type with no public endpoint cannot be called directly.
+    let why = refused(binding(
+        "{provider: vllm, apiKeySecretRef: {name: openai-api-key, key: api-key}}",
+    ))
+    .await;
+    assert!(why.contains("no public endpoint"), "{why}");
+    let (_, listed, _) = h.call("GET", "/admin/v1/models", "").await;
+    assert_eq!(listed["items"], json!([]), "nothing refused was stored");
+
+    // The Secret in the same apply is enough, whatever the order; an unknown model only warns.
+    let body = h
+        .apply(&format!(
+            "{}---\napiVersion: pai.io/v1\nkind: Secret\nmetadata: {{name: gemini-key}}\ndata: {{api-key: AIza-x}}\n",
+            binding("{provider: gemini, apiKeySecretRef: {name: gemini-key, key: api-key}}")
+        ))
+        .await;
+    let warnings = body["warnings"].to_string();
+    assert!(
+        warnings.contains("not in pai's gemini catalogue"),
+        "{warnings}"
+    );
+    let (_, item, _) = h.call("GET", "/admin/v1/models/gemini-flash", "").await;
+    assert_eq!(
+        item["calls"],
+        json!({"via": "provider-type", "provider": "gemini"})
+    );
+    // `openai` names the ModelProvider of that name, which wins over the type.
+    h.apply(&binding("{provider: openai, model: gpt-4o-mini}"))
+        .await;
+    let (_, item, _) = h.call("GET", "/admin/v1/models/gemini-flash", "").await;
+    assert_eq!(
+        item["calls"],
+        json!({"via": "model-provider", "name": "openai"})
+    );
+}

@@ -25,6 +25,7 @@ pub(super) async fn totals(
     query: Result<Query<UsageQuery>, QueryRejection>,
 ) -> Result<Json<UsageReport>, ApiError> {
     let since_ms = since(&state, query)?;
+    state.calls_finished().await;
     let items = state.store.usage_since(since_ms).await?;
     Ok(Json(UsageReport {
         since_ms,
@@ -38,6 +39,7 @@ pub(super) async fn workloads(
     query: Result<Query<UsageQuery>, QueryRejection>,
 ) -> Result<Json<WorkloadUsageReport>, ApiError> {
     let since_ms = since(&state, query)?;
+    state.calls_finished().await;
     let items = state.store.usage_by_workload(since_ms).await?;
     Ok(Json(WorkloadUsageReport {
         since_ms,

@@ -35,11 +35,11 @@ pub fn amount(unit: BudgetUnit, n: &serde_json::Number) -> String {
     }
 }
 
-/// A limit in dollars, as people write them: `$5.00`.
+/// A limit in dollars, as people write them: `$5.00`, `$0.001`.
 pub fn cap(unit: BudgetUnit, n: &serde_json::Number) -> String {
     match unit {
         BudgetUnit::Tokens => amount(unit, n),
-        BudgetUnit::Usd => format!("${:.2}", n.as_f64().unwrap_or(0.0)),
+        BudgetUnit::Usd => table::dollar_cap(n.as_f64().unwrap_or(0.0)),
     }
 }
 
@@ -73,13 +73,16 @@ mod tests {
              "unit": "tokens", "spent": 45230, "limit": 1000000, "resetsInSeconds": 18_720},
             {"scope": "agent-cost", "name": "bot", "budget": "Agent \"bot\" rateLimits.maxCostPerDayUSD",
              "unit": "usd", "spent": 0.0123, "limit": 5.0, "resetsInSeconds": 18_720},
+            {"scope": "agent-cost", "name": "tiny", "budget": "Agent \"tiny\" rateLimits.maxCostPerDayUSD",
+             "unit": "usd", "spent": 0.000365, "limit": 0.001, "resetsInSeconds": 18_720},
         ]}))
         .unwrap();
         assert_eq!(
             render(&report.items),
             "BUDGET                                     SPENT TODAY   LIMIT       USED   RESETS IN\n\
              AccessKey \"alice\" limits.maxTokensPerDay   45,230        1,000,000   5%     5h 12m\n\
-             Agent \"bot\" rateLimits.maxCostPerDayUSD    $0.012300     $5.00       0%     5h 12m\n"
+             Agent \"bot\" rateLimits.maxCostPerDayUSD    $0.012300     $5.00       0%     5h 12m\n\
+             Agent \"tiny\" rateLimits.maxCostPerDayUSD   $0.000365     $0.001      36%    5h 12m\n"
         );
     }
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use pai_core::{Kind, Resource};
 
 use super::{now_ms, parse_kind, CliError, Output};
-use crate::api::{Item, ItemList};
+use crate::api::{BindingCalls, Item, ItemList};
 use crate::client::{AdminClient, ClientOpts};
 use crate::table::{self, Table};
 
@@ -121,7 +121,9 @@ pub fn render(kind: Kind, items: &[Item], now_ms: u64) -> String {
             "AGE",
         ]),
         Kind::Secret => Table::new(&["NAME", "KEYS", "AGE"]),
-        Kind::ModelBinding => Table::new(&["NAME", "PROVIDER", "MODEL", "MAX/DAY", "AGE"]),
+        Kind::ModelBinding => {
+            Table::new(&["NAME", "PROVIDER", "MODEL", "MAX/DAY", "MAX/REQUEST", "AGE"])
+        }
         Kind::Agent => Table::new(&[
             "NAME",
             "MODELS",
@@ -163,9 +165,10 @@ pub fn render(kind: Kind, items: &[Item], now_ms: u64) -> String {
             ],
             Resource::ModelBinding(b) => vec![
                 name.clone(),
-                b.spec.provider.clone(),
-                b.spec.model.clone().unwrap_or(name),
+                calls(&b.spec.provider, item.calls.as_ref()),
+                b.model().to_owned(),
                 table::limit(b.spec.max_tokens_per_day),
+                table::limit(b.spec.max_tokens_per_request),
                 age(item),
             ],
             Resource::Agent(a) => vec![
@@ -175,7 +178,7 @@ pub fn render(kind: Kind, items: &[Item], now_ms: u64) -> String {
                 a.spec
                     .rate_limits
                     .max_cost_per_day_usd
-                    .map(|c| format!("${c:.2}"))
+                    .map(table::dollar_cap)
                     .unwrap_or_default(),
                 item.cost_today_usd
                     .as_ref()
@@ -188,6 +191,17 @@ pub fn render(kind: Kind, items: &[Item], now_ms: u64) -> String {
         t.row(row);
     }
     t.render()
+}
+
+/// A binding's `spec.provider` and what it is: `gemini (provider type)`, `openai
+/// (ModelProvider)`, or `nowhere (calls nothing)`.
+fn calls(provider: &str, calls: Option<&BindingCalls>) -> String {
+    match calls {
+        Some(BindingCalls::ModelProvider { .. }) => format!("{provider} (ModelProvider)"),
+        Some(BindingCalls::ProviderType { .. }) => format!("{provider} (provider type)"),
+        Some(BindingCalls::Nothing { .. }) => format!("{provider} (calls nothing)"),
+        None => provider.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -274,6 +288,56 @@ mod tests {
             render(Kind::Agent, &items, 60_000),
             "NAME          MODELS                                                       BINDINGS   MAX COST/DAY   COST TODAY   AGE\n\
              support-bot   local-anthropic/claude-sonnet-4-6,local-openai/gpt-4o-mini   -          $5.00          $0.012300    1m\n"
+        );
+    }
+
+    #[test]
+    fn model_bindings_say_whether_they_call_a_provider_type_or_a_model_provider() {
+        let binding = |name: &str, spec: serde_json::Value, calls: serde_json::Value| {
+            item(serde_json::json!({
+                "kind": "ModelBinding", "apiVersion": "pai.io/v1", "metadata": {"name": name},
+                "spec": spec, "createdAt": 0, "updatedAt": 0, "generation": 1, "calls": calls
+            }))
+        };
+        let items = [
+            binding(
+                "gemini-flash",
+                serde_json::json!({"provider": "gemini", "model": "gemini-2.0-flash",
+                    "maxTokensPerDay": 1000000, "maxTokensPerRequest": 32000,
+                    "apiKeySecretRef": {"name": "gemini-key", "key": "api-key"}}),
+                serde_json::json!({"via": "provider-type", "provider": "gemini"}),
+            ),
+            binding(
+                "fast",
+                serde_json::json!({"provider": "openai-prod"}),
+                serde_json::json!({"via": "model-provider", "name": "openai-prod"}),
+            ),
+            binding(
+                "lost",
+                serde_json::json!({"provider": "gone"}),
+                serde_json::json!({"via": "nothing", "reason": "…"}),
+            ),
+        ];
+        assert_eq!(
+            render(Kind::ModelBinding, &items, 60_000),
+            "NAME           PROVIDER                      MODEL              MAX/DAY     MAX/REQUEST   AGE\n\
+             gemini-flash   gemini (provider type)        gemini-2.0-flash   1,000,000   32,000        1m\n\
+             fast           openai-prod (ModelProvider)   fast               -           -             1m\n\
+             lost           gone (calls nothing)          lost               -           -             1m\n"
+        );
+    }
+
+    #[test]
+    fn a_dollar_cap_below_a_cent_shows_its_digits() {
+        let items = [item(serde_json::json!({
+            "kind": "Agent", "apiVersion": "pai.io/v1", "metadata": {"name": "tiny"},
+            "spec": {"models": ["openai/gpt-4o-mini"], "rateLimits": {"maxCostPerDayUSD": 0.001}},
+            "createdAt": 0, "updatedAt": 0, "generation": 1, "costTodayUsd": "0.000365"
+        }))];
+        assert_eq!(
+            render(Kind::Agent, &items, 0),
+            "NAME   MODELS               BINDINGS   MAX COST/DAY   COST TODAY   AGE\n\
+             tiny   openai/gpt-4o-mini   -          $0.001         $0.000365    0s\n"
         );
     }
 

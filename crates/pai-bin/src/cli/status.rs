@@ -162,7 +162,7 @@ pub fn render(status: &Status, resets_in_secs: u64) -> String {
             out.push_str(&format!("{binding} — ModelBinding not found\n"));
             continue;
         };
-        let model = b.spec.model.as_deref().unwrap_or(binding);
+        let model = b.model();
         let provider = &b.spec.provider;
         let tokens = match budget("model-binding", binding) {
             Some(bb) => format!(
@@ -208,6 +208,32 @@ pub fn render(status: &Status, resets_in_secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cost_cap_below_a_cent_shows_its_digits() {
+        let agent: Item = serde_json::from_value(serde_json::json!({
+            "kind": "Agent", "apiVersion": "pai.io/v1", "metadata": {"name": "tiny"},
+            "spec": {"models": ["openai/gpt-4o-mini"], "rateLimits": {"maxCostPerDayUSD": 0.001}},
+            "createdAt": 0, "updatedAt": 0, "generation": 1
+        }))
+        .unwrap();
+        let budgets: BudgetReport = serde_json::from_value(serde_json::json!({"items": [
+            {"scope": "agent-cost", "name": "tiny", "budget": "", "unit": "usd",
+             "spent": 0.000365, "limit": 0.001, "resetsInSeconds": 60},
+        ]}))
+        .unwrap();
+        let status = Status {
+            agent,
+            bindings: HashMap::new(),
+            budgets: budgets.items,
+            usage: Vec::new(),
+        };
+        assert!(
+            render(&status, 60).ends_with("cost — $0.000365 / $0.001 today\n"),
+            "{}",
+            render(&status, 60)
+        );
+    }
 
     #[test]
     fn each_model_shows_its_figure_and_whence_it_comes() {

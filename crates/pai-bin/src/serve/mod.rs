@@ -96,6 +96,30 @@ pub struct ServeArgs {
     /// error.
     #[arg(long, value_name = "BYTES", default_value_t = pai_providers::sse::DEFAULT_MAX_EVENT_BYTES)]
     pub max_event_bytes: usize,
+    /// Call ModelBindings that name provider type TYPE directly at URL instead of that type's
+    /// public endpoint (a mock upstream in tests, an egress proxy); repeatable.
+    #[arg(long = "provider-endpoint", value_name = "TYPE=URL", value_parser = provider_endpoint)]
+    pub provider_endpoints: Vec<(pai_core::ProviderKind, String)>,
+}
+
+/// `gemini=http://127.0.0.1:9000` into its type and URL.
+fn provider_endpoint(arg: &str) -> Result<(pai_core::ProviderKind, String), String> {
+    use pai_core::ProviderKind;
+    let (kind, url) = arg.split_once('=').ok_or_else(|| {
+        format!("expected TYPE=URL, e.g. gemini=http://127.0.0.1:9000 (got {arg:?})")
+    })?;
+    let kind: ProviderKind = kind.parse()?;
+    if !ProviderKind::DIRECT.contains(&kind) {
+        let direct: Vec<&str> = ProviderKind::DIRECT.iter().map(|k| k.as_str()).collect();
+        return Err(format!(
+            "{kind} has no public endpoint to replace; ModelBindings call {} directly",
+            direct.join(", ")
+        ));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("{url:?} is not an http:// or https:// URL"));
+    }
+    Ok((kind, url.to_owned()))
 }
 
 /// Why `pai serve` could not start. The message is complete and names the fix.
@@ -185,6 +209,10 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         });
     if let Some(limit) = args.max_body_bytes {
         builder = builder.max_body_bytes(limit);
+    }
+    for (kind, url) in &args.provider_endpoints {
+        tracing::info!(provider = %kind, endpoint = %url, "direct ModelBindings of this type call this endpoint");
+        builder = builder.provider_endpoint(*kind, url);
     }
     let gateway = builder
         .build()
@@ -299,16 +327,29 @@ fn init_logging(level: Option<&str>) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Read, check and apply each resource file; any invalid file stops the start.
+/// Read and check every resource file, then apply them all as one: any invalid file stops the
+/// start, and a reference from one file to another holds whatever their order.
 async fn apply_files(store: &dyn Store, files: &[PathBuf]) -> Result<(), StartError> {
-    // Every file is read and checked before anything is applied.
-    let mut loaded = Vec::with_capacity(files.len());
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut all = pai_core::resource::Loaded {
+        resources: Vec::new(),
+        warnings: Vec::new(),
+    };
     let mut problems = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(file)
             .map_err(|e| StartError::new(format!("{}: {e}", file.display())))?;
         match pai_core::resource::load(&text) {
-            Ok(l) => loaded.push((file, l)),
+            Ok(l) => {
+                all.resources.extend(l.resources);
+                all.warnings.extend(
+                    l.warnings
+                        .into_iter()
+                        .map(|w| format!("{}: {w}", file.display())),
+                );
+            }
             Err(e) => problems.extend(
                 e.problems
                     .iter()
@@ -319,16 +360,16 @@ async fn apply_files(store: &dyn Store, files: &[PathBuf]) -> Result<(), StartEr
     if !problems.is_empty() {
         return Err(StartError::new(problems.join("\n")));
     }
-    for (file, l) in loaded {
-        let report = admin::apply::apply_loaded(store, l)
-            .await
-            .map_err(|e| StartError::new(format!("{}: {e}", file.display())))?;
-        for w in &report.warnings {
-            tracing::warn!(file = %file.display(), "{w}");
-        }
-        for r in &report.results {
-            tracing::info!(file = %file.display(), kind = %r.kind, name = %r.name, result = ?r.result, "applied");
-        }
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let names = names.join(", ");
+    let report = admin::apply::apply_loaded(store, all)
+        .await
+        .map_err(|e| StartError::new(format!("{names}: {e}")))?;
+    for w in &report.warnings {
+        tracing::warn!("{w}");
+    }
+    for r in &report.results {
+        tracing::info!(files = %names, kind = %r.kind, name = %r.name, result = ?r.result, "applied");
     }
     Ok(())
 }

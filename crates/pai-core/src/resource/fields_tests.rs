@@ -85,12 +85,14 @@ const FIELDS: &[(Kind, &str, Fate)] = &[
     (
         Kind::ModelBinding,
         "spec.provider",
-        Enforced("proxy::candidates"),
+        Enforced(
+            "a ModelProvider, else a provider type called directly (snapshot, proxy::candidates); neither is refused at apply",
+        ),
     ),
     (
         Kind::ModelBinding,
         "spec.model",
-        Enforced("proxy::candidates"),
+        Enforced("the model sent upstream (proxy::candidates)"),
     ),
     (
         Kind::ModelBinding,
@@ -105,12 +107,12 @@ const FIELDS: &[(Kind, &str, Fate)] = &[
     (
         Kind::ModelBinding,
         "spec.apiKeySecretRef.name",
-        Enforced("binding credentials (snapshot)"),
+        Enforced("binding credentials (snapshot); required for a provider type, must exist at apply"),
     ),
     (
         Kind::ModelBinding,
         "spec.apiKeySecretRef.key",
-        Enforced("binding credentials (snapshot)"),
+        Enforced("binding credentials (snapshot), default `token`; must exist at apply"),
     ),
     (Kind::AccessKey, "spec.modelProvider", Enforced("auth")),
     (Kind::AccessKey, "spec.agent", Enforced("auth")),

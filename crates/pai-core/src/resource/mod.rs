@@ -254,7 +254,9 @@ impl ModelProvider {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelBindingSpec {
-    /// The ModelProvider's name.
+    /// A ModelProvider's name, or a provider type (`anthropic`, `gemini`, `openai`,
+    /// `openrouter`) called directly at its public endpoint with the binding's own key. A
+    /// ModelProvider of that name wins over the type.
     pub provider: String,
     /// The model id; defaults to the binding's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,6 +283,46 @@ pub struct ModelBinding {
     pub metadata: Metadata,
     /// The binding.
     pub spec: ModelBindingSpec,
+}
+
+impl ModelBinding {
+    /// The model id at the provider: `spec.model`, else the binding's name.
+    pub fn model(&self) -> &str {
+        self.spec.model.as_deref().unwrap_or(&self.metadata.name)
+    }
+
+    /// What the binding calls, given whether a ModelProvider of a name exists.
+    pub fn target(&self, provider_exists: impl Fn(&str) -> bool) -> BindingTarget {
+        let name = &self.spec.provider;
+        if provider_exists(name) {
+            return BindingTarget::ModelProvider(name.clone());
+        }
+        match name.parse::<ProviderKind>() {
+            Ok(kind) if kind.default_endpoint().is_some() => BindingTarget::ProviderType(kind),
+            Ok(kind) => BindingTarget::Unresolved(format!(
+                "provider type {kind} has no public endpoint to call directly; create a ModelProvider {name:?} with its endpoint, or name one that exists"
+            )),
+            Err(_) => BindingTarget::Unresolved(format!(
+                "{name:?} is neither an existing ModelProvider nor a provider type ({})",
+                ProviderKind::DIRECT
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
+
+/// What a ModelBinding's `spec.provider` resolves to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BindingTarget {
+    /// An existing ModelProvider: its endpoint and adapter, the binding's key and budgets.
+    ModelProvider(String),
+    /// A provider type called directly: its adapter and public endpoint, the binding's key.
+    ProviderType(ProviderKind),
+    /// Nothing it can call, and why.
+    Unresolved(String),
 }
 
 /// What an access key may do, within its provider's limits.
@@ -523,5 +565,57 @@ impl Resource {
             }
             other => other.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(provider: &str) -> ModelBinding {
+        match load_one(&format!(
+            "apiVersion: pai.io/v1\nkind: ModelBinding\nmetadata: {{name: b}}\nspec: {{provider: {provider}}}\n"
+        )) {
+            Ok(Resource::ModelBinding(b)) => b,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_binding_calls_a_model_provider_of_its_name_else_the_provider_type() {
+        let exists = |names: &'static [&'static str]| move |n: &str| names.contains(&n);
+        assert_eq!(
+            binding("gemini").target(exists(&[])),
+            BindingTarget::ProviderType(ProviderKind::Gemini)
+        );
+        assert_eq!(
+            binding("gemini").target(exists(&["gemini"])),
+            BindingTarget::ModelProvider("gemini".to_owned())
+        );
+        assert_eq!(
+            binding("openai-prod").target(exists(&["openai-prod"])),
+            BindingTarget::ModelProvider("openai-prod".to_owned())
+        );
+        let BindingTarget::Unresolved(why) = binding("vllm").target(exists(&[])) else {
+            panic!("vllm has no public endpoint");
+        };
+        assert!(why.contains("no public endpoint"), "{why}");
+        let BindingTarget::Unresolved(why) = binding("gemni").target(exists(&[])) else {
+            panic!("a typo names nothing");
+        };
+        assert!(
+            why.contains("anthropic, gemini, openai, openrouter"),
+            "{why}"
+        );
+        assert_eq!(binding("gemini").model(), "b");
+        // The key of a binding's secret defaults to `token`.
+        let b = load_one("apiVersion: pai.io/v1\nkind: ModelBinding\nmetadata: {name: b}\nspec: {provider: gemini, apiKeySecretRef: {name: s}}\n");
+        let Ok(Resource::ModelBinding(b)) = b else {
+            panic!("{b:?}")
+        };
+        assert_eq!(
+            b.spec.api_key_secret_ref.map(|r| r.key),
+            Some("token".to_owned())
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pai_core::resource::Agent;
+use pai_core::resource::{Agent, BindingTarget};
 use pai_core::{Credentials, Error, ModelRef};
 
 use super::policy;
@@ -150,20 +150,15 @@ pub(crate) fn for_agent(
                 .ok_or_else(|| format!("ModelProvider {:?} does not exist", r.provider)),
             Entry::Binding(b) => match snapshot.binding(b) {
                 None => Err(format!("ModelBinding {b:?} does not exist")),
-                Some(binding) => match snapshot.provider(&binding.resource.spec.provider) {
-                    None => Err(format!(
-                        "ModelBinding {b:?} names ModelProvider {:?}, which does not exist",
-                        binding.resource.spec.provider
-                    )),
-                    Some(p) => {
-                        let mut c = Candidate::new(p.clone(), binding.model());
-                        c.binding = Some(binding.clone());
-                        Ok(c)
-                    }
-                },
+                Some(binding) => binding_candidate(binding, snapshot),
             },
         };
         let checked = candidate.and_then(|c| {
+            // A direct binding is its own allow-list: it names the model it calls, which may
+            // be newer than pai's catalogue.
+            if c.binding.as_ref().is_some_and(|b| b.direct.is_some()) {
+                return Ok(c);
+            }
             policy::check_provider_model(&c.provider.resource, &c.model)
                 .map(|()| c)
                 .map_err(|e| e.to_string())
@@ -181,6 +176,28 @@ pub(crate) fn for_agent(
         }
     }
     Ok(out)
+}
+
+/// A binding's candidate: through the ModelProvider it names, else straight to the provider
+/// type it names.
+fn binding_candidate(
+    binding: &Arc<BindingEntry>,
+    snapshot: &Snapshot,
+) -> Result<Candidate, String> {
+    let provider = match (&binding.target, &binding.direct) {
+        (_, Some(direct)) => direct.clone(),
+        (BindingTarget::ModelProvider(name), None) => snapshot
+            .provider(name)
+            .cloned()
+            .ok_or_else(|| format!("ModelProvider {name:?} does not exist"))?,
+        (BindingTarget::Unresolved(why), None) => return Err(why.clone()),
+        (BindingTarget::ProviderType(kind), None) => {
+            return Err(format!("pai has no adapter for provider type {kind}"))
+        }
+    };
+    let mut c = Candidate::new(provider, binding.model());
+    c.binding = Some(binding.clone());
+    Ok(c)
 }
 
 /// For an access key: its provider's model (which must pass the key's and the provider's

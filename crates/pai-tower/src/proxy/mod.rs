@@ -408,7 +408,7 @@ impl Inner {
                 record.duration_ms = parts.started.elapsed().as_millis() as u64;
                 crate::metrics::call_finished(record, usage.as_ref());
                 if let Some(hold) = parts.hold {
-                    hold.settle(usage.as_ref(), cost.map(|c| c.pico_usd));
+                    hold.settle(usage.as_ref(), cost.map(|c| c.pico_usd), &parts.sink);
                 }
                 self.sink.send(record.clone());
                 let mut res = Response::new(full(body));
