@@ -365,6 +365,14 @@ fn tool_use_id(reply: &Reply, call: &Call) -> String {
     format!("toolu_mock_{}{}", reply.seq, call.id_suffix())
 }
 
+/// `output_tokens_details.thinking_tokens`, sent only when the reply thought, as the API does
+/// for models and requests without extended thinking.
+fn with_thinking_tokens(usage: &mut serde_json::Value, thinking: u64) {
+    if thinking > 0 {
+        usage["output_tokens_details"] = json!({ "thinking_tokens": thinking });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,13 +393,5 @@ mod tests {
         assert_eq!(prompt.chars, 8 + 11 + 5);
         assert_eq!(prompt.directive_text, "");
         assert_eq!(crate::prompt::input_tokens(prompt.chars), 6);
-    }
-}
-
-/// `output_tokens_details.thinking_tokens`, sent only when the reply thought, as the API does
-/// for models and requests without extended thinking.
-fn with_thinking_tokens(usage: &mut serde_json::Value, thinking: u64) {
-    if thinking > 0 {
-        usage["output_tokens_details"] = json!({ "thinking_tokens": thinking });
     }
 }
