@@ -40,6 +40,8 @@ pub use price::{Cost, Price, PriceTable};
 pub use provider::{Call, Credentials, EventAction, Provider, StreamObserver};
 pub use resource::{Kind, Resource};
 pub use sse::SseEvent;
-pub use store::{Applied, CallRecord, Store, StoreError, Stored, UsageTotals, WorkloadTotals};
+pub use store::{
+    Applied, CallRecord, PartlyRecorded, Store, StoreError, Stored, UsageTotals, WorkloadTotals,
+};
 pub use transport::{BoxError, Transport, TransportError, UpstreamBody};
 pub use usage::Usage;

@@ -122,6 +122,17 @@ pub enum StoreError {
     Conflict(String),
 }
 
+/// A batch of call records that was written only in part: the first `written` of them are
+/// stored, the rest are not.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{error} ({written} of the batch written)")]
+pub struct PartlyRecorded {
+    /// How many of the first records were written.
+    pub written: usize,
+    /// Why the next one was not.
+    pub error: StoreError,
+}
+
 /// Resources, access keys, secrets, usage and audit records.
 ///
 /// Contract:
@@ -154,6 +165,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Record one call (usage and audit).
     async fn record_call(&self, record: &CallRecord) -> Result<(), StoreError>;
+
+    /// Record many calls, in order. The gateway's recorder writes in batches so that records
+    /// keep up with the request rate; a store that can commit many rows at once (one
+    /// transaction, one fsync) should override this. On failure it says how many of the first
+    /// records were written, so the caller can go on from there without writing any twice. The
+    /// default writes them one by one.
+    async fn record_calls(&self, records: &[CallRecord]) -> Result<(), PartlyRecorded> {
+        for (written, record) in records.iter().enumerate() {
+            self.record_call(record)
+                .await
+                .map_err(|error| PartlyRecorded { written, error })?;
+        }
+        Ok(())
+    }
 
     /// Totals of calls started at or after `since_ms`, per provider and access key.
     async fn usage_since(&self, since_ms: u64) -> Result<Vec<UsageTotals>, StoreError>;

@@ -469,9 +469,14 @@ pub async fn calls_and_usage(store: &dyn Store) {
         cost_pico_usd: Some(big),
         ..call(5, 3_000, "openai", Some("alice"))
     };
-    for record in [&early, &c1, &c2, &c3, &c4, &c5] {
+    // One by one, then a batch: a batch keeps its order, as if recorded one after another.
+    for record in [&early, &c1, &c2] {
         store.record_call(record).await.expect("record_call");
     }
+    store
+        .record_calls(&[c3.clone(), c4.clone(), c5.clone()])
+        .await
+        .expect("record_calls");
 
     let recent = store.recent_calls(100).await.expect("recent_calls");
     assert_eq!(

@@ -5,7 +5,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use pai_core::{
-    Applied, CallRecord, Kind, Resource, Store, StoreError, Stored, UsageTotals, WorkloadTotals,
+    Applied, CallRecord, Kind, PartlyRecorded, Resource, Store, StoreError, Stored, UsageTotals,
+    WorkloadTotals,
 };
 use tokio::sync::watch;
 
@@ -167,6 +168,11 @@ impl Store for MemoryStore {
 
     async fn record_call(&self, record: &CallRecord) -> Result<(), StoreError> {
         self.lock().calls.push(record.clone());
+        Ok(())
+    }
+
+    async fn record_calls(&self, records: &[CallRecord]) -> Result<(), PartlyRecorded> {
+        self.lock().calls.extend_from_slice(records);
         Ok(())
     }
 

@@ -65,6 +65,7 @@ pub struct GatewayBuilder {
     ledger: Option<Arc<dyn BudgetLedger>>,
     prices: Option<Arc<dyn PriceTable>>,
     endpoints: ProviderEndpoints,
+    record_backlog: Option<u64>,
 }
 
 impl GatewayBuilder {
@@ -118,6 +119,15 @@ impl GatewayBuilder {
         self
     }
 
+    /// At most this many call records wait to be written (default
+    /// [`crate::DEFAULT_RECORD_BACKLOG`]). At the limit, new calls wait for the recorder
+    /// and are refused with 503 if it does not catch up within a few seconds; no record is
+    /// dropped.
+    pub fn record_backlog(mut self, limit: u64) -> Self {
+        self.record_backlog = Some(limit);
+        self
+    }
+
     /// Call ModelBindings that name provider type `kind` directly at `endpoint` instead of
     /// the type's public endpoint (a mock upstream in tests, an egress proxy).
     pub fn provider_endpoint(mut self, kind: ProviderKind, endpoint: &str) -> Self {
@@ -146,7 +156,11 @@ impl GatewayBuilder {
         )
         .with_endpoints(self.endpoints);
         let follower = snapshot.follow(store.clone());
-        let sink = CallSink::spawn(store.clone());
+        let sink = CallSink::with_backlog(
+            store.clone(),
+            self.record_backlog
+                .unwrap_or(crate::meter::DEFAULT_RECORD_BACKLOG),
+        );
         if let Some(prices) = &self.prices {
             crate::metrics::set_prices(prices.clone());
         }

@@ -54,7 +54,7 @@ pub use auth::{AgentIdentity, Auth, AuthLayer, Binding, PeerAddr, Principal};
 pub use body::ResponseBody;
 pub use call_id::{CallId, CallIdLayer, CallIdService};
 pub use gateway::{BuildError, Gateway, GatewayBuilder};
-pub use meter::CallSink;
+pub use meter::{CallSink, DEFAULT_RECORD_BACKLOG, RECORD_BATCH};
 pub use price_watch::PriceFileWatcher;
 pub use proxy::policy::check_provider_model;
 pub use proxy::Proxy;

@@ -35,12 +35,19 @@ use pai_core::{
 };
 use pai_providers::sse::SseParser;
 use pin_project_lite::pin_project;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
 
 use crate::budget::Hold;
 use crate::reliability::Reliability;
 
 /// Where finished calls go to be recorded.
+///
+/// One task writes the records in batches (up to [`RECORD_BATCH`] at a time, one
+/// [`Store::record_calls`] each, which the embedded store commits in one transaction), so the
+/// records keep up with the request rate. The backlog of records not yet written is bounded:
+/// while it is at its limit, new calls wait for the recorder before they start
+/// ([`CallSink::admit`]) and are refused with 503 if it does not catch up within a few seconds.
+/// No record is dropped to make room.
 ///
 /// It also counts the work that finishes a call after its answer has gone — the record's
 /// write, the budget's settle — so the admin views can answer with every call that has
@@ -49,6 +56,24 @@ use crate::reliability::Reliability;
 pub struct CallSink {
     tx: mpsc::UnboundedSender<CallRecord>,
     work: Arc<Work>,
+    backlog: Arc<Backlog>,
+}
+
+/// Records written per store call, at most.
+pub const RECORD_BATCH: usize = 512;
+
+/// The default limit on records waiting to be written.
+pub const DEFAULT_RECORD_BACKLOG: u64 = 20_000;
+
+/// How long a new call waits for the recorder to make room before it is refused.
+const ADMIT_WAIT: Duration = Duration::from_secs(5);
+
+/// Records queued and not yet written, and its limit.
+#[derive(Debug)]
+struct Backlog {
+    waiting: AtomicU64,
+    limit: u64,
+    written: Notify,
 }
 
 /// Finishing work queued and done since start.
@@ -78,27 +103,74 @@ impl Drop for Finishing {
 }
 
 impl CallSink {
-    /// A sink writing to `store` from a background task.
+    /// A sink writing to `store` from a background task, with the default backlog limit.
     pub fn spawn(store: Arc<dyn Store>) -> CallSink {
-        let (tx, mut rx) = mpsc::unbounded_channel::<CallRecord>();
-        let work = Arc::new(Work::default());
-        let left = work.clone();
-        tokio::spawn(async move {
-            while let Some(record) = rx.recv().await {
-                if let Err(e) = store.record_call(&record).await {
-                    tracing::error!(call_id = %record.call_id, error = %e, "could not record call");
-                }
-                left.done.fetch_add(1, Ordering::SeqCst);
-            }
-        });
-        CallSink { tx, work }
+        CallSink::with_backlog(store, DEFAULT_RECORD_BACKLOG)
     }
 
-    /// Queue a record.
+    /// A sink writing to `store` from a background task; at most `limit` records wait.
+    pub fn with_backlog(store: Arc<dyn Store>, limit: u64) -> CallSink {
+        let (tx, mut rx) = mpsc::unbounded_channel::<CallRecord>();
+        let work = Arc::new(Work::default());
+        let backlog = Arc::new(Backlog {
+            waiting: AtomicU64::new(0),
+            limit: limit.max(1),
+            written: Notify::new(),
+        });
+        let (left, room) = (work.clone(), backlog.clone());
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(RECORD_BATCH);
+            while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+                write(store.as_ref(), &batch).await;
+                let n = batch.len() as u64;
+                batch.clear();
+                room.waiting.fetch_sub(n, Ordering::SeqCst);
+                left.done.fetch_add(n, Ordering::SeqCst);
+                room.written.notify_waiters();
+            }
+        });
+        CallSink { tx, work, backlog }
+    }
+
+    /// Wait until the backlog of records has room for one more call, up to a few seconds;
+    /// refuse with 503 if it does not. Called before a call starts, so a recorder that cannot
+    /// keep up slows the callers down rather than growing without bound.
+    pub async fn admit(&self) -> Result<(), Error> {
+        let has_room = || self.backlog.waiting.load(Ordering::SeqCst) < self.backlog.limit;
+        if has_room() {
+            return Ok(());
+        }
+        let until = tokio::time::Instant::now() + ADMIT_WAIT;
+        loop {
+            // Registered before the check, so a batch written in between is not missed.
+            let written = self.backlog.written.notified();
+            let mut written = std::pin::pin!(written);
+            written.as_mut().enable();
+            if has_room() {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(until, written).await.is_err() {
+                return Err(Error::Unavailable(format!(
+                    "the gateway cannot write its call records fast enough ({} waiting); try again shortly",
+                    self.backlog.waiting.load(Ordering::SeqCst)
+                )));
+            }
+        }
+    }
+
+    /// Records queued and not yet written.
+    pub fn backlog(&self) -> u64 {
+        self.backlog.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Queue a record. Never waits and never drops it: room was made before the call started
+    /// ([`CallSink::admit`]).
     pub fn send(&self, record: CallRecord) {
         self.work.queued.fetch_add(1, Ordering::SeqCst);
+        self.backlog.waiting.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self.tx.send(record) {
             self.work.done.fetch_add(1, Ordering::SeqCst);
+            self.backlog.waiting.fetch_sub(1, Ordering::SeqCst);
             tracing::error!(call_id = %e.0.call_id, "call recorder has stopped; record lost");
         }
     }
@@ -142,6 +214,20 @@ impl CallSink {
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// Write one batch. A batch the store could not write whole goes on one record at a time from
+/// where it stopped, so one bad record costs only itself.
+async fn write(store: &dyn Store, batch: &[CallRecord]) {
+    let Err(e) = store.record_calls(batch).await else {
+        return;
+    };
+    tracing::warn!(error = %e, records = batch.len(), "could not record a batch of calls; writing them one by one");
+    for record in batch.iter().skip(e.written) {
+        if let Err(e) = store.record_call(record).await {
+            tracing::error!(call_id = %record.call_id, error = %e, "could not record call");
         }
     }
 }

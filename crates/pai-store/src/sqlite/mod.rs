@@ -24,7 +24,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use pai_core::{
-    Applied, CallRecord, Kind, Resource, Store, StoreError, Stored, UsageTotals, WorkloadTotals,
+    Applied, CallRecord, Kind, PartlyRecorded, Resource, Store, StoreError, Stored, UsageTotals,
+    WorkloadTotals,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -368,6 +369,28 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn record_calls(&self, records: &[CallRecord]) -> Result<(), PartlyRecorded> {
+        // One transaction: one commit and one fsync for the whole batch, not one per call. It
+        // is all or none, so a failure has written nothing.
+        let none = |e: sqlx::Error| PartlyRecorded {
+            written: 0,
+            error: db_error(e),
+        };
+        let insert = format!(
+            "INSERT INTO calls ({CALL_COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        let mut tx = self.pool.begin().await.map_err(none)?;
+        for record in records {
+            bind_call(sqlx::query(&insert), record)
+                .execute(&mut *tx)
+                .await
+                .map_err(none)?;
+        }
+        tx.commit().await.map_err(none)?;
         Ok(())
     }
 

@@ -156,6 +156,10 @@ impl Inner {
         if route == Route::Me {
             return me::answer(&principal, self.store.as_ref()).await;
         }
+        // Room for this call's record first: a recorder that falls behind slows callers down.
+        if let Err(e) = self.sink.admit().await {
+            return error_response(&e, dialect);
+        }
         let call_id = req
             .extensions()
             .get::<CallId>()
