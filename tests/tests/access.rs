@@ -145,3 +145,48 @@ async fn resources_naming_guards_are_never_called_unguarded() {
     assert!(body.contains("which are not available yet"), "{body}");
     assert!(h.mock.requests().is_empty(), "nothing reached the upstream");
 }
+
+/// A client that sends its head and then trickles its body holds a connection slot; it gets
+/// 408 in its dialect once its body stalls past the body idle timeout.
+#[tokio::test]
+async fn a_body_that_stalls_is_cut_off_with_408() {
+    let h = harness_with(Options {
+        reliability: Some(pai_tower::Reliability {
+            body_idle_timeout: std::time::Duration::from_millis(300),
+            ..common::fast()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let (mut tx, body) = futures::channel::mpsc::channel::<
+        Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>,
+    >(1);
+    let req = Request::post("/ext/v1/messages")
+        .header("x-api-key", &h.anthropic_key)
+        .header("anthropic-version", "2023-06-01")
+        .body(http_body_util::StreamBody::new(body))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let call = tokio::spawn(h.gateway.clone().oneshot(req));
+    use futures::SinkExt;
+    tx.send(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+        b"{\"model\": \"claude",
+    ))))
+    .await
+    .unwrap();
+    // ... and nothing more, while holding the body open.
+    let res = tokio::time::timeout(std::time::Duration::from_secs(10), call)
+        .await
+        .expect("the gateway gave up on the stalled body")
+        .unwrap()
+        .unwrap();
+    let (status, _, body) = collect(res).await;
+    let body = String::from_utf8_lossy(&body.concat()).into_owned();
+    assert_eq!(status, 408, "{body}");
+    assert!(
+        body.contains("\"type\":\"error\""),
+        "Anthropic-shaped: {body}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    drop(tx);
+}

@@ -49,6 +49,9 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The client did not send its request in time: its body stalled (408).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// A daily budget would be exceeded (429).
     #[error("{budget} is exhausted for today; it resets in {retry_after_secs} s at 00:00 UTC")]
     BudgetExceeded {
@@ -118,6 +121,7 @@ impl Error {
             Error::ModelNotFound { .. } | Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::BudgetExceeded { .. } | Error::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -133,7 +137,7 @@ impl Error {
     /// The `error.type` of an OpenAI-shaped body.
     pub fn openai_type(&self) -> &'static str {
         match self.status().as_u16() {
-            400 | 404 | 405 | 413 => "invalid_request_error",
+            400 | 404 | 405 | 408 | 413 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             429 => "rate_limit_error",
@@ -153,6 +157,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::PayloadTooLarge { .. } => "request_too_large",
+            Error::RequestTimeout(_) => "request_timeout",
             Error::BudgetExceeded { .. } => "budget_exceeded",
             Error::RateLimited { .. } => "rate_limit_exceeded",
             Error::NotImplemented(_) => "not_implemented",
@@ -254,7 +259,7 @@ impl Error {
 /// Anthropic's `error.type` for an HTTP status.
 pub fn anthropic_type_for(status: StatusCode) -> &'static str {
     match status.as_u16() {
-        400 | 405 | 422 => "invalid_request_error",
+        400 | 405 | 408 | 422 => "invalid_request_error",
         401 => "authentication_error",
         402 => "billing_error",
         403 => "permission_error",

@@ -67,6 +67,11 @@ pub struct Reliability {
     pub max_queue: usize,
     /// Longest wait for a slot (default 30 s).
     pub queue_timeout: Duration,
+    /// Longest pause in a client's request body (default 30 s); past it, 408. A client that
+    /// trickles its body would otherwise hold its connection for as long as it likes.
+    pub body_idle_timeout: Duration,
+    /// Longest time to receive a whole request body (default 300 s); past it, 408.
+    pub body_timeout: Duration,
 }
 
 impl Default for Reliability {
@@ -87,6 +92,8 @@ impl Default for Reliability {
             max_concurrency: 512,
             max_queue: 1024,
             queue_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(300),
         }
     }
 }

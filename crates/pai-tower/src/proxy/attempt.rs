@@ -17,7 +17,7 @@ use pai_providers::sent_key::Scrubbed;
 use pai_providers::sse::{EventTooLong, SseParser};
 
 use super::candidates::Candidate;
-use super::parse::read_limited;
+use super::parse::{read_limited, ReadError};
 use super::{Inner, Journey};
 use crate::reliability::{retry_after, retryable_status};
 
@@ -168,7 +168,10 @@ async fn try_once(
     let status = head.status;
 
     if !status.is_success() {
-        let bytes = read_limited(body, MAX_UPSTREAM_ERROR_BYTES)
+        // An error body that stalls must not hold the call: the idle timeout and the call's
+        // deadline bound it too.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let bytes = read_limited(body, MAX_UPSTREAM_ERROR_BYTES, policy.idle_timeout, left)
             .await
             .unwrap_or_default();
         let error = adapter.upstream_error(call, status, &head.headers, &bytes);
@@ -195,20 +198,24 @@ async fn try_once(
             adapter: adapter.clone(),
         });
     }
-    let read =
-        tokio::time::timeout_at(deadline.into(), read_limited(body, MAX_UPSTREAM_BODY_BYTES)).await;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let read = tokio::time::timeout_at(
+        deadline.into(),
+        read_limited(body, MAX_UPSTREAM_BODY_BYTES, policy.idle_timeout, left),
+    )
+    .await;
     match read {
         Ok(Ok(bytes)) => Ok(Answer::Json {
             head,
             body: bytes,
             adapter: adapter.clone(),
         }),
+        Ok(Err(ReadError::TimedOut)) | Err(_) => Err(Miss::retry(Error::UpstreamTimeout(
+            "the upstream response did not finish in time".to_owned(),
+        ))),
         Ok(Err(e)) => Err(Miss::retry(Error::UpstreamUnreachable(format!(
             "the upstream response broke off: {e}"
         )))),
-        Err(_) => Err(Miss::retry(Error::UpstreamTimeout(
-            "the upstream response did not finish in time".to_owned(),
-        ))),
     }
 }
 

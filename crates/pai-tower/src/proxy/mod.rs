@@ -208,12 +208,26 @@ impl Inner {
     ) -> Result<Response<ResponseBody>, Error> {
         let dialect = route.operation().client_dialect();
         let (parts, body) = req.into_parts();
-        let bytes = match read_limited(body, self.max_body_bytes).await {
+        let bytes = match read_limited(
+            body,
+            self.max_body_bytes,
+            self.reliability.body_idle_timeout,
+            self.reliability.body_timeout,
+        )
+        .await
+        {
             Ok(bytes) => bytes,
             Err(ReadError::TooLarge) => {
                 return Err(Error::PayloadTooLarge {
                     limit: self.max_body_bytes,
                 })
+            }
+            Err(ReadError::TimedOut) => {
+                return Err(Error::RequestTimeout(format!(
+                "the request body did not arrive in time: nothing for {} s, or not all within {} s",
+                self.reliability.body_idle_timeout.as_secs(),
+                self.reliability.body_timeout.as_secs()
+            )))
             }
             Err(ReadError::Body(e)) => {
                 return Err(Error::invalid(format!(

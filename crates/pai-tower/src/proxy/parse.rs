@@ -1,5 +1,7 @@
 //! Reading a request body once, and what policy needs from it.
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -179,12 +181,27 @@ pub(crate) enum ReadError {
     TooLarge,
     #[error("{0}")]
     Body(BoxError),
+    #[error("the body stalled")]
+    TimedOut,
 }
 
-/// Read a body whole, refusing it as soon as it passes `limit` bytes.
-pub(crate) async fn read_limited(mut body: UpstreamBody, limit: usize) -> Result<Bytes, ReadError> {
+/// Read a body whole, refusing it as soon as it passes `limit` bytes, when no data comes for
+/// `idle`, or when it is not all there within `total`.
+pub(crate) async fn read_limited(
+    mut body: UpstreamBody,
+    limit: usize,
+    idle: Duration,
+    total: Duration,
+) -> Result<Bytes, ReadError> {
+    let until = tokio::time::Instant::now() + total;
     let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
+    loop {
+        let next = tokio::time::Instant::now() + idle;
+        let frame = match tokio::time::timeout_at(next.min(until), body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => return Err(ReadError::TimedOut),
+        };
         let frame = frame.map_err(ReadError::Body)?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
