@@ -149,6 +149,7 @@
 //! chunks of one `thought: true` part. Usage counts it in the output and apart:
 //! `completion_tokens_details.reasoning_tokens`, `output_tokens_details.thinking_tokens` (only when
 //! it thought), `thoughtsTokenCount` (left out of `candidatesTokenCount`; running in streams).
+//! Each streamed word of reasoning is a content event for `midstream_error` and `reset_after`.
 //!
 //! # Directives
 //!
