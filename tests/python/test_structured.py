@@ -20,6 +20,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
+from pai_server import eventually
 from test_matrix import PROVIDERS, anthropic_client, matrix, openai_client, upstream_call  # noqa: F401
 
 KINDS = ["openai", "anthropic", "gemini"]
@@ -253,6 +254,33 @@ def test_streamed_thinking_reaches_anthropic_clients_as_a_first_block_with_its_t
     assert message.content[1].text == "mock reply: alpha"
     assert message.usage.output_tokens == 3 + words
     assert message.usage.output_tokens_details.thinking_tokens == words
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_stream_cut_during_its_reasoning_is_charged_for_the_reasoning_it_delivered(gateway, matrix, kind):
+    name = f"think-cut-{kind}-{nonce()}"
+    client = openai_client(gateway, gateway.mint(name, f"mx-{kind}"))
+    received = []
+    with pytest.raises(openai.APIError):
+        # Medium effort thinks 8 words; the upstream goes away after 5 of them, before any answer.
+        for chunk in client.chat.completions.create(
+            model=model_of(kind),
+            messages=[{"role": "user", "content": "Think [mock:words=3,reset_after=5]"}],
+            reasoning_effort="medium",
+            max_completion_tokens=20000,
+            stream=True,
+        ):
+            for choice in chunk.choices:
+                received.append((choice.delta.model_extra or {}).get("reasoning_content") or "")
+                assert not choice.delta.content
+    assert "".join(received) == "Thinking step1 step2 step3 step4"
+    def recorded():
+        rows = [r for r in gateway.admin_get("/admin/v1/usage")["items"] if r["access_key"] == name]
+        return rows or None
+
+    rows = eventually(recorded, what=f"the call of {name} recorded")
+    # At least a token for each reasoning delta the client got.
+    assert rows[0]["usage"]["output"] >= 5, rows
 
 
 # === the pai-usage comment ===
