@@ -5,7 +5,7 @@
   `client.chat.completions.parse(response_format=Model)`, against OpenAI, Anthropic and Gemini
   providers: the parsed object is a `Model` with the values the mock built from the schema.
 - The Anthropic SDK with `output_config.format` against OpenAI and Gemini providers.
-- Reasoning effort both ways, with the thinking and its tokens carried back.
+- Reasoning effort both ways, with the thinking and its tokens carried back, whole and streamed.
 - The `: pai-usage` comment comes right before the stream's last event, in every direction.
 """
 
@@ -20,6 +20,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
+from pai_server import eventually
 from test_matrix import PROVIDERS, anthropic_client, matrix, openai_client, upstream_call  # noqa: F401
 
 KINDS = ["openai", "anthropic", "gemini"]
@@ -184,6 +185,102 @@ def test_thinking_from_anthropic_clients_becomes_effort_and_comes_back_as_blocks
     assert message.content[1].text == "mock reply: alpha"
     assert message.usage.output_tokens == 3 + words
     assert message.usage.output_tokens_details.thinking_tokens == words
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "gemini"])
+def test_streamed_reasoning_reaches_openai_clients_before_the_content_with_its_tokens(gateway, mock, matrix, kind):
+    n = nonce()
+    client = openai_client(gateway, matrix[kind])
+    stream = client.chat.completions.create(
+        model=model_of(kind),
+        messages=[{"role": "user", "content": f"Think {n} [mock:words=3]"}],
+        reasoning_effort="medium",
+        max_completion_tokens=20000,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    pieces, usage = [], None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            reasoning = (choice.delta.model_extra or {}).get("reasoning_content")
+            if reasoning:
+                pieces.append(("reasoning", reasoning))
+            if choice.delta.content:
+                pieces.append(("content", choice.delta.content))
+    call = upstream_call(mock, n)
+    if kind == "anthropic":
+        assert call["json"]["stream"] is True and call["json"]["thinking"]["type"] == "enabled"
+    else:
+        assert call["path"].endswith(":streamGenerateContent")
+        assert call["json"]["generationConfig"]["thinkingConfig"]["includeThoughts"] is True
+    thinking_words = 16  # the effort's 4096-token budget, one word per 256 tokens
+    kinds = [k for k, _ in pieces]
+    assert kinds == ["reasoning"] * kinds.count("reasoning") + ["content"] * kinds.count("content"), kinds
+    reasoning = "".join(t for k, t in pieces if k == "reasoning")
+    assert reasoning.startswith("Thinking step1") and reasoning.endswith(f" step{thinking_words - 1}")
+    assert "".join(t for k, t in pieces if k == "content") == "mock reply: alpha"
+    assert usage is not None
+    assert usage.completion_tokens_details.reasoning_tokens == thinking_words
+    assert usage.completion_tokens == 3 + thinking_words
+
+
+@pytest.mark.parametrize("kind", ["openai", "gemini"])
+def test_streamed_thinking_reaches_anthropic_clients_as_a_first_block_with_its_tokens(gateway, mock, matrix, kind):
+    n = nonce()
+    client = anthropic_client(gateway, matrix[kind])
+    with client.messages.stream(
+        model=model_of(kind),
+        max_tokens=8000,
+        thinking={"type": "enabled", "budget_tokens": 2048},
+        messages=[{"role": "user", "content": f"Think {n} [mock:words=3]"}],
+    ) as stream:
+        events = list(stream)
+        message = stream.get_final_message()
+    sent = upstream_call(mock, n)["json"]
+    if kind == "openai":
+        assert sent["reasoning_effort"] == "medium" and sent["stream"] is True
+    else:
+        assert sent["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 2048, "includeThoughts": True}
+    words = 8  # medium effort, or 2048 tokens at one word per 256
+    starts = [e.content_block.type for e in events if e.type == "content_block_start"]
+    assert starts == ["thinking", "text"]
+    thinking = "".join(e.delta.thinking for e in events
+                       if e.type == "content_block_delta" and e.delta.type == "thinking_delta")
+    assert thinking.startswith("Thinking step1") and thinking.endswith(f" step{words - 1}")
+    assert [b.type for b in message.content] == ["thinking", "text"]
+    assert message.content[0].thinking == thinking
+    assert message.content[1].text == "mock reply: alpha"
+    assert message.usage.output_tokens == 3 + words
+    assert message.usage.output_tokens_details.thinking_tokens == words
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_stream_cut_during_its_reasoning_is_charged_for_the_reasoning_it_delivered(gateway, matrix, kind):
+    name = f"think-cut-{kind}-{nonce()}"
+    client = openai_client(gateway, gateway.mint(name, f"mx-{kind}"))
+    received = []
+    with pytest.raises(openai.APIError):
+        # Medium effort thinks 8 words; the upstream goes away after 5 of them, before any answer.
+        for chunk in client.chat.completions.create(
+            model=model_of(kind),
+            messages=[{"role": "user", "content": "Think [mock:words=3,reset_after=5]"}],
+            reasoning_effort="medium",
+            max_completion_tokens=20000,
+            stream=True,
+        ):
+            for choice in chunk.choices:
+                received.append((choice.delta.model_extra or {}).get("reasoning_content") or "")
+                assert not choice.delta.content
+    assert "".join(received) == "Thinking step1 step2 step3 step4"
+    def recorded():
+        rows = [r for r in gateway.admin_get("/admin/v1/usage")["items"] if r["access_key"] == name]
+        return rows or None
+
+    rows = eventually(recorded, what=f"the call of {name} recorded")
+    # At least a token for each reasoning delta the client got.
+    assert rows[0]["usage"]["output"] >= 5, rows
 
 
 # === the pai-usage comment ===

@@ -88,9 +88,11 @@ impl Dialect for Anthropic {
 
     fn complete(&self, reply: &Reply, prompt: &Prompt) -> Value {
         let mut content = Vec::new();
-        if !reply.thinking.is_empty() {
-            content.push(json!({"type": "thinking", "thinking": reply.thinking,
-                "signature": format!("mock-signature-{}", reply.seq)}));
+        if reply.thinks() {
+            content.push(
+                json!({"type": "thinking", "thinking": reply.thinking_text(),
+                "signature": signature(reply)}),
+            );
         }
         if matches!(reply.body, ReplyBody::Text { .. }) || reply.preamble() {
             content.push(json!({"type": "text", "text": reply.text()}));
@@ -150,6 +152,9 @@ impl Dialect for Anthropic {
         });
         let calls = reply.calls();
         let preamble = reply.preamble();
+        // Reasoning comes first, in a block of its own: the answer's blocks follow it.
+        let thinks = reply.thinks();
+        let offset = usize::from(thinks);
         let block = {
             let seq = reply.seq;
             move |index: usize| match index.checked_sub(usize::from(preamble)) {
@@ -170,15 +175,28 @@ impl Dialect for Anthropic {
             ReplyBody::Tool { .. } => "tool_use",
         };
         let blocks = reply.calls().len() + usize::from(preamble || reply.calls().is_empty());
-        let head = [
+        let first_block = if thinks {
+            json!({"type": "thinking", "thinking": "", "signature": ""})
+        } else {
+            block(0)
+        };
+        let mut head = vec![
             event(Phase::Head, "message_start", &message_start),
             event(
                 Phase::Head,
                 "content_block_start",
-                &json!({"type": "content_block_start", "index": 0, "content_block": block(0)}),
+                &json!({"type": "content_block_start", "index": 0, "content_block": first_block}),
             ),
             event(Phase::Head, "ping", &json!({"type": "ping"})),
         ];
+        if thinks {
+            head.extend(thinking_events(reply));
+            head.push(event(
+                Phase::Boundary,
+                "content_block_start",
+                &json!({"type": "content_block_start", "index": 1, "content_block": block(0)}),
+            ));
+        }
         // Every switch of block stops the one before and starts the next.
         let mut current = 0;
         let content = reply.pieces().flat_map(move |piece| {
@@ -188,12 +206,12 @@ impl Dialect for Anthropic {
                 events.push(event(
                     Phase::Boundary,
                     "content_block_stop",
-                    &json!({"type": "content_block_stop", "index": current}),
+                    &json!({"type": "content_block_stop", "index": current + offset}),
                 ));
                 events.push(event(
                     Phase::Boundary,
                     "content_block_start",
-                    &json!({"type": "content_block_start", "index": index, "content_block": block(index)}),
+                    &json!({"type": "content_block_start", "index": index + offset, "content_block": block(index)}),
                 ));
                 current = index;
             }
@@ -206,7 +224,7 @@ impl Dialect for Anthropic {
             events.push(event(
                 Phase::Content,
                 "content_block_delta",
-                &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+                &json!({"type": "content_block_delta", "index": index + offset, "delta": delta}),
             ));
             events
         });
@@ -214,7 +232,7 @@ impl Dialect for Anthropic {
             event(
                 Phase::Tail,
                 "content_block_stop",
-                &json!({"type": "content_block_stop", "index": blocks - 1}),
+                &json!({"type": "content_block_stop", "index": blocks - 1 + offset}),
             ),
             event(
                 Phase::Tail,
@@ -233,7 +251,7 @@ impl Dialect for Anthropic {
         ];
         Script {
             events: Box::new(head.into_iter().chain(content).chain(tail)),
-            content_total: reply.piece_count(),
+            content_total: reply.thinking.len() + reply.piece_count(),
             error: event(
                 Phase::Tail,
                 "error",
@@ -359,6 +377,43 @@ fn event(phase: Phase, name: &'static str, data: &Value) -> Event {
 
 fn message_id(reply: &Reply) -> String {
     format!("msg_mock_{}", reply.seq)
+}
+
+/// The signature of the reply's reasoning, which Anthropic clients send back with it.
+fn signature(reply: &Reply) -> String {
+    format!("mock-signature-{}", reply.seq)
+}
+
+/// The reasoning of a stream in block 0, as the API sends it: its words as `thinking_delta`s,
+/// then the signature in a `signature_delta` just before the block stops.
+fn thinking_events(reply: &Reply) -> Vec<Event> {
+    let delta = |phase, delta: Value| {
+        event(
+            phase,
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+        )
+    };
+    let mut events: Vec<Event> = reply
+        .thinking
+        .iter()
+        .map(|word| {
+            delta(
+                Phase::Content,
+                json!({"type": "thinking_delta", "thinking": word}),
+            )
+        })
+        .collect();
+    events.push(delta(
+        Phase::Boundary,
+        json!({"type": "signature_delta", "signature": signature(reply)}),
+    ));
+    events.push(event(
+        Phase::Boundary,
+        "content_block_stop",
+        &json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events
 }
 
 fn tool_use_id(reply: &Reply, call: &Call) -> String {

@@ -91,8 +91,10 @@ impl Gemini {
         })
     }
 
-    /// The chunks of a stream: one per word (the last carries `finishReason`), or the whole
-    /// function call in one chunk, as Gemini never splits call arguments.
+    /// The chunks of a stream: the reasoning first, one `thought: true` part per word, then
+    /// one chunk per word of the answer (the last carries `finishReason`), or each function call
+    /// whole in one chunk, as Gemini never splits call arguments. `usageMetadata` counts the
+    /// thoughts and the answer's tokens so far.
     fn chunks(
         &self,
         reply: &Reply,
@@ -103,7 +105,18 @@ impl Gemini {
             id: response_id(reply),
             usage: reply.usage,
         };
-        match &reply.body {
+        let thoughts: Vec<(Phase, Value)> = reply
+            .thinking
+            .iter()
+            .enumerate()
+            .map(|(i, word)| {
+                let seen = u64::try_from(i + 1).unwrap_or(u64::MAX);
+                let part = json!({"text": word, "thought": true});
+                (Phase::Content, chunk.render(json!([part]), false, seen))
+            })
+            .collect();
+        let thought = reply.usage.reasoning;
+        let answer: Box<dyn Iterator<Item = (Phase, Value)> + Send> = match &reply.body {
             ReplyBody::Tool { .. } => {
                 // The preamble's words one chunk each, then each call whole in its own chunk.
                 let mut parts: Vec<(Value, u64)> = reply
@@ -117,7 +130,7 @@ impl Gemini {
                         .map(|call| (function_call(call, signed), CALL_TOKENS)),
                 );
                 let total = parts.len();
-                let mut seen = 0u64;
+                let mut seen = thought;
                 let chunks: Vec<(Phase, Value)> = parts
                     .into_iter()
                     .enumerate()
@@ -133,17 +146,18 @@ impl Gemini {
             }
             ReplyBody::Text { .. } if reply.piece_count() == 0 => Box::new(std::iter::once((
                 Phase::Tail,
-                chunk.render(json!([{"text": ""}]), true, 0),
+                chunk.render(json!([{"text": ""}]), true, thought),
             ))),
             ReplyBody::Text { .. } => {
                 let total = reply.piece_count();
                 Box::new(reply.text_pieces().enumerate().map(move |(i, piece)| {
-                    let seen = u64::try_from(i + 1).unwrap_or(u64::MAX);
+                    let seen = thought.saturating_add(u64::try_from(i + 1).unwrap_or(u64::MAX));
                     let value = chunk.render(json!([{"text": piece}]), i + 1 == total, seen);
                     (Phase::Content, value)
                 }))
             }
-        }
+        };
+        Box::new(thoughts.into_iter().chain(answer))
     }
 }
 
@@ -272,8 +286,8 @@ impl Dialect for Gemini {
             return Value::Array(self.chunks(reply, signed).map(|(_, chunk)| chunk).collect());
         }
         let mut parts = Vec::new();
-        if !reply.thinking.is_empty() {
-            parts.push(json!({"text": reply.thinking, "thought": true}));
+        if reply.thinks() {
+            parts.push(json!({"text": reply.thinking_text(), "thought": true}));
         }
         if matches!(reply.body, ReplyBody::Text { .. }) || reply.preamble() {
             parts.push(json!({"text": reply.text()}));
@@ -289,10 +303,11 @@ impl Dialect for Gemini {
 
     fn stream(&self, reply: &Reply, prompt: &Prompt) -> Script {
         let chunks = self.chunks(reply, Directives::parse(&prompt.directive_text).signature);
-        let content_total = match &reply.body {
-            ReplyBody::Tool { .. } => reply.text_pieces().count() + reply.calls().len(),
-            ReplyBody::Text { .. } => reply.piece_count(),
-        };
+        let content_total = reply.thinking.len()
+            + match &reply.body {
+                ReplyBody::Tool { .. } => reply.text_pieces().count() + reply.calls().len(),
+                ReplyBody::Text { .. } => reply.piece_count(),
+            };
         Script {
             events: Box::new(
                 chunks.map(|(phase, chunk)| Event::new(phase, None, chunk.to_string())),

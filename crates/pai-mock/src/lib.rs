@@ -92,11 +92,11 @@
 //!   `tool_result` blocks). Not counted: tool definitions, tool-call arguments, images. The
 //!   same conversation therefore counts the same in both dialects.
 //! - Output tokens are the words of the reply (3 for a tool call: its argument pieces; a
-//!   `preamble` adds its 5 words). A stream sends one content delta per word, with its leading
+//!   `preamble` adds its 5 words), plus the words of its reasoning (below). A stream sends one content delta per word, with its leading
 //!   space: `"mock"`, `" reply:"`, `" alpha"`, …
 //! - OpenAI: `prompt_tokens` = input + `cached` + `cache_write` (it includes cached tokens),
 //!   `prompt_tokens_details.cached_tokens` = `cached`, `completion_tokens_details.reasoning_tokens`
-//!   = 0, `total_tokens` = prompt + completion. Ids are `chatcmpl-mock-N`, `call_mock_N` (the
+//!   = the words of reasoning (0 without), `total_tokens` = prompt + completion. Ids are `chatcmpl-mock-N`, `call_mock_N` (the
 //!   second call of a `tools=N` reply `call_mock_N_2`, and so on), `system_fingerprint` is
 //!   `fp_mock`.
 //! - Anthropic: `input_tokens` excludes the cache; `cache_read_input_tokens` = `cached`,
@@ -135,6 +135,21 @@
 //! Azure streams are OpenAI's, opened by a chunk with `"choices":[]`, empty `id`, `model` and
 //! `object`, `prompt_filter_results`, and no `usage` key, which is not the usage chunk; every
 //! choice carries `content_filter_results`.
+//!
+//! Reasoning, when the request asks for it (OpenAI `reasoning_effort`: minimal 2 words, low 4,
+//! medium 8, higher 16; Anthropic `thinking` `enabled`, one word per 256 tokens of `budget_tokens`
+//! (2 to 32), or `adaptive`, as many as its `output_config.effort` says (16 without one); Gemini
+//! `thinkingConfig` with `includeThoughts` and a budget, as Anthropic's), is `Thinking step1 step2
+//! …`, one output token a word, shown before the answer the way each provider shows it. Whole:
+//! OpenAI `message.reasoning_content`; an Anthropic `thinking` block with `signature`
+//! `mock-signature-N`; a Gemini part with `thought: true`. Streamed, one word a delta, before the
+//! answer's first: OpenAI `delta.reasoning_content` chunks after the role chunk (a tool call then
+//! opens in a chunk of its own); Anthropic block 0 of type `thinking` with `thinking_delta`s and a
+//! `signature_delta` before its `content_block_stop`, the answer's blocks numbered from 1; Gemini
+//! chunks of one `thought: true` part. Usage counts it in the output and apart:
+//! `completion_tokens_details.reasoning_tokens`, `output_tokens_details.thinking_tokens` (only when
+//! it thought), `thoughtsTokenCount` (left out of `candidatesTokenCount`; running in streams).
+//! Each streamed word of reasoning is a content event for `midstream_error` and `reset_after`.
 //!
 //! # Directives
 //!

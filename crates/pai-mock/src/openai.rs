@@ -199,8 +199,8 @@ pub(crate) fn complete(reply: &Reply, prompt: &Prompt) -> Value {
     };
     let mut message = message;
     // Reasoning shown the way OpenAI-compatible servers (vLLM, DeepSeek) show it.
-    if !reply.thinking.is_empty() {
-        message["reasoning_content"] = json!(reply.thinking);
+    if reply.thinks() {
+        message["reasoning_content"] = json!(reply.thinking_text());
     }
     json!({
         "id": completion_id(reply),
@@ -240,8 +240,9 @@ pub(crate) fn stream(reply: &Reply, prompt: &Prompt) -> Script {
             })
         }
     };
-    // The first chunk opens the first call when there is no text before it.
-    let (first_delta, finish_reason, mut opened) = match (calls.first(), reply.preamble()) {
+    // The first chunk opens the first call when there is nothing to say before it.
+    let said_first = reply.preamble() || reply.thinks();
+    let (first_delta, finish_reason, mut opened) = match (calls.first(), said_first) {
         (Some(first), false) => (
             json!({"role": "assistant", "content": null, "tool_calls": [header(first)]}),
             "tool_calls",
@@ -254,7 +255,15 @@ pub(crate) fn stream(reply: &Reply, prompt: &Prompt) -> Script {
         ),
         (None, _) => (json!({"role": "assistant", "content": ""}), "stop", None),
     };
-    let head = chunks.event(Phase::Head, first_delta, Value::Null);
+    let mut head = vec![chunks.event(Phase::Head, first_delta, Value::Null)];
+    // Reasoning first, the way OpenAI-compatible servers (vLLM, DeepSeek) stream it.
+    head.extend(reply.thinking.iter().map(|word| {
+        chunks.event(
+            Phase::Content,
+            json!({"reasoning_content": word}),
+            Value::Null,
+        )
+    }));
     let mut tail = vec![chunks.event(Phase::Tail, json!({}), json!(finish_reason))];
     if prompt.include_usage {
         tail.push(chunks.usage(usage(reply)));
@@ -280,8 +289,8 @@ pub(crate) fn stream(reply: &Reply, prompt: &Prompt) -> Script {
         events
     });
     Script {
-        events: Box::new(std::iter::once(head).chain(content).chain(tail)),
-        content_total: reply.piece_count(),
+        events: Box::new(head.into_iter().chain(content).chain(tail)),
+        content_total: reply.thinking.len() + reply.piece_count(),
         error: Event::new(
             Phase::Tail,
             None,

@@ -36,8 +36,9 @@ pub(crate) struct Reply {
     pub json: Option<Vec<String>>,
     /// The arguments of a forced tool call, built from its schema.
     pub arguments: Option<String>,
-    /// The reasoning shown before the answer; empty when none was asked for.
-    pub thinking: String,
+    /// The reasoning shown before the answer, word by word as a stream sends it; empty when
+    /// none was asked for. Each word is one output token.
+    pub thinking: Vec<String>,
 }
 
 /// What the assistant says.
@@ -199,8 +200,8 @@ impl Reply {
                 },
             },
         };
-        let thinking = crate::shape::thinking_text(shape.thinking_words);
-        let reasoning = u64::try_from(shape.thinking_words).unwrap_or(u64::MAX);
+        let thinking = crate::shape::thinking_pieces(shape.thinking_words);
+        let reasoning = u64::try_from(thinking.len()).unwrap_or(u64::MAX);
         let output = u64::try_from(piece_count(&body))
             .unwrap_or(u64::MAX)
             .saturating_add(reasoning);
@@ -221,9 +222,20 @@ impl Reply {
         }
     }
 
-    /// How many content deltas a stream of this reply sends (and its output tokens).
+    /// How many content deltas a stream of this reply sends after its reasoning (and its
+    /// output tokens besides the reasoning).
     pub(crate) fn piece_count(&self) -> usize {
         piece_count(&self.body)
+    }
+
+    /// Whether the reply shows reasoning before its answer.
+    pub(crate) fn thinks(&self) -> bool {
+        !self.thinking.is_empty()
+    }
+
+    /// The whole reasoning shown before the answer; empty when none was asked for.
+    pub(crate) fn thinking_text(&self) -> String {
+        self.thinking.concat()
     }
 
     /// Whether the reply says some text before its tool calls.

@@ -31,8 +31,9 @@ pub(crate) fn effort_words(effort: &str) -> usize {
     }
 }
 
-/// The reasoning the mock shows: `words` words.
-pub(crate) fn thinking_text(words: usize) -> String {
+/// The reasoning the mock shows, word by word (each with its leading space, as a stream sends
+/// it): `Thinking step1 step2 …`, `words` words.
+pub(crate) fn thinking_pieces(words: usize) -> Vec<String> {
     (0..words)
         .map(|i| {
             if i == 0 {

@@ -104,6 +104,129 @@ async fn a_stream_sends_the_named_events_in_order() {
 }
 
 #[tokio::test]
+async fn a_thinking_stream_signs_its_thinking_block_before_the_text_block() {
+    let mock = mock().await;
+    // 512 tokens of budget: two words of thinking.
+    let request = anthropic_request(
+        "[mock:words=2]",
+        json!({"stream": true, "thinking": {"type": "enabled", "budget_tokens": 512}}),
+    );
+    let answer = post_json(mock.addr(), "/v1/messages", &[VERSION], &request).await;
+    assert_eq!(answer.status, 200);
+    let events = answer.events();
+    let shapes: Vec<(String, Value)> = events
+        .iter()
+        .map(|e| {
+            let data = e.json();
+            let detail = match e.event.as_deref() {
+                Some("content_block_start") => data["content_block"].clone(),
+                Some("content_block_delta") => data["delta"].clone(),
+                _ => Value::Null,
+            };
+            let index = data.get("index").cloned().unwrap_or(Value::Null);
+            (e.event.clone().unwrap(), json!([index, detail]))
+        })
+        .collect();
+    let expected = [
+        ("message_start", json!([null, null])),
+        (
+            "content_block_start",
+            json!([0, {"type": "thinking", "thinking": "", "signature": ""}]),
+        ),
+        ("ping", json!([null, null])),
+        (
+            "content_block_delta",
+            json!([0, {"type": "thinking_delta", "thinking": "Thinking"}]),
+        ),
+        (
+            "content_block_delta",
+            json!([0, {"type": "thinking_delta", "thinking": " step1"}]),
+        ),
+        (
+            "content_block_delta",
+            json!([0, {"type": "signature_delta", "signature": "mock-signature-1"}]),
+        ),
+        ("content_block_stop", json!([0, null])),
+        (
+            "content_block_start",
+            json!([1, {"type": "text", "text": ""}]),
+        ),
+        (
+            "content_block_delta",
+            json!([1, {"type": "text_delta", "text": "mock"}]),
+        ),
+        (
+            "content_block_delta",
+            json!([1, {"type": "text_delta", "text": " reply:"}]),
+        ),
+        ("content_block_stop", json!([1, null])),
+        ("message_delta", json!([null, null])),
+        ("message_stop", json!([null, null])),
+    ]
+    .map(|(name, detail)| (name.to_owned(), detail));
+    assert_eq!(shapes, expected);
+    // The final usage counts the thinking, and says how much of the output it was.
+    assert_eq!(
+        events[11].json()["usage"],
+        json!({"output_tokens": 2 + 2, "output_tokens_details": {"thinking_tokens": 2}})
+    );
+}
+
+#[tokio::test]
+async fn a_thinking_stream_before_a_tool_call_shifts_the_blocks_by_one() {
+    let mock = mock().await;
+    let request = anthropic_request(
+        "[mock:tool,preamble]",
+        json!({
+            "stream": true,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+        }),
+    );
+    let answer = post_json(mock.addr(), "/v1/messages", &[VERSION], &request).await;
+    let events = answer.events();
+    let blocks: Vec<(i64, String)> = events
+        .iter()
+        .filter(|e| e.event.as_deref() == Some("content_block_start"))
+        .map(|e| {
+            let data = e.json();
+            let kind = data["content_block"]["type"].as_str().unwrap().to_owned();
+            (data["index"].as_i64().unwrap(), kind)
+        })
+        .collect();
+    assert_eq!(
+        blocks,
+        [(0, "thinking"), (1, "text"), (2, "tool_use")].map(|(i, k)| (i, k.to_owned()))
+    );
+    let stops: Vec<i64> = events
+        .iter()
+        .filter(|e| e.event.as_deref() == Some("content_block_stop"))
+        .map(|e| e.json()["index"].as_i64().unwrap())
+        .collect();
+    assert_eq!(stops, [0, 1, 2]);
+    assert_eq!(anthropic_text(&events), "Let me check the weather.");
+    let last_usage = events[events.len() - 2].json()["usage"].clone();
+    assert_eq!(
+        last_usage,
+        json!({"output_tokens": 4 + 5 + 3, "output_tokens_details": {"thinking_tokens": 4}})
+    );
+}
+
+#[tokio::test]
+async fn without_thinking_a_stream_has_no_thinking_block_or_details() {
+    let mock = mock().await;
+    let request = anthropic_request("[mock:words=2]", json!({"stream": true}));
+    let answer = post_json(mock.addr(), "/v1/messages", &[VERSION], &request).await;
+    let events = answer.events();
+    assert!(events.iter().all(|e| !e.data.contains("thinking")));
+    let delta = events
+        .iter()
+        .find(|e| e.event.as_deref() == Some("message_delta"))
+        .unwrap();
+    assert_eq!(delta.json()["usage"], json!({"output_tokens": 2}));
+}
+
+#[tokio::test]
 async fn max_tokens_is_required() {
     let mock = mock().await;
     let request =

@@ -242,6 +242,83 @@ async fn a_stream_is_crlf_framed_with_running_usage_and_no_terminator() {
     assert_eq!(chunks[4]["candidates"][0]["finishReason"], "STOP");
 }
 
+/// A request that asks for thoughts with `budget` tokens of thinking.
+fn thinking(prompt: &str, budget: u64) -> Value {
+    let mut body = request(prompt);
+    body["generationConfig"] =
+        json!({"thinkingConfig": {"thinkingBudget": budget, "includeThoughts": true}});
+    body
+}
+
+#[tokio::test]
+async fn a_thinking_stream_sends_thought_parts_first_and_counts_them_apart() {
+    let mock = mock().await;
+    let answer = post_json(
+        mock.addr(),
+        FLASH_SSE,
+        &[],
+        &thinking("[mock:words=2]", 768),
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    let chunks: Vec<Value> = answer.events().iter().map(|e| e.json()).collect();
+    let parts: Vec<Value> = chunks
+        .iter()
+        .map(|c| c["candidates"][0]["content"]["parts"][0].clone())
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            json!({"text": "Thinking", "thought": true}),
+            json!({"text": " step1", "thought": true}),
+            json!({"text": " step2", "thought": true}),
+            json!({"text": "mock"}),
+            json!({"text": " reply:"}),
+        ]
+    );
+    let counts: Vec<(Value, Value, Value)> = chunks
+        .iter()
+        .map(|c| {
+            let usage = &c["usageMetadata"];
+            (
+                usage["thoughtsTokenCount"].clone(),
+                usage["candidatesTokenCount"].clone(),
+                c["candidates"][0]["finishReason"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            (json!(1), json!(0), Value::Null),
+            (json!(2), json!(0), Value::Null),
+            (json!(3), json!(0), Value::Null),
+            (json!(3), json!(1), Value::Null),
+            (json!(3), json!(2), json!("STOP")),
+        ]
+    );
+    let prompt = chunks[4]["usageMetadata"]["promptTokenCount"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        chunks[4]["usageMetadata"]["totalTokenCount"],
+        prompt + 3 + 2
+    );
+}
+
+#[tokio::test]
+async fn without_include_thoughts_a_stream_shows_no_thoughts() {
+    let mock = mock().await;
+    let mut body = request("[mock:words=2]");
+    body["generationConfig"] = json!({"thinkingConfig": {"thinkingBudget": 768}});
+    let answer = post_json(mock.addr(), FLASH_SSE, &[], &body).await;
+    let chunks: Vec<Value> = answer.events().iter().map(|e| e.json()).collect();
+    assert_eq!(chunks.len(), 2);
+    assert!(chunks
+        .iter()
+        .all(|c| c["usageMetadata"].get("thoughtsTokenCount").is_none()));
+}
+
 #[tokio::test]
 async fn without_alt_sse_a_stream_is_one_json_array() {
     let mock = mock().await;

@@ -315,3 +315,71 @@ async fn models_are_listed() {
             .any(|m| m["id"] == "gpt-4o-mini"));
     }
 }
+
+#[tokio::test]
+async fn a_reasoning_stream_sends_reasoning_content_before_the_content() {
+    let mock = mock().await;
+    let request = openai_request(
+        "[mock:words=2]",
+        json!({
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "reasoning_effort": "low",
+        }),
+    );
+    let answer = post_json(mock.addr(), "/v1/chat/completions", &[], &request).await;
+    let events = answer.events();
+    // role chunk, 4 reasoning words, 2 words, finish chunk, usage chunk, [DONE]
+    assert_eq!(events.len(), 10);
+    let deltas: Vec<Value> = events[..7]
+        .iter()
+        .map(|e| e.json()["choices"][0]["delta"].clone())
+        .collect();
+    assert_eq!(
+        deltas,
+        [
+            json!({"role": "assistant", "content": ""}),
+            json!({"reasoning_content": "Thinking"}),
+            json!({"reasoning_content": " step1"}),
+            json!({"reasoning_content": " step2"}),
+            json!({"reasoning_content": " step3"}),
+            json!({"content": "mock"}),
+            json!({"content": " reply:"}),
+        ]
+    );
+    assert_eq!(openai_text(&events), "mock reply:");
+    assert_eq!(
+        events[8].json()["usage"]["completion_tokens"],
+        json!(4 + 2),
+        "reasoning counts as completion"
+    );
+    assert_eq!(
+        events[8].json()["usage"]["completion_tokens_details"],
+        json!({"reasoning_tokens": 4})
+    );
+}
+
+#[tokio::test]
+async fn a_reasoning_stream_opens_its_tool_call_after_the_reasoning() {
+    let mock = mock().await;
+    let mut request = openai_request("[mock:tool]", weather_tools());
+    request["stream"] = json!(true);
+    request["reasoning_effort"] = json!("minimal");
+    let answer = post_json(mock.addr(), "/v1/chat/completions", &[], &request).await;
+    let events = answer.events();
+    let deltas: Vec<Value> = events
+        .iter()
+        .filter(|e| e.data != "[DONE]")
+        .map(|e| e.json()["choices"][0]["delta"].clone())
+        .collect();
+    assert_eq!(deltas[0], json!({"role": "assistant", "content": ""}));
+    assert_eq!(deltas[1], json!({"reasoning_content": "Thinking"}));
+    assert_eq!(deltas[2], json!({"reasoning_content": " step1"}));
+    assert_eq!(deltas[3]["tool_calls"][0]["id"], "call_mock_1");
+    assert_eq!(deltas[3]["tool_calls"][0]["function"]["arguments"], "");
+    let arguments: String = deltas[4..]
+        .iter()
+        .filter_map(|d| d["tool_calls"][0]["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(arguments, r#"{"city":"Paris"}"#);
+}

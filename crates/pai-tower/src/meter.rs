@@ -458,12 +458,16 @@ fn is_content_delta(bytes: &[u8]) -> bool {
     if find(bytes, b"\"delta\"").is_none() {
         return false;
     }
-    // OpenAI chunks: a non-empty content or arguments string.
-    [&b"\"content\":\""[..], &b"\"arguments\":\""[..]]
-        .iter()
-        .any(|needle| {
-            find(bytes, needle).is_some_and(|at| bytes.get(at + needle.len()) != Some(&b'"'))
-        })
+    // OpenAI chunks: a non-empty content, arguments or shown-reasoning string (`reasoning_content`
+    // as pai and DeepSeek or vLLM send it, `reasoning` as OpenRouter does).
+    [
+        &b"\"content\":\""[..],
+        &b"\"arguments\":\""[..],
+        &b"\"reasoning_content\":\""[..],
+        &b"\"reasoning\":\""[..],
+    ]
+    .iter()
+    .any(|needle| find(bytes, needle).is_some_and(|at| bytes.get(at + needle.len()) != Some(&b'"')))
 }
 
 fn dispatch(
@@ -691,6 +695,16 @@ data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text
         assert!(is_content_delta(br#"data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"a"}}]}}]}"#));
         assert!(!is_content_delta(
             br#"data: {"choices":[{"delta":{"role":"assistant","content":""}}]}"#
+        ));
+        // Shown reasoning is generated output too, whichever field carries it.
+        assert!(is_content_delta(
+            br#"data: {"choices":[{"index":0,"delta":{"reasoning_content":"Thinking"}}]}"#
+        ));
+        assert!(is_content_delta(
+            br#"data: {"choices":[{"delta":{"content":null,"reasoning":" step1"}}]}"#
+        ));
+        assert!(!is_content_delta(
+            br#"data: {"choices":[{"delta":{"content":"","reasoning_content":""}}]}"#
         ));
         assert!(!is_content_delta(
             br#"event: message_delta
