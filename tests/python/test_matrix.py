@@ -101,10 +101,12 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def matrix(gateway, mock) -> dict[str, str]:
-    """The matrix's providers applied and one access key minted for each: name → key."""
+def matrix(request, gateway, mock) -> dict[str, str]:
+    """The matrix's providers applied and one access key minted for each: name → key. Other
+    modules use this fixture too, on the same gateway: each mints keys of its own."""
     gateway.apply(resources(mock.url))
-    return {name: gateway.mint(f"mx-{name}", f"mx-{name}") for name in PROVIDERS}
+    module = request.module.__name__.removeprefix("test_").replace("_", "-")
+    return {name: gateway.mint(f"mx-{name}-{module}", f"mx-{name}") for name in PROVIDERS}
 
 
 def openai_client(gateway, key: str) -> openai.OpenAI:
