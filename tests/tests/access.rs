@@ -190,3 +190,73 @@ async fn a_body_that_stalls_is_cut_off_with_408() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     drop(tx);
 }
+
+/// Auth fails closed: wrapped around an embedder's own handler, or in front of paths the
+/// gateway does not serve, it lets through only a valid key, or Claude Code's public probe.
+#[tokio::test]
+async fn auth_refuses_every_path_without_a_valid_key_but_the_public_probe() {
+    use http_body_util::BodyExt;
+
+    let h = harness_with(Options::default()).await;
+    let snapshot = pai_tower::SharedSnapshot::new(
+        pai_tower::Snapshot::load(h.store.as_ref(), 0)
+            .await
+            .unwrap(),
+    );
+    let handler = tower::service_fn(|_req: Request<Full<bytes::Bytes>>| async {
+        let body: pai_tower::ResponseBody = Full::new(bytes::Bytes::from_static(b"summary"))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        Ok::<_, std::convert::Infallible>(http::Response::new(body))
+    });
+    let own = tower::ServiceBuilder::new()
+        .layer(pai_tower::AuthLayer::new(
+            snapshot,
+            AccessKeyHasher::new(SECRET),
+        ))
+        .service(handler);
+    let send = |path: &str, key: Option<&str>| {
+        let mut req = Request::post(path);
+        if let Some(key) = key {
+            req = req.header("authorization", format!("Bearer {key}"));
+        }
+        req.body(Full::new(bytes::Bytes::new())).unwrap()
+    };
+    let status = |res: http::Response<pai_tower::ResponseBody>| res.status();
+    // The embedder's own route: no key and a bogus key are refused; a valid key passes.
+    assert_eq!(
+        status(own.clone().oneshot(send("/summarize", None)).await.unwrap()),
+        401
+    );
+    assert_eq!(
+        status(
+            own.clone()
+                .oneshot(send("/summarize", Some("pak_bogus")))
+                .await
+                .unwrap()
+        ),
+        401
+    );
+    assert_eq!(
+        status(
+            own.clone()
+                .oneshot(send("/summarize", Some(&h.openai_key)))
+                .await
+                .unwrap()
+        ),
+        200
+    );
+    // The gateway: paths it does not serve need a key too, then answer 404.
+    let gw = |path: &str, key: Option<&str>| h.gateway.clone().oneshot(send(path, key));
+    assert_eq!(status(gw("/ext/v1/embeddings", None).await.unwrap()), 401);
+    assert_eq!(status(gw("/admin", None).await.unwrap()), 401);
+    assert_eq!(
+        status(gw("/ext/v1/embeddings", Some(&h.openai_key)).await.unwrap()),
+        404
+    );
+    // Claude Code's connectivity probe stays public.
+    let probe = Request::head("/ext/api/hello")
+        .body(Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(status(h.gateway.clone().oneshot(probe).await.unwrap()), 200);
+}

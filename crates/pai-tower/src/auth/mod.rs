@@ -1,5 +1,8 @@
 //! Turns an access key into a [`Principal`], or refuses in the caller's dialect.
 //!
+//! Every request needs a valid key except Claude Code's public probe (`HEAD /ext/api/hello`),
+//! whatever the path: wrapped around an application's own handler, the layer protects it too.
+//!
 //! The key comes raw (`pak_…`) or wrapped (`sk-ant-api03-pak-…-AA`), in `x-api-key` or
 //! `Authorization: Bearer`. It is looked up by its keyed hash in the in-memory snapshot, so a
 //! request costs one HMAC and one hash-map probe and never waits on the store. Then the key's
@@ -134,8 +137,10 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let route = Route::from_path(req.uri().path());
-        // Claude Code's connectivity probe and unknown paths need no key; the proxy answers them.
-        if matches!(route, None | Some(Route::Hello)) {
+        // Fail closed: only Claude Code's connectivity probe is public. Any other path — one
+        // the gateway does not serve, or an embedder's own handler this layer wraps — needs a
+        // valid key.
+        if route == Some(Route::Hello) {
             return Box::pin(self.inner.call(req));
         }
         if let Some(AgentIdentity(name)) = req.extensions().get::<AgentIdentity>().cloned() {
