@@ -188,6 +188,13 @@ async fn huge_and_odd_model_names_are_refused_in_the_clients_dialect() {
         recs.iter().all(|r| r.model.len() <= 256),
         "a record kept a huge model name"
     );
+    // ... and still says what the client sent: its first 256 bytes.
+    assert_eq!(
+        recs.iter().filter(|r| r.model == "m".repeat(256)).count(),
+        2,
+        "{:?}",
+        recs.iter().map(|r| &r.model).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]

@@ -236,12 +236,20 @@ impl Inner {
             }
         };
         // Parsing scans the whole body: a big one is parsed off the runtime.
-        let call = if bytes.len() <= admit::INLINE_BYTES {
-            parse_call(route, dialect, bytes, &parts)?
+        let parsed = if bytes.len() <= admit::INLINE_BYTES {
+            parse_call(route, dialect, bytes, &parts)
         } else {
             tokio::task::spawn_blocking(move || parse_call(route, dialect, bytes, &parts))
                 .await
-                .map_err(|e| Error::Internal(format!("parsing the request failed: {e}")))??
+                .map_err(|e| Error::Internal(format!("parsing the request failed: {e}")))?
+        };
+        let call = match parsed {
+            Ok(call) => call,
+            Err(refused) => {
+                // The record keeps what the client named, cut to a model name's length.
+                record.model = refused.model.unwrap_or_default();
+                return Err(refused.error);
+            }
         };
         record.model = call.model.clone();
         record.stream = call.stream;

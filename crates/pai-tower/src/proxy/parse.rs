@@ -10,12 +10,40 @@ use pai_providers::headers::{forwardable_query, forwardable_request_headers};
 
 use crate::route::Route;
 
+/// A request refused while parsing, with the model it named (cut to [`MAX_MODEL_BYTES`]) for
+/// its record.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub error: Error,
+    pub model: Option<String>,
+}
+
 /// Parse what policy needs from the body, once.
 pub(crate) fn parse_call(
     route: Route,
     dialect: Dialect,
     bytes: Bytes,
     parts: &http::request::Parts,
+) -> Result<Call, Refusal> {
+    let mut model = None;
+    read_call(route, dialect, bytes, parts, &mut model).map_err(|error| Refusal { error, model })
+}
+
+/// `model` cut to at most [`MAX_MODEL_BYTES`] at a character boundary, as a record keeps it.
+fn shown_model(model: &str) -> String {
+    let mut end = model.len().min(MAX_MODEL_BYTES);
+    while !model.is_char_boundary(end) {
+        end -= 1;
+    }
+    model[..end].to_owned()
+}
+
+fn read_call(
+    route: Route,
+    dialect: Dialect,
+    bytes: Bytes,
+    parts: &http::request::Parts,
+    seen_model: &mut Option<String>,
 ) -> Result<Call, Error> {
     let body = JsonObject::from_slice(&bytes)
         .map_err(|e| Error::invalid(format!("the request body is not a valid JSON object: {e}")))?;
@@ -24,6 +52,7 @@ pub(crate) fn parse_call(
         Some(Ok(_)) | None => return Err(Error::invalid_param("model", "model is required")),
         Some(Err(_)) => return Err(Error::invalid_param("model", "model must be a string")),
     };
+    *seen_model = Some(shown_model(&model));
     if model.len() > MAX_MODEL_BYTES {
         return Err(Error::invalid_param(
             "model",
@@ -224,7 +253,16 @@ mod tests {
     fn parse(route: Route, body: &str) -> Result<Call, Error> {
         let (parts, ()) = http::Request::new(()).into_parts();
         let dialect = route.operation().client_dialect();
-        parse_call(route, dialect, Bytes::from(body.to_owned()), &parts)
+        parse_call(route, dialect, Bytes::from(body.to_owned()), &parts).map_err(|r| r.error)
+    }
+
+    #[test]
+    fn a_recorded_model_name_is_cut_at_a_character_boundary() {
+        let long = "é".repeat(200);
+        let shown = shown_model(&long);
+        assert_eq!(shown.len(), 256);
+        assert!(long.starts_with(&shown));
+        assert_eq!(shown_model("gpt-4o"), "gpt-4o");
     }
 
     proptest! {
