@@ -156,6 +156,9 @@ pub struct CreateAccessKey {
     /// Daily token cap for this key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens_per_day: Option<u64>,
+    /// Requests per minute on this key, per gateway process; at least 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_minute: Option<u32>,
 }
 
 /// The body of `POST /admin/v1/access-keys/{name}/rotate`.

@@ -220,7 +220,9 @@ impl Error {
     /// The whole HTTP response for a client speaking `dialect`.
     ///
     /// Budget refusals carry `x-should-retry: false`: the official SDKs would otherwise retry a
-    /// budget that cannot recover before midnight.
+    /// budget that cannot recover before midnight. Rate-limit refusals do not: a per-minute
+    /// limit frees up within seconds, and the SDKs' retry after `retry-after` is what a caller
+    /// wants.
     pub fn to_response<B: From<Bytes>>(&self, dialect: Dialect) -> Response<B> {
         let mut response = Response::new(B::from(self.body(dialect)));
         *response.status_mut() = self.status();
@@ -308,6 +310,18 @@ mod tests {
         assert_eq!(r.headers()["retry-after"], "3600");
         assert_eq!(r.headers()["x-should-retry"], "false");
         assert!(e.to_string().contains("alice"));
+    }
+
+    #[test]
+    fn rate_limit_refusals_may_be_retried_after_the_wait() {
+        let e = Error::RateLimited {
+            message: "AccessKey \"alice\" maxRequestsPerMinute (60)".into(),
+            retry_after_secs: 2,
+        };
+        let r: Response<Bytes> = e.to_response(Dialect::Anthropic);
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "2");
+        assert!(!r.headers().contains_key("x-should-retry"));
     }
 
     #[test]

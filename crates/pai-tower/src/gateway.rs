@@ -33,6 +33,7 @@ use crate::body::ResponseBody;
 use crate::call_id::{CallIdLayer, CallIdService};
 use crate::meter::CallSink;
 use crate::proxy::{Inner, Proxy};
+use crate::rate_limit::RateLimits;
 use crate::reliability::{Cooldowns, Reliability, Slots};
 use crate::snapshot::{ProviderEndpoints, SharedSnapshot, Snapshot};
 
@@ -175,6 +176,7 @@ impl GatewayBuilder {
             prices: self.prices,
             cooldowns: Cooldowns::default(),
             slots: Slots::default(),
+            rate_limits: RateLimits::default(),
         });
         let auth = AuthLayer::new(snapshot.clone(), hasher).trusted_proxies(self.trusted_proxies);
         let stack = CallIdLayer.layer(auth.layer(proxy));

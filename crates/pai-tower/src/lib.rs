@@ -45,6 +45,7 @@ mod meter;
 pub mod metrics;
 mod price_watch;
 mod proxy;
+mod rate_limit;
 pub mod reliability;
 mod route;
 mod snapshot;

@@ -327,6 +327,7 @@ fn direct_provider(kind: ProviderKind) -> ModelProvider {
             denied_models: Vec::new(),
             max_tokens_per_day: None,
             max_tokens_per_request: None,
+            max_requests_per_minute: None,
             guards: Vec::new(),
             external_access: ExternalAccess::default(),
             fallbacks: Vec::new(),

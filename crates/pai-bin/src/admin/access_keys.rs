@@ -37,6 +37,7 @@ pub(super) async fn create(
             },
             limits: Limits {
                 max_tokens_per_day: req.max_tokens_per_day,
+                max_requests_per_minute: req.max_requests_per_minute,
             },
         },
         status: AccessKeyStatus::default(),

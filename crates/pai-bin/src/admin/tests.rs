@@ -278,6 +278,30 @@ async fn a_created_key_is_returned_once_and_never_listed() {
 }
 
 #[tokio::test]
+async fn a_key_may_be_created_with_a_rate_limit_of_at_least_one() {
+    let h = Harness::new();
+    h.apply(PROVIDER).await;
+    let (status, body) = create_key(
+        &h,
+        json!({"name": "k", "modelProvider": "openai", "maxRequestsPerMinute": 0}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["problems"][0]
+        .as_str()
+        .unwrap()
+        .contains("spec.limits.maxRequestsPerMinute must be at least 1"));
+    let (status, issued) = create_key(
+        &h,
+        json!({"name": "k", "modelProvider": "openai", "maxRequestsPerMinute": 60}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let (_, _, text) = h.call("GET", "/admin/v1/access-keys/k", "").await;
+    assert!(text.contains(r#""maxRequestsPerMinute":60"#), "{text}");
+}
+
+#[tokio::test]
 async fn creating_a_key_checks_its_provider_name_and_cidrs() {
     let h = Harness::new();
     h.apply(PROVIDER).await;

@@ -40,6 +40,9 @@ pub struct CreateArgs {
     /// Daily token cap for this key.
     #[arg(long = "max-tokens-day", value_name = "N")]
     max_tokens_per_day: Option<u64>,
+    /// Requests per minute on this key, per gateway process (at least 1).
+    #[arg(long = "max-requests-per-minute", value_name = "N")]
+    max_requests_per_minute: Option<u32>,
     /// `key` prints the raw key alone; `json` prints name, key and wrapped key.
     #[arg(short = 'o', long, value_enum, default_value_t = KeyOutput::Key)]
     output: KeyOutput,
@@ -83,6 +86,7 @@ pub async fn run(command: AccessKeyCommand) -> Result<(), CliError> {
                 allowed_models: args.allowed_models,
                 allowed_cidrs: args.allowed_cidrs,
                 max_tokens_per_day: args.max_tokens_per_day,
+                max_requests_per_minute: args.max_requests_per_minute,
             };
             let issued: IssuedKey = client.post_json("/access-keys", &request).await?;
             show(&issued, args.output, "created")

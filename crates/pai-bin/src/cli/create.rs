@@ -188,6 +188,7 @@ async fn model_provider(args: ModelProviderArgs) -> Result<(), CliError> {
             denied_models: Vec::new(),
             max_tokens_per_day: args.max_tokens_per_day,
             max_tokens_per_request: None,
+            max_requests_per_minute: None,
             guards: Vec::new(),
             external_access: ExternalAccess {
                 enabled: args.external_access,
@@ -253,6 +254,7 @@ mod tests {
                 denied_models: Vec::new(),
                 max_tokens_per_day: Some(1_000),
                 max_tokens_per_request: None,
+                max_requests_per_minute: None,
                 guards: Vec::new(),
                 external_access: ExternalAccess {
                     enabled: true,

@@ -66,6 +66,11 @@ const FIELDS: &[(Kind, &str, Fate)] = &[
         "spec.maxTokensPerRequest",
         Enforced("proxy::candidates bound"),
     ),
+    (
+        Kind::ModelProvider,
+        "spec.maxRequestsPerMinute",
+        Enforced("rate_limit, per candidate (proxy)"),
+    ),
     (Kind::ModelProvider, "spec.guards", Refused(GUARDS)),
     (
         Kind::ModelProvider,
@@ -131,6 +136,11 @@ const FIELDS: &[(Kind, &str, Fate)] = &[
         "spec.limits.maxTokensPerDay",
         Enforced("budget scopes"),
     ),
+    (
+        Kind::AccessKey,
+        "spec.limits.maxRequestsPerMinute",
+        Enforced("rate_limit, per principal (proxy)"),
+    ),
     (Kind::AccessKey, "status.tokensToday", ServerOwned),
     (Kind::AccessKey, "status.keyHash", ServerOwned),
     (Kind::AccessKey, "status.previousKeyHash", ServerOwned),
@@ -146,6 +156,11 @@ const FIELDS: &[(Kind, &str, Fate)] = &[
         Kind::Agent,
         "spec.rateLimits.maxCostPerDayUSD",
         Enforced("budget scopes"),
+    ),
+    (
+        Kind::Agent,
+        "spec.rateLimits.maxRequestsPerMinute",
+        Enforced("rate_limit, per principal (proxy)"),
     ),
     (Kind::Agent, "spec.guards", Refused(GUARDS)),
     (Kind::GuardBinding, "spec", Refused(GUARDS)),

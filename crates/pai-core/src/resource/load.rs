@@ -196,6 +196,7 @@ pub(super) fn known_fields(kind: Kind, path: &str) -> Option<&'static [&'static 
             "deniedModels",
             "maxTokensPerDay",
             "maxTokensPerRequest",
+            "maxRequestsPerMinute",
             "guards",
             "externalAccess",
             "fallbacks",
@@ -212,7 +213,7 @@ pub(super) fn known_fields(kind: Kind, path: &str) -> Option<&'static [&'static 
         (Kind::ModelBinding, "spec.apiKeySecretRef") => &["name", "key"],
         (Kind::AccessKey, "spec") => &["modelProvider", "agent", "restrictions", "limits"],
         (Kind::AccessKey, "spec.restrictions") => &["allowedModels", "allowedCIDRs"],
-        (Kind::AccessKey, "spec.limits") => &["maxTokensPerDay"],
+        (Kind::AccessKey, "spec.limits") => &["maxTokensPerDay", "maxRequestsPerMinute"],
         (Kind::AccessKey, "status") => &[
             "tokensToday",
             "keyHash",
@@ -220,7 +221,7 @@ pub(super) fn known_fields(kind: Kind, path: &str) -> Option<&'static [&'static 
             "previousKeyExpiresAt",
         ],
         (Kind::Agent, "spec") => &["models", "modelBindings", "rateLimits", "guards"],
-        (Kind::Agent, "spec.rateLimits") => &["maxCostPerDayUSD"],
+        (Kind::Agent, "spec.rateLimits") => &["maxCostPerDayUSD", "maxRequestsPerMinute"],
         _ => return None,
     })
 }
@@ -313,6 +314,11 @@ pub(crate) fn validate(
                     .push("set spec.modelProvider or spec.agent, not both".to_owned()),
                 _ => {}
             }
+            refuse_zero_rate(
+                "spec.limits.maxRequestsPerMinute",
+                k.spec.limits.max_requests_per_minute,
+                problems,
+            );
             for (i, cidr) in k.spec.restrictions.allowed_cidrs.iter().enumerate() {
                 if let Err(e) = cidr.parse::<Cidr>() {
                     problems.push(format!("spec.restrictions.allowedCIDRs[{i}]: {e}"));
@@ -336,6 +342,11 @@ pub(crate) fn validate(
                 }
             }
             refuse_guards(&a.spec.guards, problems);
+            refuse_zero_rate(
+                "spec.rateLimits.maxRequestsPerMinute",
+                a.spec.rate_limits.max_requests_per_minute,
+                problems,
+            );
             if let Some(c) = a.spec.rate_limits.max_cost_per_day_usd {
                 if !c.is_finite() || c < 0.0 {
                     problems.push(
@@ -359,6 +370,16 @@ fn refuse_guards(guards: &[String], problems: &mut Vec<String>) {
         problems.push(format!(
             "spec.guards: {GUARDS_NOT_YET}, so these guards would never run; remove spec.guards ({})",
             guards.join(", ")
+        ));
+    }
+}
+
+/// A rate of 0 would refuse every call: a key or provider is disabled by deleting it, not by a
+/// limit nothing can pass.
+fn refuse_zero_rate(path: &str, limit: Option<u32>, problems: &mut Vec<String>) {
+    if limit == Some(0) {
+        problems.push(format!(
+            "{path} must be at least 1; leave it out for no limit"
         ));
     }
 }
@@ -387,6 +408,11 @@ fn validate_provider(p: &ModelProvider, problems: &mut Vec<String>, warnings: &m
     if p.spec.max_tokens_per_request == Some(0) {
         problems.push("spec.maxTokensPerRequest must be at least 1".to_owned());
     }
+    refuse_zero_rate(
+        "spec.maxRequestsPerMinute",
+        p.spec.max_requests_per_minute,
+        problems,
+    );
     for (i, f) in p.spec.fallbacks.iter().enumerate() {
         if let Err(e) = f.parse::<ModelRef>() {
             problems.push(format!("spec.fallbacks[{i}]: {e}"));
@@ -485,6 +511,41 @@ spec: {provider: vllm-local, model: meta/llama, apiKeySecretRef: {name: llama-to
             panic!()
         };
         assert_eq!(a.spec.rate_limits.max_cost_per_day_usd, Some(12.5));
+    }
+
+    #[test]
+    fn rates_per_minute_load_and_zero_is_refused() {
+        let yaml = "apiVersion: pai.io/v1\nkind: AccessKey\nmetadata: {name: k}\nspec: {modelProvider: p, limits: {maxRequestsPerMinute: 60}}\n---\napiVersion: pai.io/v1\nkind: Agent\nmetadata: {name: a}\nspec: {models: [p/m], rateLimits: {maxRequestsPerMinute: 5}}\n---\napiVersion: pai.io/v1\nkind: ModelProvider\nmetadata: {name: p}\nspec: {provider: vllm, endpoint: \"http://127.0.0.1:1\", allowedModels: [m], maxRequestsPerMinute: 7}\n";
+        let loaded = load(yaml).unwrap();
+        let Resource::AccessKey(k) = &loaded.resources[0] else {
+            panic!()
+        };
+        assert_eq!(k.spec.limits.max_requests_per_minute, Some(60));
+        let Resource::Agent(a) = &loaded.resources[1] else {
+            panic!()
+        };
+        assert_eq!(a.spec.rate_limits.max_requests_per_minute, Some(5));
+        let Resource::ModelProvider(p) = &loaded.resources[2] else {
+            panic!()
+        };
+        assert_eq!(p.spec.max_requests_per_minute, Some(7));
+        let zero = problems(
+            &yaml
+                .replace("60", "0")
+                .replace(": 5", ": 0")
+                .replace(": 7", ": 0"),
+        );
+        for path in [
+            "spec.limits.maxRequestsPerMinute",
+            "spec.rateLimits.maxRequestsPerMinute",
+            "spec.maxRequestsPerMinute",
+        ] {
+            assert!(
+                zero.iter()
+                    .any(|p| p.contains(&format!("): {path} must be at least 1"))),
+                "{path}: {zero:?}"
+            );
+        }
     }
 
     #[test]

@@ -206,6 +206,10 @@ pub struct ModelProviderSpec {
     /// Cap on input plus output of one request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens_per_request: Option<u64>,
+    /// Requests per minute sent to this provider, per gateway process; past it, a call moves
+    /// to its next candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_minute: Option<u32>,
     /// Names of GuardBindings applied to all traffic.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guards: Vec<String>,
@@ -348,6 +352,9 @@ pub struct Limits {
     /// Daily token cap for this key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens_per_day: Option<u64>,
+    /// Requests per minute on this key, per gateway process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_minute: Option<u32>,
 }
 
 /// What an access key is bound to and how it is restricted.
@@ -452,6 +459,9 @@ pub struct AgentRateLimits {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_cost_per_day_usd: Option<f64>,
+    /// Requests per minute by this agent, per gateway process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_minute: Option<u32>,
 }
 
 /// An application principal.

@@ -2,9 +2,11 @@
 //!
 //! Only what policy needs is parsed (`model`, `stream`, `stream_options`, the shape of
 //! `messages`, the output bound); the body stays raw JSON otherwise ([`pai_core::JsonObject`]).
-//! For each candidate (the model asked for, then its fallbacks; see [`crate::reliability`]) the
-//! proxy bounds the output to `maxTokensPerRequest`, reserves the worst case on every budget
-//! ([`crate::budget`]), takes a slot towards the provider, and tries the upstream with retries.
+//! The caller's requests-per-minute limits are checked once the call is parsed
+//! ([`crate::rate_limit`]). For each candidate (the model asked for, then its fallbacks; see
+//! [`crate::reliability`]) the proxy bounds the output to `maxTokensPerRequest`, reserves the
+//! worst case on every budget ([`crate::budget`]), checks the provider's requests per minute,
+//! takes a slot towards the provider, and tries the upstream with retries.
 //! Buffered answers get `x-pai-input-tokens`, `x-pai-output-tokens`, `x-pai-cached-input-tokens`
 //! and `x-pai-cost-usd`; streams pass through event by event under a
 //! [`crate::meter::MeterBody`]. Every call that got past authentication is recorded, answered or
@@ -47,6 +49,7 @@ use crate::body::{error_response, full, ResponseBody};
 use crate::budget::scopes_for;
 use crate::call_id::CallId;
 use crate::meter::{CallSink, MeterBody, MeterParts};
+use crate::rate_limit::{Owner, RateLimits};
 use crate::reliability::{Cooldowns, Reliability, Slots};
 use crate::route::{dialect_of, Route};
 use crate::snapshot::SharedSnapshot;
@@ -69,6 +72,8 @@ pub(crate) struct Inner {
     pub(crate) prices: Option<Arc<dyn PriceTable>>,
     pub(crate) cooldowns: Cooldowns,
     pub(crate) slots: Slots,
+    /// Requests-per-minute limiters; they outlive every snapshot.
+    pub(crate) rate_limits: RateLimits,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -255,6 +260,7 @@ impl Inner {
         record.stream = call.stream;
 
         let snapshot = self.snapshot.current();
+        self.check_principal_rate(principal, &snapshot)?;
         let candidates = candidates::for_principal(principal, &call.model, &snapshot)?;
         let mut base = Some(call);
         let deadline = Instant::now() + self.reliability.total_timeout;
@@ -314,6 +320,21 @@ impl Inner {
                 }
                 Err(Refused::Final(e)) => return Err(e),
             };
+            // Like an exhausted budget, a provider at its rate sends the call to the next
+            // candidate; the reservation just made is released as the hold drops.
+            if let Some(n) = provider.spec.max_requests_per_minute {
+                if let Err(e) = self.rate_limits.check(
+                    Owner::ModelProvider,
+                    &provider.metadata.name,
+                    n,
+                    &snapshot,
+                ) {
+                    tracing::info!(candidate = %candidate.label, error = %e, "provider rate limit reached; trying the next candidate");
+                    drop(hold);
+                    last_error = Some(e);
+                    continue;
+                }
+            }
             let permit = match self
                 .slots
                 .acquire(&provider.metadata.name, &self.reliability)
@@ -359,6 +380,27 @@ impl Inner {
         }
         Err(last_error
             .unwrap_or_else(|| Error::Unavailable("no model could take the call".to_owned())))
+    }
+
+    /// The caller's own limits: its access key's, then its agent's.
+    fn check_principal_rate(
+        &self,
+        principal: &Principal,
+        snapshot: &crate::snapshot::Snapshot,
+    ) -> Result<(), Error> {
+        if let Some(key) = &principal.access_key {
+            if let Some(n) = key.spec.limits.max_requests_per_minute {
+                self.rate_limits
+                    .check(Owner::AccessKey, &key.metadata.name, n, snapshot)?;
+            }
+        }
+        if let crate::auth::Binding::Agent(agent) = &principal.binding {
+            if let Some(n) = agent.spec.rate_limits.max_requests_per_minute {
+                self.rate_limits
+                    .check(Owner::Agent, &agent.metadata.name, n, snapshot)?;
+            }
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
