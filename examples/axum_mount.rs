@@ -1,36 +1,48 @@
 //! Mount the pai gateway inside an existing axum application.
 //!
-//! The app keeps its own routes (`/health` here); everything under `/ext/` goes to pai. The
+//! The app keeps its own routes (`/health` here); everything under `/llm` goes to pai, so the
+//! OpenAI SDK takes base URL `http://host/llm/v1` and the Anthropic SDK `http://host/llm`. The
 //! configuration lives in an in-memory store that this program fills itself: one OpenAI
 //! provider whose key comes from `OPENAI_API_KEY` (and whose endpoint from `OPENAI_BASE_URL`,
 //! if set), and one access key, printed at start.
 //!
 //! ```sh
 //! OPENAI_API_KEY=sk-... cargo run -p pai-examples --example axum_mount
-//! curl http://127.0.0.1:3000/ext/v1/chat/completions -H "authorization: Bearer <printed key>" \
+//! curl http://127.0.0.1:3000/llm/v1/chat/completions -H "authorization: Bearer <printed key>" \
 //!   -H content-type:application/json -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 //! ```
+//!
+//! `tests/tests/axum_mount.rs` runs [`app`] with both SDK dialects, Claude Code's probe and a
+//! key restricted by `allowedCIDRs`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request};
-use axum::middleware::{self, Next};
+use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum::Router;
 use pai_core::resource::{load, Resource};
 use pai_core::{access_key, AccessKeyHasher, Store};
 use pai_store::MemoryStore;
-use pai_tower::{Gateway, PeerAddr};
+use pai_tower::{Gateway, PeerAddrLayer};
 
-/// pai reads the client address from `PeerAddr`; axum keeps it in `ConnectInfo`.
-async fn peer_addr(
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    mut req: Request,
-    next: Next,
-) -> axum::response::Response {
-    req.extensions_mut().insert(PeerAddr(addr));
-    next.run(req).await
+/// Where the app mounts the gateway. Also given to [`Gateway::builder`]'s `prefix`, so that
+/// the gateway's messages (a 404's list of endpoints) name the paths clients use.
+pub const MOUNT: &str = "/llm";
+
+/// The app: its own routes, and the gateway nested under [`MOUNT`]. `nest_service` strips
+/// the mount point, and the gateway serves its routes at the root of what it sees.
+///
+/// pai reads the client address from its `PeerAddr` extension, which auth needs for keys with
+/// `allowedCIDRs` (without it, they are refused); axum keeps it in `ConnectInfo`, which
+/// [`PeerAddrLayer`] copies over. Serve with `into_make_service_with_connect_info`.
+pub fn app(gateway: Gateway) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .nest_service(MOUNT, gateway)
+        .layer(PeerAddrLayer::from_extension(
+            |ConnectInfo(addr): &ConnectInfo<SocketAddr>| *addr,
+        ))
 }
 
 #[tokio::main]
@@ -73,24 +85,20 @@ spec:
     store.apply(&Resource::AccessKey(key)).await?;
 
     let gateway = Gateway::builder()
+        .prefix(MOUNT)
         .store(store)
         .key_hasher(hasher)
         .build()
         .await?;
 
-    let app = Router::new()
-        .route("/health", get(|| async { "ok" }))
-        .fallback_service(gateway)
-        .layer(middleware::from_fn(peer_addr));
-
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!(
-        "gateway mounted at http://{}/ext/v1 — access key: {raw}",
+        "gateway mounted at http://{}{MOUNT}/v1 — access key: {raw}",
         listener.local_addr()?
     );
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app(gateway).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await?;
     Ok(())

@@ -67,6 +67,7 @@ pub struct GatewayBuilder {
     prices: Option<Arc<dyn PriceTable>>,
     endpoints: ProviderEndpoints,
     record_backlog: Option<u64>,
+    prefix: String,
 }
 
 impl GatewayBuilder {
@@ -129,6 +130,18 @@ impl GatewayBuilder {
         self
     }
 
+    /// The path prefix clients reach the gateway under, e.g. `/llm` (default: none).
+    ///
+    /// The gateway's routes sit at the root of the path it is handed or under `/ext` (where
+    /// `pai serve` serves them), so mounted with axum's `nest_service("/llm", gateway)`, which
+    /// strips `/llm`, it routes without this. Set it so that messages name the paths clients
+    /// really use (a 404 lists the endpoints under `/llm`), and when the server hands over
+    /// the whole path (`fallback_service`, a bare hyper server) with the prefix still on it.
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.trim_end_matches('/').to_owned();
+        self
+    }
+
     /// Call ModelBindings that name provider type `kind` directly at `endpoint` instead of
     /// the type's public endpoint (a mock upstream in tests, an egress proxy).
     pub fn provider_endpoint(mut self, kind: ProviderKind, endpoint: &str) -> Self {
@@ -177,8 +190,11 @@ impl GatewayBuilder {
             cooldowns: Cooldowns::default(),
             slots: Slots::default(),
             rate_limits: RateLimits::default(),
+            prefix: Arc::from(self.prefix.as_str()),
         });
-        let auth = AuthLayer::new(snapshot.clone(), hasher).trusted_proxies(self.trusted_proxies);
+        let auth = AuthLayer::new(snapshot.clone(), hasher)
+            .trusted_proxies(self.trusted_proxies)
+            .prefix(&self.prefix);
         let stack = CallIdLayer.layer(auth.layer(proxy));
         Ok(Gateway {
             stack,

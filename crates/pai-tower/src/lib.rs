@@ -34,7 +34,10 @@
 //! # });
 //! ```
 //!
-//! In axum: `Router::new().fallback_service(gateway)` (see `examples/axum_mount.rs`).
+//! In axum: `Router::new().nest_service("/llm", gateway)` serves `/llm/v1/chat/completions`
+//! and `/llm/v1/messages` (see [`GatewayBuilder::prefix`] for where routes sit), and
+//! [`PeerAddrLayer`] hands axum's `ConnectInfo` to auth for `allowedCIDRs`; `examples/axum_mount.rs`
+//! shows both.
 
 mod auth;
 mod body;
@@ -43,6 +46,7 @@ mod call_id;
 mod gateway;
 mod meter;
 pub mod metrics;
+mod peer;
 mod price_watch;
 mod proxy;
 mod rate_limit;
@@ -56,6 +60,7 @@ pub use body::ResponseBody;
 pub use call_id::{CallId, CallIdLayer, CallIdService};
 pub use gateway::{BuildError, Gateway, GatewayBuilder};
 pub use meter::{CallSink, DEFAULT_RECORD_BACKLOG, RECORD_BATCH};
+pub use peer::{PeerAddrLayer, SetPeerAddr};
 pub use price_watch::PriceFileWatcher;
 pub use proxy::policy::check_provider_model;
 pub use proxy::Proxy;

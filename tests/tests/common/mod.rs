@@ -41,6 +41,8 @@ pub struct Options {
     pub trusted_proxies: Vec<pai_core::net::Cidr>,
     /// Mint one more access key for each of these ModelProviders (from `extra_yaml`).
     pub keys_for: Vec<String>,
+    /// The gateway's prefix ([`pai_tower::GatewayBuilder::prefix`]), if any.
+    pub prefix: Option<&'static str>,
 }
 
 pub async fn harness() -> Harness {
@@ -116,6 +118,9 @@ spec:
     }
     if let Some(l) = options.ledger {
         builder = builder.ledger(l);
+    }
+    if let Some(prefix) = options.prefix {
+        builder = builder.prefix(prefix);
     }
     if options.prices {
         builder = builder.prices(Arc::new(pai_core::price::SharedPrices::default()));

@@ -1,7 +1,8 @@
 //! Turns an access key into a [`Principal`], or refuses in the caller's dialect.
 //!
-//! Every request needs a valid key except Claude Code's public probe (`HEAD /ext/api/hello`),
-//! whatever the path: wrapped around an application's own handler, the layer protects it too.
+//! Every request needs a valid key except Claude Code's public probe (`HEAD /api/hello`, or
+//! `/ext/api/hello`, under the gateway's prefix: [`AuthLayer::prefix`]), whatever the path:
+//! wrapped around an application's own handler, the layer protects it too.
 //!
 //! The key comes raw (`pak_…`) or wrapped (`sk-ant-api03-pak-…-AA`), in `x-api-key` or
 //! `Authorization: Bearer`. It is looked up by its keyed hash in the in-memory snapshot, so a
@@ -85,6 +86,7 @@ pub struct AuthLayer {
     snapshot: SharedSnapshot,
     hasher: AccessKeyHasher,
     trusted_proxies: Arc<Vec<Cidr>>,
+    prefix: Arc<str>,
 }
 
 impl AuthLayer {
@@ -94,7 +96,15 @@ impl AuthLayer {
             snapshot,
             hasher,
             trusted_proxies: Arc::new(Vec::new()),
+            prefix: Arc::from(""),
         }
+    }
+
+    /// The path prefix clients reach the gateway under (see [`crate::GatewayBuilder::prefix`]);
+    /// it decides where the public probe sits.
+    pub fn prefix(mut self, prefix: &str) -> AuthLayer {
+        self.prefix = Arc::from(prefix);
+        self
     }
 
     /// Peers whose `X-Forwarded-For` is believed.
@@ -136,7 +146,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let route = Route::from_path(req.uri().path());
+        let route = Route::under(&self.layer.prefix, req.uri().path());
         // Fail closed: only Claude Code's connectivity probe is public. Any other path — one
         // the gateway does not serve, or an embedder's own handler this layer wraps — needs a
         // valid key.

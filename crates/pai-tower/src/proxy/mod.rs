@@ -51,7 +51,7 @@ use crate::call_id::CallId;
 use crate::meter::{CallSink, MeterBody, MeterParts};
 use crate::rate_limit::{Owner, RateLimits};
 use crate::reliability::{Cooldowns, Reliability, Slots};
-use crate::route::{dialect_of, Route};
+use crate::route::{dialect_of, not_found_message, Route};
 use crate::snapshot::SharedSnapshot;
 
 /// Calls providers for authenticated requests. See the module docs.
@@ -74,6 +74,8 @@ pub(crate) struct Inner {
     pub(crate) slots: Slots,
     /// Requests-per-minute limiters; they outlive every snapshot.
     pub(crate) rate_limits: RateLimits,
+    /// Where clients reach the gateway ([`crate::GatewayBuilder::prefix`]).
+    pub(crate) prefix: Arc<str>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -132,13 +134,13 @@ pub(crate) struct Journey {
 
 impl Inner {
     async fn handle(&self, req: Request<UpstreamBody>) -> Response<ResponseBody> {
-        let route = Route::from_path(req.uri().path());
+        let route = Route::under(&self.prefix, req.uri().path());
         let dialect = dialect_of(route, req.headers());
         let Some(route) = route else {
-            let e = Error::NotFound(format!(
-                "no such endpoint: {} {}; pai serves /ext/v1/chat/completions, /ext/v1/messages, /ext/v1/messages/count_tokens and /ext/v1/models",
+            let e = Error::NotFound(not_found_message(
+                &self.prefix,
                 req.method(),
-                req.uri().path()
+                req.uri().path(),
             ));
             return error_response(&e, dialect);
         };
