@@ -50,7 +50,7 @@ async fn records_are_written_in_batches_and_keep_up() {
     let sink = CallSink::spawn(store.clone());
     let started = Instant::now();
     for i in 500..20_500 {
-        sink.send(record(i));
+        sink.admit().await.unwrap().send(record(i));
     }
     assert!(sink.drain(Duration::from_secs(60)).await, "drained");
     let batched = 20_000.0 / started.elapsed().as_secs_f64();

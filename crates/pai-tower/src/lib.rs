@@ -59,7 +59,7 @@ pub use auth::{AgentIdentity, Auth, AuthLayer, Binding, PeerAddr, Principal};
 pub use body::ResponseBody;
 pub use call_id::{CallId, CallIdLayer, CallIdService};
 pub use gateway::{BuildError, Gateway, GatewayBuilder};
-pub use meter::{CallSink, DEFAULT_RECORD_BACKLOG, RECORD_BATCH};
+pub use meter::{CallSink, RecordSlot, DEFAULT_RECORD_BACKLOG, RECORD_BATCH};
 pub use peer::{PeerAddrLayer, SetPeerAddr};
 pub use price_watch::PriceFileWatcher;
 pub use proxy::policy::check_provider_model;

@@ -15,8 +15,10 @@
 //! settled with the usage seen so far, the slot towards the provider is released and the call
 //! is recorded.
 //!
-//! Records go through a [`CallSink`]: an unbounded queue drained by one task that writes to the
-//! store, so a slow store never slows a response and no record is dropped.
+//! Records go through a [`CallSink`]: a bounded queue, drained in batches by one task that
+//! writes to the store, whose room each call takes before it starts ([`RecordSlot`]); so a
+//! store that is merely slow never slows a response, one that falls behind holds new calls back,
+//! and no record of an admitted call is dropped.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -35,7 +37,7 @@ use pai_core::{
 };
 use pai_providers::sse::SseParser;
 use pin_project_lite::pin_project;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::budget::Hold;
 use crate::reliability::Reliability;
@@ -44,36 +46,55 @@ use crate::reliability::Reliability;
 ///
 /// One task writes the records in batches (up to [`RECORD_BATCH`] at a time, one
 /// [`Store::record_calls`] each, which the embedded store commits in one transaction), so the
-/// records keep up with the request rate. The backlog of records not yet written is bounded:
-/// while it is at its limit, new calls wait for the recorder before they start
-/// ([`CallSink::admit`]) and are refused with 503 if it does not catch up within a few seconds.
-/// No record is dropped to make room.
+/// records keep up with the request rate.
+///
+/// The queue is bounded, and room in it is taken before a call starts: [`CallSink::admit`]
+/// hands out a [`RecordSlot`], one of at most `limit`, which the call's record is sent through
+/// when it finishes and which is given back once the record is written. So the calls in flight
+/// plus the records queued or being written never exceed `limit`. At the limit a new call waits
+/// for the recorder, and is refused with 503 if it does not catch up within a few seconds; no
+/// record of an admitted call is dropped to make room, and sending one never waits.
 ///
 /// It also counts the work that finishes a call after its answer has gone — the record's
 /// write, the budget's settle — so the admin views can answer with every call that has
 /// finished ([`CallSink::finished`]).
 #[derive(Clone, Debug)]
 pub struct CallSink {
-    tx: mpsc::UnboundedSender<CallRecord>,
+    tx: mpsc::Sender<(CallRecord, OwnedSemaphorePermit)>,
+    room: Arc<Semaphore>,
+    limit: usize,
     work: Arc<Work>,
-    backlog: Arc<Backlog>,
 }
 
 /// Records written per store call, at most.
 pub const RECORD_BATCH: usize = 512;
 
-/// The default limit on records waiting to be written.
+/// The default limit on calls admitted and not yet recorded.
 pub const DEFAULT_RECORD_BACKLOG: u64 = 20_000;
 
 /// How long a new call waits for the recorder to make room before it is refused.
 const ADMIT_WAIT: Duration = Duration::from_secs(5);
 
-/// Records queued and not yet written, and its limit.
+/// Room for one call's record, taken before the call starts ([`CallSink::admit`]).
 #[derive(Debug)]
-struct Backlog {
-    waiting: AtomicU64,
-    limit: u64,
-    written: Notify,
+pub struct RecordSlot {
+    sink: CallSink,
+    room: OwnedSemaphorePermit,
+}
+
+impl RecordSlot {
+    /// Queue the call's record. Never waits: its room was taken when the call was admitted.
+    pub fn send(self, record: CallRecord) {
+        let RecordSlot { sink, room } = self;
+        sink.work.queued.fetch_add(1, Ordering::SeqCst);
+        // Every queued record holds one of `limit` permits and the channel holds `limit`, so
+        // it is never full; it fails only if the recorder has stopped.
+        if let Err(e) = sink.tx.try_send((record, room)) {
+            sink.work.done.fetch_add(1, Ordering::SeqCst);
+            let (record, _) = e.into_inner();
+            tracing::error!(call_id = %record.call_id, "call recorder has stopped; record lost");
+        }
+    }
 }
 
 /// Finishing work queued and done since start.
@@ -103,76 +124,70 @@ impl Drop for Finishing {
 }
 
 impl CallSink {
-    /// A sink writing to `store` from a background task, with the default backlog limit.
+    /// A sink writing to `store` from a background task, with the default limit.
     pub fn spawn(store: Arc<dyn Store>) -> CallSink {
         CallSink::with_backlog(store, DEFAULT_RECORD_BACKLOG)
     }
 
-    /// A sink writing to `store` from a background task; at most `limit` records wait.
+    /// A sink writing to `store` from a background task; at most `limit` calls are admitted
+    /// and not yet recorded.
     pub fn with_backlog(store: Arc<dyn Store>, limit: u64) -> CallSink {
-        let (tx, mut rx) = mpsc::unbounded_channel::<CallRecord>();
+        let limit = usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS);
+        let (tx, mut rx) = mpsc::channel::<(CallRecord, OwnedSemaphorePermit)>(limit);
         let work = Arc::new(Work::default());
-        let backlog = Arc::new(Backlog {
-            waiting: AtomicU64::new(0),
-            limit: limit.max(1),
-            written: Notify::new(),
-        });
-        let (left, room) = (work.clone(), backlog.clone());
+        let left = work.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(RECORD_BATCH);
             while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-                write(store.as_ref(), &batch).await;
-                let n = batch.len() as u64;
-                batch.clear();
-                room.waiting.fetch_sub(n, Ordering::SeqCst);
-                left.done.fetch_add(n, Ordering::SeqCst);
-                room.written.notify_waiters();
+                // The rooms are given back only once their records are written.
+                let (records, rooms): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+                write(store.as_ref(), &records).await;
+                left.done.fetch_add(records.len() as u64, Ordering::SeqCst);
+                drop(rooms);
             }
         });
-        CallSink { tx, work, backlog }
-    }
-
-    /// Wait until the backlog of records has room for one more call, up to a few seconds;
-    /// refuse with 503 if it does not. Called before a call starts, so a recorder that cannot
-    /// keep up slows the callers down rather than growing without bound.
-    pub async fn admit(&self) -> Result<(), Error> {
-        let has_room = || self.backlog.waiting.load(Ordering::SeqCst) < self.backlog.limit;
-        if has_room() {
-            return Ok(());
-        }
-        let until = tokio::time::Instant::now() + ADMIT_WAIT;
-        loop {
-            // Registered before the check, so a batch written in between is not missed.
-            let written = self.backlog.written.notified();
-            let mut written = std::pin::pin!(written);
-            written.as_mut().enable();
-            if has_room() {
-                return Ok(());
-            }
-            if tokio::time::timeout_at(until, written).await.is_err() {
-                return Err(Error::Unavailable(format!(
-                    "the gateway cannot write its call records fast enough ({} waiting); try again shortly",
-                    self.backlog.waiting.load(Ordering::SeqCst)
-                )));
-            }
+        CallSink {
+            tx,
+            room: Arc::new(Semaphore::new(limit)),
+            limit,
+            work,
         }
     }
 
-    /// Records queued and not yet written.
+    /// Room for one more call's record: at once, or as soon as the recorder makes room, up to
+    /// a few seconds; else 503. Called before a call starts, so a recorder that cannot keep up
+    /// slows the callers down rather than letting its queue grow.
+    pub async fn admit(&self) -> Result<RecordSlot, Error> {
+        let room = match self.room.clone().try_acquire_owned() {
+            Ok(room) => room,
+            Err(_) => {
+                let waited =
+                    tokio::time::timeout(ADMIT_WAIT, self.room.clone().acquire_owned()).await;
+                match waited {
+                    Ok(Ok(room)) => room,
+                    Ok(Err(_)) => {
+                        return Err(Error::Internal("the call recorder is closed".to_owned()))
+                    }
+                    Err(_) => {
+                        return Err(Error::Unavailable(format!(
+                            "the gateway cannot write its call records fast enough ({} calls waiting to be recorded); try again shortly",
+                            self.backlog()
+                        )))
+                    }
+                }
+            }
+        };
+        Ok(RecordSlot {
+            sink: self.clone(),
+            room,
+        })
+    }
+
+    /// Calls admitted whose records are not yet written: in flight, queued or being written.
     pub fn backlog(&self) -> u64 {
-        self.backlog.waiting.load(Ordering::SeqCst)
-    }
-
-    /// Queue a record. Never waits and never drops it: room was made before the call started
-    /// ([`CallSink::admit`]).
-    pub fn send(&self, record: CallRecord) {
-        self.work.queued.fetch_add(1, Ordering::SeqCst);
-        self.backlog.waiting.fetch_add(1, Ordering::SeqCst);
-        if let Err(e) = self.tx.send(record) {
-            self.work.done.fetch_add(1, Ordering::SeqCst);
-            self.backlog.waiting.fetch_sub(1, Ordering::SeqCst);
-            tracing::error!(call_id = %e.0.call_id, "call recorder has stopped; record lost");
-        }
+        (self.limit - self.room.available_permits()) as u64
     }
 
     /// Count a piece of work that finishes a call (a budget settle) until the guard drops.
@@ -238,6 +253,8 @@ pub(crate) struct MeterParts {
     pub permit: Option<OwnedSemaphorePermit>,
     pub prices: Option<Arc<dyn PriceTable>>,
     pub sink: CallSink,
+    /// Where the record goes when the stream ends; set once the answer is a stream.
+    pub record_slot: Option<RecordSlot>,
     pub started: Instant,
     pub deadline: Instant,
     /// The input estimated before the call (0 when nothing needed it), charged when a stream is
@@ -293,7 +310,9 @@ impl Meter {
         }
         self.parts.permit.take();
         crate::metrics::call_finished(&record, usage.as_ref());
-        self.parts.sink.send(record);
+        if let Some(slot) = self.parts.record_slot.take() {
+            slot.send(record);
+        }
     }
 
     /// `: pai-usage {…}`, the usage and cost so far as an SSE comment.

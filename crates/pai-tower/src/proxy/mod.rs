@@ -48,7 +48,7 @@ use crate::auth::Principal;
 use crate::body::{error_response, full, ResponseBody};
 use crate::budget::scopes_for;
 use crate::call_id::CallId;
-use crate::meter::{CallSink, MeterBody, MeterParts};
+use crate::meter::{CallSink, MeterBody, MeterParts, RecordSlot};
 use crate::rate_limit::{Owner, RateLimits};
 use crate::reliability::{Cooldowns, Reliability, Slots};
 use crate::route::{dialect_of, not_found_message, Route};
@@ -164,9 +164,10 @@ impl Inner {
             return me::answer(&principal, self.store.as_ref()).await;
         }
         // Room for this call's record first: a recorder that falls behind slows callers down.
-        if let Err(e) = self.sink.admit().await {
-            return error_response(&e, dialect);
-        }
+        let mut record_slot = match self.sink.admit().await {
+            Ok(slot) => Some(slot),
+            Err(e) => return error_response(&e, dialect),
+        };
         let call_id = req
             .extensions()
             .get::<CallId>()
@@ -187,7 +188,15 @@ impl Inner {
         };
         let mut journey = Journey::default();
         match self
-            .forward(route, req, &principal, &call_id, &mut record, &mut journey)
+            .forward(
+                route,
+                req,
+                &principal,
+                &call_id,
+                &mut record,
+                &mut journey,
+                &mut record_slot,
+            )
             .await
         {
             Ok(res) => res,
@@ -196,7 +205,10 @@ impl Inner {
                 record.error = Some(error.to_string());
                 record.duration_ms = call_id.started.elapsed().as_millis() as u64;
                 crate::metrics::call_finished(&record, None);
-                self.sink.send(record);
+                // Still here unless an answer took it, and an answer sends its own record.
+                if let Some(slot) = record_slot {
+                    slot.send(record);
+                }
                 let mut res = error_response(&error, dialect);
                 journey_headers(res.headers_mut(), &journey);
                 res
@@ -204,6 +216,7 @@ impl Inner {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         route: Route,
@@ -212,6 +225,7 @@ impl Inner {
         call_id: &CallId,
         record: &mut CallRecord,
         journey: &mut Journey,
+        record_slot: &mut Option<RecordSlot>,
     ) -> Result<Response<ResponseBody>, Error> {
         let dialect = route.operation().client_dialect();
         let (parts, body) = req.into_parts();
@@ -365,11 +379,21 @@ impl Inner {
                         permit: Some(permit),
                         prices: self.prices.clone(),
                         sink: self.sink.clone(),
+                        record_slot: None,
                         started: call_id.started,
                         deadline,
                         estimated_input,
                     };
-                    return self.respond(answer, &call, bound, bounded, record, journey, parts);
+                    return self.respond(
+                        answer,
+                        &call,
+                        bound,
+                        bounded,
+                        record,
+                        journey,
+                        parts,
+                        record_slot,
+                    );
                 }
                 Err(Failure::Final(e)) => return Err(e),
                 Err(Failure::Exhausted(e)) => {
@@ -414,7 +438,8 @@ impl Inner {
         bounded: bool,
         record: &mut CallRecord,
         journey: &Journey,
-        parts: MeterParts,
+        mut parts: MeterParts,
+        record_slot: &mut Option<RecordSlot>,
     ) -> Result<Response<ResponseBody>, Error> {
         match answer {
             Answer::Stream {
@@ -432,6 +457,7 @@ impl Inner {
                     HeaderValue::from_static("no-cache"),
                 );
                 record.status = head.status.as_u16();
+                parts.record_slot = record_slot.take();
                 let observer = adapter.stream_observer(call);
                 let body = MeterBody::new(
                     body,
@@ -480,7 +506,9 @@ impl Inner {
                 if let Some(hold) = parts.hold {
                     hold.settle(usage.as_ref(), cost.map(|c| c.pico_usd), &parts.sink);
                 }
-                self.sink.send(record.clone());
+                if let Some(slot) = record_slot.take() {
+                    slot.send(record.clone());
+                }
                 let mut res = Response::new(full(body));
                 *res.status_mut() = head.status;
                 *res.headers_mut() = headers;
