@@ -128,25 +128,9 @@ class Gateway:
         out = self.cli("access-key", "create", "--name", name, "--model-provider", provider, *extra)
         key = out.stdout.strip().splitlines()[-1].strip()
         assert key.startswith("pak_"), out.stdout
+        # No waiting: an admin write takes effect before the CLI returns (read your writes).
         self.keys[name] = key
-        self.wait_until_served(key)
         return key
-
-    def wait_until_served(self, key: str, timeout: float = 10.0):
-        """The gateway picks up new keys from the store's watch; wait for that, boundedly."""
-        deadline = time.monotonic() + timeout
-        while True:
-            req = urllib.request.Request(self.url + "/ext/v1/models", headers={"Authorization": f"Bearer {key}"})
-            try:
-                with urllib.request.urlopen(req, timeout=5) as r:
-                    if r.status == 200:
-                        return
-            except urllib.error.HTTPError as e:
-                if e.code == 403:  # known key, refused by policy: it is being served
-                    return
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.05)
 
     def admin_get(self, path: str):
         req = urllib.request.Request(

@@ -5,7 +5,7 @@ import anthropic
 import pytest
 
 from conftest import ANTHROPIC_UPSTREAM_KEY
-from pai_server import Server, base_resources, eventually, table, usd
+from pai_server import Server, base_resources, table, usd
 
 # Pico-USD per token (list prices): claude-sonnet-4-6 $3/$15, gpt-4o-mini $0.15/$0.60,
 # claude-haiku-4-5 $1/$5 per million.
@@ -102,7 +102,8 @@ def spent(server, bot):
     tokens["claude-haiku-4-5"] += msg.usage.input_tokens + msg.usage.output_tokens
     cost += pico("claude-haiku-4-5", msg.usage)
 
-    eventually(lambda: server.budget("model-binding", "quick-haiku")["spent"] == tokens["claude-haiku-4-5"])
+    spent = server.budget("model-binding", "quick-haiku")["spent"]
+    assert spent == tokens["claude-haiku-4-5"], spent
     return tokens, cost
 
 
@@ -117,11 +118,9 @@ def test_pai_status_shows_each_model_and_the_dollar_cap(server, spent):
     tokens, cost = spent
     sonnet = tokens["claude-sonnet-4-6"]
 
-    def status_is_current():
-        out = server.cli("status", "support-bot")
-        return out if f"local-openai/gpt-4o-mini — {tokens['gpt-4o-mini']:,} tokens today" in out else None
-
-    out = eventually(status_is_current, what="pai status with every call")
+    # At once: pai status answers with every call that has finished.
+    out = server.cli("status", "support-bot")
+    assert f"local-openai/gpt-4o-mini — {tokens['gpt-4o-mini']:,} tokens today" in out, out
     lines = out.splitlines()
     assert lines[0].startswith("agent/support-bot — today since 00:00 UTC, resets in ")
     assert lines[1] == (
