@@ -158,7 +158,7 @@ where
             let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
             return match snapshot.agent(&name) {
                 Some(agent) if !agent.spec.guards.is_empty() => {
-                    let e = guards_not_enforced("Agent", &name);
+                    let e = guards_not_enforced(agent);
                     let res = error_response(&e, dialect_of(route, req.headers()));
                     Box::pin(async move { Ok(res) })
                 }
@@ -233,17 +233,12 @@ impl AuthLayer {
                 )))
             }
         };
-        match &binding {
-            Binding::Agent(a) if !a.spec.guards.is_empty() => {
-                return Err(guards_not_enforced("Agent", &a.metadata.name))
+        // A provider naming guards is refused where its credentials are resolved (the
+        // snapshot), which covers every way of reaching it; an agent's own guards, here.
+        if let Binding::Agent(agent) = &binding {
+            if !agent.spec.guards.is_empty() {
+                return Err(guards_not_enforced(agent));
             }
-            Binding::Provider(p) if !p.resource.spec.guards.is_empty() => {
-                return Err(guards_not_enforced(
-                    "ModelProvider",
-                    &p.resource.metadata.name,
-                ))
-            }
-            _ => {}
         }
         let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
         let client_ip = peer.and_then(|peer| client_ip(peer, req.headers(), &self.trusted_proxies));
@@ -282,11 +277,12 @@ fn credential(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-/// A resource stored before guards were refused at apply time may still name them: its calls
+/// An Agent stored before guards were refused at apply time may still name them: its calls
 /// are refused rather than sent unguarded (fail closed).
-fn guards_not_enforced(kind: &str, name: &str) -> Error {
+fn guards_not_enforced(agent: &Agent) -> Error {
     Error::Unavailable(format!(
-        "{kind} {name:?} names guards, which are not available yet in this version of pai; remove its spec.guards to use it"
+        "Agent {:?} names guards, which are not available yet in this version of pai; remove its spec.guards to use it",
+        agent.metadata.name
     ))
 }
 
