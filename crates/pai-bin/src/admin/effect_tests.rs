@@ -13,25 +13,8 @@ use pai_store::{MemoryLedger, SqliteStore};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+use super::tests::{PROVIDER, TOKEN};
 use super::{router, AdminState};
-
-const TOKEN: &str = "pai_admin_test-token";
-
-const PROVIDER: &str = r#"
-apiVersion: pai.io/v1
-kind: Secret
-metadata: {name: openai-api-key}
-data: {api-key: sk-real-provider-key}
----
-apiVersion: pai.io/v1
-kind: ModelProvider
-metadata: {name: openai}
-spec:
-  provider: openai
-  apiKeySecretRef: {name: openai-api-key}
-  allowedModels: [gpt-4o-mini]
-  externalAccess: {enabled: true}
-"#;
 
 async fn admin(router: &Router, method: &str, path: &str, body: String) -> (StatusCode, Value) {
     let request = Request::builder()

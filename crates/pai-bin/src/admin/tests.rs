@@ -13,7 +13,7 @@ use tower::ServiceExt;
 
 use super::{router, AdminState};
 
-const TOKEN: &str = "pai_admin_test-token";
+pub(super) const TOKEN: &str = "pai_admin_test-token";
 
 struct Harness {
     router: Router,
@@ -73,7 +73,7 @@ impl Harness {
     }
 }
 
-const PROVIDER: &str = r#"
+pub(super) const PROVIDER: &str = r#"
 apiVersion: pai.io/v1
 kind: Secret
 metadata: {name: openai-api-key}

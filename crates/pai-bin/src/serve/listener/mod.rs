@@ -255,12 +255,16 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn a_connection_that_sends_no_request_head_is_closed() {
+    /// The listener on a loopback port, with `max` connections and `header_timeout`, in front
+    /// of the slow test service; it runs until the returned sender is dropped.
+    async fn serve(
+        max: usize,
+        header_timeout: Duration,
+    ) -> (std::net::SocketAddr, watch::Sender<bool>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (_stop, stopped) = watch::channel(false);
-        let limits = limits(16, Duration::from_millis(200));
+        let (stop, stopped) = watch::channel(false);
+        let limits = limits(max, header_timeout);
         tokio::spawn(run(
             "test",
             listener,
@@ -269,6 +273,12 @@ mod tests {
             stopped,
             Duration::ZERO,
         ));
+        (addr, stop)
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sends_no_request_head_is_closed() {
+        let (addr, _stop) = serve(16, Duration::from_millis(200)).await;
 
         let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut partial = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -279,18 +289,7 @@ mod tests {
 
     #[tokio::test]
     async fn at_the_cap_the_oldest_silent_connection_makes_room() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (_stop, stopped) = watch::channel(false);
-        let limits = limits(2, Duration::from_secs(30));
-        tokio::spawn(run(
-            "test",
-            listener,
-            slow(),
-            limits,
-            stopped,
-            Duration::ZERO,
-        ));
+        let (addr, _stop) = serve(2, Duration::from_secs(30)).await;
 
         let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
