@@ -7,8 +7,8 @@ mod common;
 
 use http::Request;
 use http_body_util::Full;
-use pai_core::resource::{AccessKey, Resource};
-use pai_core::{access_key, AccessKeyHasher, Store};
+use pai_core::resource::Resource;
+use pai_core::{AccessKeyHasher, Store};
 use pai_tower::PeerAddr;
 use tower::ServiceExt;
 
@@ -24,14 +24,13 @@ async fn forwarded_for_cannot_talk_around_allowed_cidrs() {
         ..Options::default()
     })
     .await;
-    let raw = access_key::generate().unwrap();
-    let mut key: AccessKey = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "local-only"},
-        "spec": {"modelProvider": "oai", "restrictions": {"allowedCIDRs": ["127.0.0.0/8"]}},
-    }))
-    .unwrap();
-    key.status.key_hash = Some(AccessKeyHasher::new(SECRET).hash(&raw).0);
-    h.store.apply(&Resource::AccessKey(key)).await.unwrap();
+    let raw = common::mint_spec(
+        &h.store,
+        &AccessKeyHasher::new(SECRET),
+        "local-only",
+        serde_json::json!({"modelProvider": "oai", "restrictions": {"allowedCIDRs": ["127.0.0.0/8"]}}),
+    )
+    .await;
     h.gateway.reload().await.unwrap();
 
     let send = |lines: Vec<&'static [u8]>| {

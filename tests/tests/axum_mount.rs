@@ -19,8 +19,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use pai_core::resource::{AccessKey, Resource};
-use pai_core::{access_key, AccessKeyHasher, Store};
+use pai_core::AccessKeyHasher;
 
 use common::{harness_with, Harness, Options, SECRET};
 
@@ -205,14 +204,13 @@ async fn unknown_paths_name_the_endpoints_under_the_apps_prefix() {
 #[tokio::test]
 async fn allowed_cidrs_work_through_the_peer_helper_and_fail_closed_without_it() {
     let (h, addr) = mounted().await;
-    let raw = access_key::generate().unwrap();
-    let mut key: AccessKey = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "local-only"},
-        "spec": {"modelProvider": "oai", "restrictions": {"allowedCIDRs": ["127.0.0.0/8"]}},
-    }))
-    .unwrap();
-    key.status.key_hash = Some(AccessKeyHasher::new(SECRET).hash(&raw).0);
-    h.store.apply(&Resource::AccessKey(key)).await.unwrap();
+    let raw = common::mint_spec(
+        &h.store,
+        &AccessKeyHasher::new(SECRET),
+        "local-only",
+        serde_json::json!({"modelProvider": "oai", "restrictions": {"allowedCIDRs": ["127.0.0.0/8"]}}),
+    )
+    .await;
     h.gateway.reload().await.unwrap();
     let auth = bearer(&raw);
     let headers = [("authorization", auth.as_str())];

@@ -143,12 +143,26 @@ pub async fn mint(
     provider: &str,
     max_tokens_per_day: Option<u64>,
 ) -> String {
+    mint_spec(
+        store,
+        hasher,
+        name,
+        serde_json::json!({"modelProvider": provider, "limits": {"maxTokensPerDay": max_tokens_per_day}}),
+    )
+    .await
+}
+
+/// Store an AccessKey `name` with `spec` and a fresh key; answer the raw key.
+pub async fn mint_spec(
+    store: &MemoryStore,
+    hasher: &AccessKeyHasher,
+    name: &str,
+    spec: serde_json::Value,
+) -> String {
     let raw = access_key::generate().unwrap();
-    let mut key: AccessKey = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name},
-        "spec": {"modelProvider": provider, "limits": {"maxTokensPerDay": max_tokens_per_day}},
-    }))
-    .unwrap();
+    let mut key: AccessKey =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "spec": spec}))
+            .unwrap();
     key.status.key_hash = Some(hasher.hash(&raw).0);
     store.apply(&Resource::AccessKey(key)).await.unwrap();
     raw
