@@ -306,7 +306,7 @@ TWO_CALLS = [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Berli
 # Output tokens: the preamble's 5 words, 3 per call.
 PREAMBLE_OUTPUT = 5 + 3 + 3
 
-# Cells that fail because of a translation bug (crates/pai-providers/src/translate), kept
+# Cells that fail because of a translation bug (pai-providers/src/translate), kept
 # visible as strict xfails: id → reason.
 PREAMBLE_XFAIL: dict[str, str] = {}
 
