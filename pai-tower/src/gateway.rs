@@ -55,6 +55,7 @@ use crate::call_id::CallIdLayer;
 use crate::call_log::CallLogLayer;
 use crate::endpoints::EndpointsLayer;
 use crate::fallback::FallbackLayer;
+use crate::guard::{GuardKind, GuardKinds, GuardLayer};
 use crate::meter::CallSink;
 use crate::meter_layer::MeterLayer;
 use crate::parse::ParseLayer;
@@ -97,6 +98,7 @@ pub struct GatewayBuilder {
     endpoints: ProviderEndpoints,
     record_backlog: Option<u64>,
     prefix: String,
+    guard_kinds: GuardKinds,
 }
 
 impl GatewayBuilder {
@@ -178,6 +180,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Let GuardBindings of `spec.kind: <name>` run as `kind` builds them (see
+    /// [`crate::GuardLayer`]). A guard of a kind the gateway does not know refuses the calls it
+    /// guards.
+    pub fn guard_kind(mut self, name: &str, kind: Arc<dyn GuardKind>) -> Self {
+        self.guard_kinds.register(name, kind);
+        self
+    }
+
     /// Load the configuration from the store and start following its changes. Must be called
     /// inside a tokio runtime.
     pub async fn build(self) -> Result<Gateway, BuildError> {
@@ -230,6 +240,7 @@ impl GatewayBuilder {
                     .timeouts(reliability.body_idle_timeout, reliability.body_timeout)
                     .prefix(prefix),
             )
+            .layer(GuardLayer::new(snapshot.clone(), self.guard_kinds))
             .layer(FallbackLayer::new(snapshot.clone(), reliability.clone()))
             .layer(BudgetLayer::new(self.ledger, self.prices.clone()))
             .layer(ProviderLimitLayer::new(
