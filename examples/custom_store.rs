@@ -231,8 +231,10 @@ impl ToyLedger {
 
     /// The state with every reservation past its time charged in full: each call starts here,
     /// so an abandoned reservation is charged before anyone reads or reserves (fail closed).
-    fn lock(&self) -> MutexGuard<'_, LedgerState> {
+    fn lock_and_expire(&self) -> MutexGuard<'_, LedgerState> {
         let now = self.clock.now();
+        // Updates are saturating arithmetic that cannot stop halfway: a poisoned lock still
+        // guards whole counters.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let expired: Vec<u64> = state
             .open
@@ -268,7 +270,7 @@ impl BudgetLedger for ToyLedger {
     async fn reserve(&self, scopes: &[ScopeLimit]) -> Result<Reservation, LedgerError> {
         let (day, resets_in_secs) = self.clock.utc_day();
         let expires_at = self.clock.now() + self.reservation_ttl();
-        let mut state = self.lock();
+        let mut state = self.lock_and_expire();
         let counters = &state.counters;
         ledger::admit(
             scopes,
@@ -298,13 +300,13 @@ impl BudgetLedger for ToyLedger {
 
     async fn settle(&self, reservation: Reservation, actual: &[u128]) -> Result<(), LedgerError> {
         // The ledger's own copy decides what is released, not the caller's.
-        self.lock().close(reservation.id, actual);
+        self.lock_and_expire().close(reservation.id, actual);
         Ok(())
     }
 
     async fn spent_today(&self, key: &ScopeKey) -> Result<u128, LedgerError> {
         let (day, _) = self.clock.utc_day();
-        let state = self.lock();
+        let state = self.lock_and_expire();
         Ok(state.counters.get(&(key.clone(), day)).map_or(0, |c| c.0))
     }
 
