@@ -5,9 +5,14 @@
 //! mounts it in any hyper or axum server: it is a `tower::Service<http::Request<B>>` whose error
 //! type is `Infallible`, because every refusal is a response in the caller's dialect.
 //!
-//! The pieces are public so they can be recombined: [`CallIdLayer`] names the call and times
-//! it, [`AuthLayer`] turns an access key into a [`Principal`], and [`Proxy`] applies policy,
-//! calls the provider and meters the answer. [`Gateway`] documents the order they run in.
+//! The pieces are public so they can be recombined: one tower layer per concern —
+//! [`RescueLayer`], [`AuthLayer`], [`CallLogLayer`], [`RateLimitLayer`], [`ParseLayer`],
+//! [`GuardLayer`], [`FallbackLayer`], [`BudgetLayer`], [`ProviderLimitLayer`], [`MeterLayer`],
+//! [`RetryPolicy`] and the [`Upstream`] leaf — each usable alone around an application's own
+//! service. They talk through typed request extensions ([`Principal`], `Arc<Call>`,
+//! [`Candidate`], [`Deadline`], [`CallLog`]) and a typed [`CallError`] that says what the next
+//! layer out may do ([`Next`]). [`Gateway`] stacks them; its module documents the order, and
+//! why.
 //!
 //! ```
 //! use std::sync::Arc;
