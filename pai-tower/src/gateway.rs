@@ -238,7 +238,8 @@ impl GatewayBuilder {
                 ParseLayer::new()
                     .max_body_bytes(self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES))
                     .timeouts(reliability.body_idle_timeout, reliability.body_timeout)
-                    .prefix(prefix),
+                    .prefix(prefix)
+                    .drop_body(),
             )
             .layer(GuardLayer::new(snapshot.clone(), self.guard_kinds))
             .layer(FallbackLayer::new(snapshot.clone(), reliability.clone()))

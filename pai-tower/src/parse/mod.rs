@@ -5,7 +5,8 @@
 //! Anthropic's); around an application's own handler, [`ParseLayer::operation`] says which
 //! request shape to expect. The body is refused with 413 past its size limit and 408 when it
 //! stalls; a big body is parsed on the blocking pool. The layers below find the call as an
-//! `Arc<Call>` in the request's extensions, and the body itself, whole, as a `Full<Bytes>`.
+//! `Arc<Call>` in the request's extensions, and the body itself, whole, as a `Full<Bytes>`
+//! (empty after [`ParseLayer::drop_body`]).
 //!
 //! # Example
 //!
@@ -67,6 +68,7 @@ pub struct ParseLayer {
     total: Duration,
     prefix: Arc<str>,
     operation: Option<Operation>,
+    keep_body: bool,
 }
 
 impl Default for ParseLayer {
@@ -78,6 +80,7 @@ impl Default for ParseLayer {
             total: reliability.body_timeout,
             prefix: Arc::from(""),
             operation: None,
+            keep_body: true,
         }
     }
 }
@@ -111,6 +114,15 @@ impl ParseLayer {
     /// route). Without it, a path that is no gateway route is refused with 404.
     pub fn operation(mut self, operation: Operation) -> ParseLayer {
         self.operation = Some(operation);
+        self
+    }
+}
+
+impl ParseLayer {
+    /// Hand the layers below an empty body: the [`Call`](pai_core::Call) is all they read,
+    /// and the bytes are then not held twice for the whole call (the gateway does this).
+    pub fn drop_body(mut self) -> ParseLayer {
+        self.keep_body = false;
         self
     }
 }
@@ -193,7 +205,11 @@ where
                 })?;
             let log = parts.extensions.get::<CallLog>().cloned();
             // Parsing scans the whole body: a big one is parsed off the runtime.
-            let kept = bytes.clone();
+            let kept = if layer.keep_body {
+                bytes.clone()
+            } else {
+                Bytes::new()
+            };
             let parsed = if bytes.len() <= INLINE_BYTES {
                 parse_call(route, dialect, bytes, &parts.headers, &parts.uri)
             } else {
