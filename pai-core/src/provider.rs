@@ -84,17 +84,96 @@ pub enum EventAction {
     Replace(Bytes),
 }
 
+/// What the client gets for one upstream event, and what the gateway's meter must know of it.
+///
+/// Only the observer knows the wire format, so it says what it passed: whether that carries
+/// generated content, and where the stream's final event is. The meter charges a stream cut
+/// short at least one output token per event with content the client got, and writes its
+/// `: pai-usage` comment right before the final event (or, when no event passed was final, at
+/// the end of the stream). An observer that says neither (`EventAction::…into()`) still works;
+/// only those two refinements are lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Passed {
+    /// What the client gets.
+    pub action: EventAction,
+    /// Whether what the client gets carries generated content: text, tool-call arguments or
+    /// shown reasoning (not a role, a finish reason, usage or a ping).
+    pub content: bool,
+    /// Where the stream's final event (`data: [DONE]`, `message_stop`) begins in what the
+    /// client gets: 0 for a forwarded final event, or an offset into the bytes of a
+    /// replacement whose last event ends the stream.
+    pub final_at: Option<usize>,
+}
+
+impl Passed {
+    /// The event goes to the client unchanged.
+    pub fn forward() -> Passed {
+        EventAction::Forward.into()
+    }
+
+    /// The client gets nothing for the event.
+    pub fn dropped() -> Passed {
+        EventAction::Drop.into()
+    }
+
+    /// The client gets `bytes` instead.
+    pub fn replace(bytes: Bytes) -> Passed {
+        EventAction::Replace(bytes).into()
+    }
+
+    /// Say whether what the client gets carries generated content.
+    pub fn with_content(mut self, content: bool) -> Passed {
+        self.content = content;
+        self
+    }
+
+    /// Say that the stream's final event begins at `at` in what the client gets.
+    pub fn final_at(mut self, at: usize) -> Passed {
+        self.final_at = Some(at);
+        self
+    }
+
+    /// The bytes of a replacement, if it is one: what an `on_end` appends.
+    pub fn replacement(&self) -> Option<&Bytes> {
+        match &self.action {
+            EventAction::Replace(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+
+    /// The bytes the client gets, given the event's own.
+    pub fn bytes(&self, raw: &Bytes) -> Option<Bytes> {
+        match &self.action {
+            EventAction::Forward => Some(raw.clone()),
+            EventAction::Drop => None,
+            EventAction::Replace(bytes) => Some(bytes.clone()),
+        }
+    }
+}
+
+impl From<EventAction> for Passed {
+    fn from(action: EventAction) -> Passed {
+        Passed {
+            action,
+            content: false,
+            final_at: None,
+        }
+    }
+}
+
 /// Watches a streamed response event by event.
 ///
 /// Contract: called once per complete event, in order; must not block. Usage that upstream
 /// reports cumulatively (Anthropic `message_delta`, Gemini chunks) is taken last, never summed.
 pub trait StreamObserver: Send + 'static {
-    /// Look at one event and say what the client gets.
-    fn on_event(&mut self, event: &SseEvent) -> EventAction;
+    /// Look at one event and say what the client gets, and what that is ([`Passed`]).
+    fn on_event(&mut self, event: &SseEvent) -> Passed;
 
-    /// The stream ended cleanly; bytes to append, if any.
-    fn on_end(&mut self) -> Option<Bytes> {
-        None
+    /// The stream ended cleanly: bytes to append, if any (`EventAction::Replace`, with
+    /// `final_at` when they hold the final event). The default adds nothing; `Forward` is read
+    /// as nothing too, since no upstream event is left to forward.
+    fn on_end(&mut self) -> Passed {
+        Passed::dropped()
     }
 
     /// The usage seen so far.
