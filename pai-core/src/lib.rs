@@ -35,7 +35,7 @@ pub use error::Error;
 pub use guard::{Enforcement, Guard, GuardInput, Verdict};
 pub use json::JsonObject;
 pub use ledger::{BudgetLedger, LedgerError, Refusal, Reservation, ScopeKey, ScopeLimit};
-pub use model::{ModelRef, ProviderKind};
+pub use model::{ModelRef, ProviderKind, ProviderType};
 pub use price::{Cost, Price, PriceTable};
 pub use provider::{Call, Credentials, EventAction, Passed, Provider, StreamObserver};
 pub use resource::{Kind, Resource};

@@ -190,14 +190,23 @@ pub trait StreamObserver: Send + 'static {
 /// Contract: given a parsed call and the resolved credentials, produce an upstream request and
 /// interpret the response: status mapping, errors in the client's dialect, usage extraction for
 /// JSON and SSE, and `count_tokens` where the provider has it (others answer 501).
+///
+/// The gateway finds an adapter by the name a ModelProvider's `spec.provider` gives; pai's own
+/// are registered under their [`ProviderKind`] names, and a library user registers more (see
+/// `pai_providers::Adapters` and `pai_tower::GatewayBuilder::provider`). What the gateway needs
+/// to know of the upstream beyond that, it asks the adapter: its [`Provider::dialect`] (how
+/// prompts are estimated before the call) and, for pai's own, its [`Provider::kind`].
 pub trait Provider: Send + Sync + 'static {
-    /// The kind of provider this adapter speaks to.
-    fn kind(&self) -> ProviderKind;
-
-    /// The dialect of the upstream API.
-    fn dialect(&self) -> Dialect {
-        self.kind().dialect()
+    /// The built-in kind of provider this adapter speaks to; `None` (the default) for an
+    /// adapter of a library user's own, which the gateway then knows by its dialect alone.
+    fn kind(&self) -> Option<ProviderKind> {
+        None
     }
+
+    /// The dialect of the upstream API: the shape of the bodies the adapter sends, which is
+    /// what the gateway estimates a prompt's tokens by before calling (for a dialect other
+    /// than OpenAI's and Anthropic's, or a made-up wire format, the nearest of them).
+    fn dialect(&self) -> Dialect;
 
     /// Build the upstream request. The real key goes in here and nowhere else.
     fn build_request(

@@ -219,7 +219,7 @@ impl Scrubbed {
 }
 
 impl Provider for Scrubbed {
-    fn kind(&self) -> ProviderKind {
+    fn kind(&self) -> Option<ProviderKind> {
         self.adapter.kind()
     }
 

@@ -41,7 +41,7 @@ use pai_core::{
 use pai_providers::headers::client_response_headers;
 use tower::Service;
 
-use self::admit::{admit, Admission, Refused};
+use self::admit::{admit, upstream_of, Admission, Refused};
 use self::attempt::{Answer, Failure};
 use self::parse::{parse_call, read_limited, ReadError};
 use crate::auth::Principal;
@@ -318,11 +318,12 @@ impl Inner {
             } else {
                 scopes_for(principal, candidate)
             };
+            let upstream = upstream_of(candidate, &call);
             let Admission {
                 input: estimated_input,
                 bound,
                 hold,
-            } = match admit(self, &mut call, provider.spec.provider, scopes, limit).await {
+            } = match admit(self, &mut call, upstream, scopes, limit).await {
                 Ok(admission) => admission,
                 Err(Refused::Limit(e)) if i == 0 => return Err(e),
                 Err(Refused::Limit(e)) => {
