@@ -78,7 +78,7 @@ pub(crate) async fn run(
     let name = &entry.resource.metadata.name;
     let adapter = entry.adapter.clone().ok_or_else(|| {
         Failure::Exhausted(Error::NotImplemented(format!(
-            "ModelProvider {name:?} is of kind {}, which this gateway cannot call",
+            "ModelProvider {name:?} names provider {}, which this gateway has no adapter for",
             entry.resource.spec.provider
         )))
     })?;
