@@ -203,9 +203,10 @@ pub trait Provider: Send + Sync + 'static {
         None
     }
 
-    /// The dialect of the upstream API: the shape of the bodies the adapter sends, which is
-    /// what the gateway estimates a prompt's tokens by before calling (for a dialect other
-    /// than OpenAI's and Anthropic's, or a made-up wire format, the nearest of them).
+    /// The dialect of the upstream API. For an adapter that is none of pai's own kinds, the
+    /// gateway sizes a prompt by it before the call (a conservative count, plus Anthropic's
+    /// tool-use prompt for [`Dialect::Anthropic`]); an adapter for a wire format of its own
+    /// names the dialect nearest to it.
     fn dialect(&self) -> Dialect;
 
     /// Build the upstream request. The real key goes in here and nowhere else.
