@@ -35,9 +35,9 @@ pub use error::Error;
 pub use guard::{Enforcement, Guard, GuardInput, TextSource, Verdict};
 pub use json::JsonObject;
 pub use ledger::{BudgetLedger, LedgerError, Refusal, Reservation, ScopeKey, ScopeLimit};
-pub use model::{ModelRef, ProviderKind};
+pub use model::{ModelRef, ProviderKind, ProviderType};
 pub use price::{Cost, Price, PriceTable};
-pub use provider::{Call, Credentials, EventAction, Provider, StreamObserver};
+pub use provider::{Call, Credentials, EventAction, Passed, Provider, StreamObserver};
 pub use resource::{Kind, Resource};
 pub use sse::SseEvent;
 pub use store::{

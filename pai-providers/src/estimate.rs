@@ -32,6 +32,11 @@
 //! The estimate reads the body in the client's dialect, so it works before and after
 //! translation.
 //!
+//! Whose tokens are counted is an [`Upstream`]: a built-in provider kind, or, for an adapter a
+//! library user registered, just the dialect it speaks ([`Upstream::of`] asks the adapter),
+//! which gets the conservative count (with Anthropic's tool overhead for an Anthropic-dialect
+//! upstream).
+//!
 //! # Example
 //!
 //! ```
@@ -47,7 +52,7 @@
 //! assert_eq!(estimate::output_bound(Dialect::Anthropic, &body), Some(512));
 //! ```
 
-use pai_core::{Dialect, JsonObject, ProviderKind};
+use pai_core::{Dialect, JsonObject, Provider, ProviderKind};
 use serde_json::Value;
 use tiktoken_rs::tokenizer::{get_tokenizer, Tokenizer};
 use tiktoken_rs::CoreBPE;
@@ -64,25 +69,61 @@ pub const PROMPT_OVERHEAD: u64 = 16;
 /// Claude 4 models, rounded up).
 pub const ANTHROPIC_TOOL_OVERHEAD: u64 = 400;
 
-/// The input tokens of `body`, written in the `client` dialect, as the `kind` upstream will
-/// count them, erring high. The model is read from the body's `model` field; see
+/// Whose tokens an estimate counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upstream {
+    /// A provider kind pai has built in: OpenAI's own BPE where the kind and model allow.
+    Kind(ProviderKind),
+    /// An upstream known only by the dialect it speaks (an adapter a library user
+    /// registered): the conservative count, with Anthropic's tool overhead for Anthropic's
+    /// dialect.
+    Dialect(Dialect),
+}
+
+impl Upstream {
+    /// What an adapter says of its upstream: its built-in kind, else its dialect.
+    pub fn of(adapter: &dyn Provider) -> Upstream {
+        match adapter.kind() {
+            Some(kind) => Upstream::Kind(kind),
+            None => Upstream::Dialect(adapter.dialect()),
+        }
+    }
+
+    /// Whether the upstream speaks Anthropic's Messages API (and adds its tool-use prompt).
+    fn is_anthropic(self) -> bool {
+        matches!(
+            self,
+            Upstream::Kind(ProviderKind::Anthropic) | Upstream::Dialect(Dialect::Anthropic)
+        )
+    }
+}
+
+impl From<ProviderKind> for Upstream {
+    fn from(kind: ProviderKind) -> Upstream {
+        Upstream::Kind(kind)
+    }
+}
+
+/// The input tokens of `body`, written in the `client` dialect, as the `upstream` will count
+/// them, erring high. The model is read from the body's `model` field; see
 /// [`input_tokens_for`] when the upstream model id is known to differ.
-pub fn input_tokens(kind: ProviderKind, client: Dialect, body: &JsonObject) -> u64 {
+pub fn input_tokens(upstream: impl Into<Upstream>, client: Dialect, body: &JsonObject) -> u64 {
     let model = body
         .get::<String>("model")
         .and_then(Result::ok)
         .unwrap_or_default();
-    input_tokens_for(kind, client, &model, body)
+    input_tokens_for(upstream, client, &model, body)
 }
 
 /// [`input_tokens`] for an upstream `model` id given apart from the body (after an alias or a
 /// ModelBinding has been resolved, say).
 pub fn input_tokens_for(
-    kind: ProviderKind,
+    upstream: impl Into<Upstream>,
     client: Dialect,
     model: &str,
     body: &JsonObject,
 ) -> u64 {
+    let kind = upstream.into();
     match openai_bpe(kind, model) {
         Some(bpe) => {
             let mut tally = Bpe {
@@ -101,7 +142,7 @@ pub fn input_tokens_for(
                 tools: false,
             };
             walk(client, body, &mut tally);
-            let tools = if tally.tools && kind == ProviderKind::Anthropic {
+            let tools = if tally.tools && kind.is_anthropic() {
                 ANTHROPIC_TOOL_OVERHEAD
             } else {
                 0
@@ -120,11 +161,12 @@ pub fn input_tokens_for(
 /// a limit (the exact count is superlinear in the length of a word, and a body can hold one
 /// word of megabytes).
 pub fn input_bounds(
-    kind: ProviderKind,
+    upstream: impl Into<Upstream>,
     client: Dialect,
     model: &str,
     body: &JsonObject,
 ) -> InputBounds {
+    let kind = upstream.into();
     match openai_tokenizer(kind, model) {
         Some(_) => {
             let mut tally = ByteBounds {
@@ -200,12 +242,12 @@ pub fn warm_up() {
     let _ = tiktoken_rs::cl100k_base_singleton();
 }
 
-/// What one image, audio clip or file counts as for `kind` and `model`: the most the provider
-/// charges for one image after downscaling it.
-pub fn media_tokens(kind: ProviderKind, model: &str) -> u64 {
-    match kind {
+/// What one image, audio clip or file counts as for `upstream` and `model`: the most the
+/// provider charges for one image after downscaling it.
+pub fn media_tokens(upstream: impl Into<Upstream>, model: &str) -> u64 {
+    match upstream.into() {
         // Images are scaled to at most 1568 px on the long edge: about 1,600 tokens.
-        ProviderKind::Anthropic => 1_600,
+        Upstream::Kind(ProviderKind::Anthropic) => 1_600,
         // gpt-4o-mini bills an image at 2,833 + 5,667 per 512-px tile, up to 8 tiles.
         _ if bare_model(model).starts_with("gpt-4o-mini") => 2_833 + 8 * 5_667,
         // gpt-4o: 85 + 170 per tile, up to 8 tiles (1,445); patch-billed models (gpt-4.1-mini,
@@ -220,7 +262,7 @@ fn bare_model(model: &str) -> &str {
 }
 
 /// OpenAI's tokenizer for `model`, when the upstream is OpenAI's and the model is one it knows.
-fn openai_bpe(kind: ProviderKind, model: &str) -> Option<&'static CoreBPE> {
+fn openai_bpe(kind: Upstream, model: &str) -> Option<&'static CoreBPE> {
     match openai_tokenizer(kind, model)? {
         Tokenizer::O200kBase => Some(tiktoken_rs::o200k_base_singleton()),
         _ => Some(tiktoken_rs::cl100k_base_singleton()),
@@ -228,11 +270,12 @@ fn openai_bpe(kind: ProviderKind, model: &str) -> Option<&'static CoreBPE> {
 }
 
 /// Which of OpenAI's tokenizers counts `model`, without loading it.
-fn openai_tokenizer(kind: ProviderKind, model: &str) -> Option<Tokenizer> {
+fn openai_tokenizer(kind: Upstream, model: &str) -> Option<Tokenizer> {
     let model = match kind {
-        ProviderKind::OpenAi | ProviderKind::AzureOpenAi => bare_model(model),
-        ProviderKind::OpenRouter => model.strip_prefix("openai/")?,
-        ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Vllm => return None,
+        Upstream::Kind(ProviderKind::OpenAi | ProviderKind::AzureOpenAi) => bare_model(model),
+        Upstream::Kind(ProviderKind::OpenRouter) => model.strip_prefix("openai/")?,
+        Upstream::Kind(ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Vllm)
+        | Upstream::Dialect(_) => return None,
     };
     get_tokenizer(model).filter(|t| matches!(t, Tokenizer::O200kBase | Tokenizer::Cl100kBase))
 }
@@ -798,6 +841,44 @@ mod tests {
         );
         // The image counts as one image, not as 110 kB of base64.
         assert!(got < 10_000, "{got}");
+    }
+
+    #[test]
+    fn an_upstream_known_by_its_dialect_alone_gets_the_conservative_count() {
+        let req = body(serde_json::json!({
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": ENGLISH}],
+            "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}],
+        }));
+        let custom = input_tokens(Upstream::Dialect(Dialect::OpenAi), Dialect::OpenAi, &req);
+        // Not OpenAI's BPE, though the model name is OpenAI's: the adapter did not say it
+        // calls OpenAI.
+        assert!(custom > input_tokens(ProviderKind::OpenAi, Dialect::OpenAi, &req));
+        assert_eq!(
+            custom,
+            input_tokens(ProviderKind::Vllm, Dialect::OpenAi, &req)
+        );
+        let bounds = input_bounds(
+            Upstream::Dialect(Dialect::OpenAi),
+            Dialect::OpenAi,
+            "gpt-4o",
+            &req,
+        );
+        assert!(bounds.is_exact());
+        assert_eq!(bounds.upper, custom);
+        // An Anthropic-dialect upstream adds the tool-use prompt.
+        let anthropic = input_tokens(Upstream::Dialect(Dialect::Anthropic), Dialect::OpenAi, &req);
+        assert_eq!(anthropic, custom + ANTHROPIC_TOOL_OVERHEAD);
+        assert_eq!(
+            anthropic,
+            input_tokens(ProviderKind::Anthropic, Dialect::OpenAi, &req)
+        );
+        // What an adapter says of itself decides.
+        let openai = crate::adapter_for(ProviderKind::OpenAi).unwrap();
+        assert_eq!(
+            Upstream::of(openai.as_ref()),
+            Upstream::Kind(ProviderKind::OpenAi)
+        );
     }
 
     #[test]

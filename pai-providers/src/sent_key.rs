@@ -34,7 +34,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use memchr::memmem;
 use pai_core::{
-    Call, Credentials, Dialect, Error, EventAction, Provider, ProviderKind, SseEvent,
+    Call, Credentials, Dialect, Error, EventAction, Passed, Provider, ProviderKind, SseEvent,
     StreamObserver, Usage,
 };
 
@@ -219,7 +219,7 @@ impl Scrubbed {
 }
 
 impl Provider for Scrubbed {
-    fn kind(&self) -> ProviderKind {
+    fn kind(&self) -> Option<ProviderKind> {
         self.adapter.kind()
     }
 
@@ -276,12 +276,10 @@ struct ScrubbedObserver {
 }
 
 impl StreamObserver for ScrubbedObserver {
-    fn on_event(&mut self, event: &SseEvent) -> EventAction {
+    fn on_event(&mut self, event: &SseEvent) -> Passed {
         let Some(raw) = self.key.redact_bytes(&event.raw) else {
-            return match self.observer.on_event(event) {
-                EventAction::Replace(bytes) => EventAction::Replace(self.key.redact_frame(bytes)),
-                action => action,
-            };
+            let passed = self.observer.on_event(event);
+            return self.clean(passed);
         };
         // The adapter sees the event cleaned, so what it keeps (the error message) is clean too.
         let clean = SseEvent {
@@ -289,15 +287,19 @@ impl StreamObserver for ScrubbedObserver {
             data: self.key.redact(&event.data).into_owned(),
             raw: Bytes::from(raw),
         };
-        match self.observer.on_event(&clean) {
-            EventAction::Forward => EventAction::Replace(clean.raw),
-            EventAction::Drop => EventAction::Drop,
-            EventAction::Replace(bytes) => EventAction::Replace(self.key.redact_frame(bytes)),
+        let passed = self.observer.on_event(&clean);
+        match passed.action {
+            EventAction::Forward => Passed {
+                action: EventAction::Replace(clean.raw),
+                ..passed
+            },
+            _ => self.clean(passed),
         }
     }
 
-    fn on_end(&mut self) -> Option<Bytes> {
-        self.observer.on_end().map(|b| self.key.redact_frame(b))
+    fn on_end(&mut self) -> Passed {
+        let passed = self.observer.on_end();
+        self.clean(passed)
     }
 
     fn usage(&self) -> Option<Usage> {
@@ -308,6 +310,34 @@ impl StreamObserver for ScrubbedObserver {
         self.observer
             .stream_error()
             .map(|e| self.key.redact(&e).into_owned())
+    }
+}
+
+impl ScrubbedObserver {
+    /// `passed` with its replacement bytes cleaned of the key, the final event (which
+    /// redaction before it may move) still marked where it begins.
+    fn clean(&self, passed: Passed) -> Passed {
+        let EventAction::Replace(bytes) = &passed.action else {
+            return passed;
+        };
+        if self.key.redact_bytes(bytes).is_none() {
+            return passed;
+        }
+        let at = passed.final_at.filter(|at| *at <= bytes.len());
+        let (before, last) = match at {
+            Some(at) => (bytes.slice(..at), bytes.slice(at..)),
+            None => (bytes.clone(), Bytes::new()),
+        };
+        let before = self.key.redact_frame(before);
+        let last = self.key.redact_frame(last);
+        let mut joined = Vec::with_capacity(before.len() + last.len());
+        joined.extend_from_slice(&before);
+        joined.extend_from_slice(&last);
+        Passed {
+            action: EventAction::Replace(Bytes::from(joined)),
+            content: passed.content,
+            final_at: at.map(|_| before.len()),
+        }
     }
 }
 
@@ -360,6 +390,37 @@ mod tests {
     fn short_keys_are_not_searched_for() {
         assert!(SentKey::new("abc").is_none());
         assert!(SentKey::new("        ").is_none());
+    }
+
+    #[test]
+    fn a_final_event_stays_marked_where_it_begins_after_the_key_is_cut_out() {
+        struct Joined;
+        impl StreamObserver for Joined {
+            fn on_event(&mut self, _: &SseEvent) -> Passed {
+                let bytes = format!("data: {{\"error\":\"bad key {KEY}\"}}\n\ndata: [DONE]\n\n");
+                let at = bytes.len() - b"data: [DONE]\n\n".len();
+                Passed::replace(Bytes::from(bytes)).final_at(at)
+            }
+            fn usage(&self) -> Option<Usage> {
+                None
+            }
+        }
+        let mut observer = ScrubbedObserver {
+            observer: Box::new(Joined),
+            key: SentKey::new(KEY).unwrap(),
+        };
+        let event = SseEvent {
+            event: None,
+            data: "x".to_owned(),
+            raw: Bytes::from_static(b"data: x\n\n"),
+        };
+        let passed = observer.on_event(&event);
+        let EventAction::Replace(bytes) = &passed.action else {
+            panic!("{passed:?}")
+        };
+        let at = passed.final_at.unwrap();
+        assert_eq!(&bytes[at..], b"data: [DONE]\n\n");
+        assert!(!String::from_utf8_lossy(bytes).contains(KEY));
     }
 
     #[test]

@@ -38,9 +38,10 @@ use http::{Request, Response};
 use http_body::Body;
 use pai_core::net::Cidr;
 use pai_core::{
-    AccessKeyHasher, BoxError, BudgetLedger, PriceTable, ProviderKind, Store, StoreError,
+    AccessKeyHasher, BoxError, BudgetLedger, PriceTable, Provider, ProviderKind, Store, StoreError,
     Transport, TransportError,
 };
+use pai_providers::{Adapters, InvalidProviderName};
 use tower::Service;
 
 use http_body_util::BodyExt;
@@ -82,6 +83,9 @@ pub enum BuildError {
     /// The default transport could not be built.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// An adapter was registered under a name no ModelProvider could give.
+    #[error(transparent)]
+    ProviderName(#[from] InvalidProviderName),
 }
 
 /// Builds a [`Gateway`].
@@ -96,6 +100,8 @@ pub struct GatewayBuilder {
     ledger: Option<Arc<dyn BudgetLedger>>,
     prices: Option<Arc<dyn PriceTable>>,
     endpoints: ProviderEndpoints,
+    adapters: Adapters,
+    invalid_provider: Option<InvalidProviderName>,
     record_backlog: Option<u64>,
     prefix: String,
     guard_kinds: GuardKinds,
@@ -188,9 +194,49 @@ impl GatewayBuilder {
         self
     }
 
+    /// Call ModelProviders whose `spec.provider` is `name` through `adapter`, besides pai's
+    /// own adapters (an adapter of a built-in name replaces pai's). A ModelProvider naming a
+    /// provider no adapter is registered for is never called: requests to it are refused
+    /// (501). `build` fails if `name` is not one a ModelProvider could give (lower-case
+    /// letters, digits, `-`, `_`, `.`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use pai_core::ProviderKind;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// // An OpenAI-compatible service under a name of its own; see examples/custom_provider.rs
+    /// // for an adapter written from scratch.
+    /// let gateway = pai_tower::Gateway::builder()
+    ///     .store(Arc::new(pai_store::MemoryStore::new()))
+    ///     .key_hasher(pai_core::AccessKeyHasher::new(b"32 bytes of operator-held secret"))
+    ///     .provider("acme", Arc::new(pai_providers::OpenAiAdapter::new(ProviderKind::Vllm)))
+    ///     .build()
+    ///     .await
+    ///     .unwrap();
+    /// assert!(gateway.adapters().get("acme").is_some());
+    /// # });
+    /// ```
+    pub fn provider(mut self, name: &str, adapter: Arc<dyn Provider>) -> Self {
+        if let Err(e) = self.adapters.register(name, adapter) {
+            self.invalid_provider.get_or_insert(e);
+        }
+        self
+    }
+
+    /// Call providers through exactly these adapters (default: pai's own,
+    /// [`Adapters::builtin`]). Adapters registered with [`Self::provider`] before are dropped.
+    pub fn adapters(mut self, adapters: Adapters) -> Self {
+        self.adapters = adapters;
+        self
+    }
+
     /// Load the configuration from the store and start following its changes. Must be called
     /// inside a tokio runtime.
     pub async fn build(self) -> Result<Gateway, BuildError> {
+        if let Some(e) = self.invalid_provider {
+            return Err(e.into());
+        }
         let store = self.store.ok_or(BuildError::Missing("a store"))?;
         let hasher = self.hasher.ok_or(BuildError::Missing("a key hasher"))?;
         let transport: Arc<dyn Transport> = match self.transport {
@@ -205,9 +251,10 @@ impl GatewayBuilder {
         };
         let revision = *store.watch().borrow();
         let snapshot = SharedSnapshot::new(
-            Snapshot::load_with(store.as_ref(), revision, &self.endpoints).await?,
+            Snapshot::load_with(store.as_ref(), revision, &self.endpoints, &self.adapters).await?,
         )
-        .with_endpoints(self.endpoints);
+        .with_endpoints(self.endpoints)
+        .with_adapters(self.adapters);
         let follower = snapshot.follow(store.clone());
         let sink = CallSink::with_backlog(
             store.clone(),
@@ -334,6 +381,12 @@ impl Gateway {
     /// The configuration requests are checked against now.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.current()
+    }
+
+    /// The adapters providers are called through: check a ModelProvider against them before
+    /// storing it ([`Adapters::check`]) to refuse one this gateway could not call.
+    pub fn adapters(&self) -> &Adapters {
+        self.snapshot.adapters()
     }
 }
 

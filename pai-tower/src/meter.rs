@@ -3,8 +3,10 @@
 //! [`MeterBody`] wraps a streamed upstream body. It cuts the bytes into SSE events, shows each
 //! to the adapter's observer (which reads usage and may drop or rewrite an event), and hands
 //! on every complete event as soon as it has it — the events of one upstream read in one
-//! write — so nothing waits and nothing is buffered beyond an incomplete event. Before the stream's final event it adds an SSE comment
-//! with the usage and cost (`: pai-usage {…}`), which the official SDKs ignore.
+//! write — so nothing waits and nothing is buffered beyond an incomplete event. Before the
+//! stream's final event it adds an SSE comment with the usage and cost (`: pai-usage {…}`),
+//! which the official SDKs ignore. Which event is final, and which carry content, the observer
+//! says ([`pai_core::Passed`]): the meter knows no wire format.
 //!
 //! While upstream is silent it keeps the client's connection alive with `ping` events
 //! (Anthropic-dialect clients), and it ends the stream with an in-band error in the client's
@@ -32,8 +34,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pai_core::store::CallRecord;
 use pai_core::{
-    BoxError, Cost, Dialect, Error, EventAction, PriceTable, SseEvent, Store, StreamObserver,
-    UpstreamBody,
+    BoxError, Cost, Dialect, Error, EventAction, Passed, PriceTable, SseEvent, Store,
+    StreamObserver, UpstreamBody,
 };
 use pai_providers::sse::SseParser;
 use pin_project_lite::pin_project;
@@ -376,9 +378,9 @@ impl MeterBody {
             ping,
         };
         for event in first {
-            let action = body.meter.observer.on_event(&event);
+            let passed = body.meter.observer.on_event(&event);
             dispatch(
-                action,
+                passed,
                 event.raw,
                 &mut body.pending,
                 &mut body.meter,
@@ -420,74 +422,25 @@ fn seconds(d: Duration) -> String {
     }
 }
 
-/// Whether bytes going to the client are the stream's final event.
-fn is_terminal(bytes: &[u8]) -> bool {
-    fn after<'a>(b: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-        b.strip_prefix(prefix).map(|rest| rest.trim_ascii_start())
-    }
-    let b = bytes.trim_ascii_start();
-    after(b, b"data:").is_some_and(|r| r.starts_with(b"[DONE]"))
-        || after(b, b"event:").is_some_and(|r| r.starts_with(b"message_stop"))
-}
-
-/// Where the stream's final event starts in `bytes`, which may hold several events (a
-/// translated stream writes its finish, usage and end together): at the start, or after an
-/// event's blank line.
-fn terminal_at(bytes: &[u8]) -> Option<usize> {
-    if is_terminal(bytes) {
-        return Some(0);
-    }
-    let mut at = 0;
-    while let Some(found) = memchr::memmem::find(&bytes[at..], b"\n\n") {
-        at += found + 2;
-        if is_terminal(&bytes[at..]) {
-            return Some(at);
-        }
-    }
-    None
-}
-
-/// Whether an event going to the client carries generated content (text, tool arguments,
-/// thinking) — a byte search, no parsing.
-fn is_content_delta(bytes: &[u8]) -> bool {
-    use memchr::memmem::find;
-    if find(bytes, b"_delta\"").is_some() {
-        return find(bytes, b"\"text_delta\"").is_some()
-            || find(bytes, b"\"input_json_delta\"").is_some()
-            || find(bytes, b"\"thinking_delta\"").is_some();
-    }
-    if find(bytes, b"\"delta\"").is_none() {
-        return false;
-    }
-    // OpenAI chunks: a non-empty content, arguments or shown-reasoning string (`reasoning_content`
-    // as pai and DeepSeek or vLLM send it, `reasoning` as OpenRouter does).
-    [
-        &b"\"content\":\""[..],
-        &b"\"arguments\":\""[..],
-        &b"\"reasoning_content\":\""[..],
-        &b"\"reasoning\":\""[..],
-    ]
-    .iter()
-    .any(|needle| find(bytes, needle).is_some_and(|at| bytes.get(at + needle.len()) != Some(&b'"')))
-}
-
+/// Queue what the observer passed for one event (`raw`), counting content and putting the
+/// usage comment right before the stream's final event.
 fn dispatch(
-    action: EventAction,
+    passed: Passed,
     raw: Bytes,
     pending: &mut VecDeque<Bytes>,
     meter: &mut Meter,
     comment_sent: &mut bool,
 ) {
-    let bytes = match action {
+    let bytes = match passed.action {
         EventAction::Forward => raw,
         EventAction::Drop => return,
         EventAction::Replace(bytes) => bytes,
     };
-    if is_content_delta(&bytes) {
+    if passed.content {
         meter.deltas += 1;
     }
     if !*comment_sent {
-        if let Some(at) = terminal_at(&bytes) {
+        if let Some(at) = passed.final_at.filter(|at| *at <= bytes.len()) {
             let mut last = bytes;
             let before = last.split_to(at);
             if !before.is_empty() {
@@ -495,7 +448,9 @@ fn dispatch(
             }
             pending.push_back(meter.usage_comment());
             *comment_sent = true;
-            pending.push_back(last);
+            if !last.is_empty() {
+                pending.push_back(last);
+            }
             return;
         }
     }
@@ -579,9 +534,9 @@ impl Body for MeterBody {
                             *this.last_upstream = now;
                         }
                         for event in events {
-                            let action = this.meter.observer.on_event(&event);
+                            let passed = this.meter.observer.on_event(&event);
                             dispatch(
-                                action,
+                                passed,
                                 event.raw,
                                 this.pending,
                                 this.meter,
@@ -618,21 +573,23 @@ impl Body for MeterBody {
                 }
                 Poll::Ready(None) => {
                     if let Some(event) = this.parser.finish() {
-                        let action = this.meter.observer.on_event(&event);
+                        let passed = this.meter.observer.on_event(&event);
                         dispatch(
-                            action,
+                            passed,
                             event.raw,
                             this.pending,
                             this.meter,
                             this.comment_sent,
                         );
                     }
-                    let mut tail = this.meter.observer.on_end();
+                    let end = this.meter.observer.on_end();
+                    let mut tail = end.replacement().cloned();
                     // A tail that ends the stream (Gemini's translated end) gets the comment
                     // right before its final event.
-                    if let Some(t) = tail.take_if(|t| terminal_at(t).is_some()) {
+                    if tail.is_some() && end.final_at.is_some() {
+                        tail = None;
                         dispatch(
-                            EventAction::Replace(t),
+                            end,
                             Bytes::new(),
                             this.pending,
                             this.meter,
@@ -661,56 +618,5 @@ impl Body for MeterBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn terminal_events_are_recognised() {
-        assert!(is_terminal(b"data: [DONE]\n\n"));
-        assert!(is_terminal(b"data:[DONE]\r\n\r\n"));
-        assert!(is_terminal(
-            b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
-        ));
-        assert!(!is_terminal(b"event: message_delta\ndata: {}\n\n"));
-        assert!(!is_terminal(b"data: {\"choices\":[]}\n\n"));
-        let joined = b"data: {\"choices\":[]}\n\ndata: [DONE]\n\n";
-        assert_eq!(terminal_at(joined), Some(22));
-        let events = b"event: message_delta\ndata: {}\n\nevent: message_stop\ndata: {}\n\n";
-        assert_eq!(terminal_at(events), Some(31));
-        assert_eq!(terminal_at(b"event: message_delta\ndata: {}\n\n"), None);
-    }
-
-    #[test]
-    fn content_deltas_are_recognised() {
-        assert!(is_content_delta(
-            br#"event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" hi"}}"#
-        ));
-        assert!(is_content_delta(
-            br#"data: {"choices":[{"index":0,"delta":{"content":" hi"}}]}"#
-        ));
-        assert!(is_content_delta(br#"data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"a"}}]}}]}"#));
-        assert!(!is_content_delta(
-            br#"data: {"choices":[{"delta":{"role":"assistant","content":""}}]}"#
-        ));
-        // Shown reasoning is generated output too, whichever field carries it.
-        assert!(is_content_delta(
-            br#"data: {"choices":[{"index":0,"delta":{"reasoning_content":"Thinking"}}]}"#
-        ));
-        assert!(is_content_delta(
-            br#"data: {"choices":[{"delta":{"content":null,"reasoning":" step1"}}]}"#
-        ));
-        assert!(!is_content_delta(
-            br#"data: {"choices":[{"delta":{"content":"","reasoning_content":""}}]}"#
-        ));
-        assert!(!is_content_delta(
-            br#"event: message_delta
-data: {"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#
-        ));
-        assert!(!is_content_delta(b"event: ping\ndata: {}\n\n"));
     }
 }

@@ -9,7 +9,7 @@
 use pai_core::catalog;
 use pai_core::resource::suggest::close_matches;
 use pai_core::resource::{AccessKey, ModelProvider};
-use pai_core::{Error, ProviderKind};
+use pai_core::Error;
 
 fn listed(list: &[String], model: &str) -> bool {
     list.iter().any(|m| match m.strip_suffix('*') {
@@ -19,11 +19,7 @@ fn listed(list: &[String], model: &str) -> bool {
 }
 
 fn is_custom(p: &ModelProvider) -> bool {
-    match p.spec.provider {
-        ProviderKind::Vllm | ProviderKind::AzureOpenAi => true,
-        ProviderKind::OpenAi => p.has_custom_endpoint(),
-        _ => false,
-    }
+    p.serves_unknown_models()
 }
 
 /// Refuse `model` unless both the provider and the key allow it.
@@ -67,7 +63,7 @@ pub fn check_provider_model(provider: &ModelProvider, model: &str) -> Result<(),
             ),
         });
     } else {
-        match catalog::knows(spec.provider, model) {
+        match spec.provider.kind().and_then(|k| catalog::knows(k, model)) {
             Some(known) => known,
             // OpenRouter: any well-formed slug.
             None => !model.is_empty() && !model.contains(char::is_whitespace),
@@ -103,7 +99,9 @@ fn offered(provider: &ModelProvider) -> Vec<String> {
     } else if is_custom(provider) {
         Vec::new()
     } else {
-        catalog::catalogue(spec.provider)
+        spec.provider
+            .kind()
+            .and_then(catalog::catalogue)
             .unwrap_or(&[])
             .iter()
             .map(|m| (*m).to_owned())

@@ -2,8 +2,10 @@
 //!
 //! The hot path never touches the store: every request reads one [`Snapshot`] (an `Arc` clone
 //! under a read lock held for nanoseconds), built from the store at start and rebuilt whenever
-//! the store's watch reports a change. Secrets are resolved into provider credentials while
-//! building, so a request needs no lookup at all.
+//! the store's watch reports a change. Secrets are resolved into provider credentials and
+//! `spec.provider` into the adapter registered under that name ([`Adapters`]) while building,
+//! so a request needs no lookup at all; a provider whose adapter is not registered is kept,
+//! marked uncallable.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -15,13 +17,14 @@ use pai_core::resource::{
     ModelProvider, ModelProviderSpec, Secret,
 };
 use pai_core::{Credentials, Kind, Provider, ProviderKind, Resource, Store, StoreError};
+use pai_providers::Adapters;
 use tokio::sync::watch;
 
 /// A ModelProvider ready to be called.
 pub struct ProviderEntry {
     /// The resource as applied.
     pub resource: ModelProvider,
-    /// Its adapter, if pai has one for its kind.
+    /// Its adapter: the one registered under its `spec.provider`, if the gateway has one.
     pub adapter: Option<Arc<dyn Provider>>,
     /// Its credentials, or why they could not be resolved (never containing the key).
     pub credentials: Result<Credentials, String>,
@@ -115,7 +118,11 @@ impl Snapshot {
                     .cloned(),
             );
             if spec.allowed_models.is_empty() {
-                let catalogue = pai_core::catalog::catalogue(spec.provider).unwrap_or(&[]);
+                let catalogue = spec
+                    .provider
+                    .kind()
+                    .and_then(pai_core::catalog::catalogue)
+                    .unwrap_or(&[]);
                 names.extend(catalogue.iter().map(|m| (*m).to_owned()));
             }
         }
@@ -130,16 +137,25 @@ impl Snapshot {
         names
     }
 
-    /// Build from the store, direct ModelBindings calling their type's public endpoint.
+    /// Build from the store with pai's own adapters, direct ModelBindings calling their type's
+    /// public endpoint.
     pub async fn load(store: &dyn Store, revision: u64) -> Result<Snapshot, StoreError> {
-        Snapshot::load_with(store, revision, &ProviderEndpoints::default()).await
+        Snapshot::load_with(
+            store,
+            revision,
+            &ProviderEndpoints::default(),
+            &Adapters::builtin(),
+        )
+        .await
     }
 
-    /// Build from the store, direct ModelBindings calling `endpoints` where they say.
+    /// Build from the store, providers called through `adapters`, direct ModelBindings calling
+    /// `endpoints` where they say.
     pub async fn load_with(
         store: &dyn Store,
         revision: u64,
         endpoints: &ProviderEndpoints,
+        adapters: &Adapters,
     ) -> Result<Snapshot, StoreError> {
         let secrets: HashMap<String, Secret> = store
             .list(Kind::Secret)
@@ -157,8 +173,11 @@ impl Snapshot {
                 continue;
             };
             let credentials = resolve_credentials(&p, &secrets);
+            if let Err(why) = adapters.check(&p.spec.provider) {
+                tracing::warn!(provider = %p.metadata.name, "{why}; calls to it are refused");
+            }
             let entry = ProviderEntry {
-                adapter: pai_providers::adapter_for(p.spec.provider),
+                adapter: adapters.for_type(&p.spec.provider),
                 credentials,
                 created_at: stored.created_at,
                 resource: p,
@@ -205,7 +224,13 @@ impl Snapshot {
             let Resource::ModelBinding(b) = stored.resource else {
                 continue;
             };
-            let entry = binding_entry(b, &providers, &secrets, endpoints, stored.created_at);
+            let entry = binding_entry(
+                b,
+                &providers,
+                &secrets,
+                (endpoints, adapters),
+                stored.created_at,
+            );
             bindings.insert(entry.resource.metadata.name.clone(), Arc::new(entry));
         }
         let mut guard_bindings = HashMap::new();
@@ -250,7 +275,7 @@ fn binding_entry(
     b: ModelBinding,
     providers: &HashMap<String, Arc<ProviderEntry>>,
     secrets: &HashMap<String, Secret>,
-    endpoints: &ProviderEndpoints,
+    (endpoints, adapters): (&ProviderEndpoints, &Adapters),
     created_at: u64,
 ) -> BindingEntry {
     let target = b.target(|name| providers.contains_key(name));
@@ -298,7 +323,7 @@ fn binding_entry(
                 .and_then(own_key);
             let direct = ProviderEntry {
                 resource: direct_provider(*kind),
-                adapter: pai_providers::adapter_for(*kind),
+                adapter: adapters.get(kind.as_str()).cloned(),
                 credentials: credentials.clone(),
                 created_at,
             };
@@ -327,7 +352,7 @@ fn direct_provider(kind: ProviderKind) -> ModelProvider {
             ..Metadata::default()
         },
         spec: ModelProviderSpec {
-            provider: kind,
+            provider: kind.into(),
             api_key_secret_ref: None,
             endpoint: None,
             allowed_models: Vec::new(),
@@ -380,6 +405,7 @@ pub struct SharedSnapshot {
     inner: Arc<RwLock<Arc<Snapshot>>>,
     installed: Arc<watch::Sender<u64>>,
     endpoints: Arc<ProviderEndpoints>,
+    adapters: Arc<Adapters>,
 }
 
 impl Default for SharedSnapshot {
@@ -397,6 +423,7 @@ impl SharedSnapshot {
             inner: Arc::new(RwLock::new(Arc::new(snapshot))),
             installed: Arc::new(watch::channel(revision).0),
             endpoints: Arc::default(),
+            adapters: Arc::default(),
         }
     }
 
@@ -407,9 +434,20 @@ impl SharedSnapshot {
         self
     }
 
+    /// Rebuild with `adapters` (the snapshot held now should have been built with them too).
+    pub fn with_adapters(mut self, adapters: Adapters) -> SharedSnapshot {
+        self.adapters = Arc::new(adapters);
+        self
+    }
+
+    /// The adapters providers are called through.
+    pub fn adapters(&self) -> &Adapters {
+        &self.adapters
+    }
+
     /// Build a snapshot of `store` at `revision` the way this one is built.
     pub async fn load(&self, store: &dyn Store, revision: u64) -> Result<Snapshot, StoreError> {
-        Snapshot::load_with(store, revision, &self.endpoints).await
+        Snapshot::load_with(store, revision, &self.endpoints, &self.adapters).await
     }
 
     /// The current snapshot.

@@ -191,7 +191,7 @@ impl<B> Service<Request<B>> for Upstream {
             let adapter = entry.adapter.clone().ok_or_else(|| {
                 CallError::next_candidate(
                     Error::NotImplemented(format!(
-                        "ModelProvider {name:?} is of kind {}, which this gateway cannot call",
+                        "ModelProvider {name:?} names provider {}, which this gateway has no adapter for",
                         entry.resource.spec.provider
                     )),
                     true,

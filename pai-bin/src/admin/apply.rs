@@ -1,5 +1,7 @@
 //! Applying resources: `POST /admin/v1/apply`, and `pai serve -f` at start.
 //!
+//! A ModelProvider whose `spec.provider` names no adapter of the gateway's (the `pai` binary has
+//! pai's own only) is refused before anything is stored, the message naming the ones there are.
 //! An AccessKey's `status` belongs to the server: applying a key keeps the status already
 //! stored (its key hash above all), and a key applied from a file never gets a hash from it, so
 //! it cannot be used until `pai access-key rotate` mints one. A ModelBinding that could never be
@@ -15,6 +17,7 @@ use bytes::Bytes;
 use pai_core::resource::suggest::close_matches;
 use pai_core::resource::{AccessKeyStatus, BindingTarget, Loaded};
 use pai_core::{Kind, Resource, Store, StoreError};
+use pai_providers::Adapters;
 
 use super::{AdminState, ApiError};
 use crate::api::{ApplyResponse, ApplyResult};
@@ -40,7 +43,7 @@ pub(super) async fn handler(
             "no resources found: the text holds no YAML or JSON documents".to_owned(),
         ]));
     }
-    let response = apply_loaded(state.store.as_ref(), loaded).await?;
+    let response = apply_loaded(state.store.as_ref(), &state.adapters, loaded).await?;
     for r in &response.results {
         tracing::info!(kind = %r.kind, name = %r.name, result = ?r.result, "applied");
     }
@@ -68,9 +71,15 @@ impl From<ApplyError> for ApiError {
 }
 
 /// Store every loaded resource in order, keeping stored AccessKey status, and report what
-/// happened with the loader's warnings and any dangling references.
-pub async fn apply_loaded(store: &dyn Store, loaded: Loaded) -> Result<ApplyResponse, ApplyError> {
+/// happened with the loader's warnings and any dangling references. ModelProviders must name a
+/// provider `adapters` has.
+pub async fn apply_loaded(
+    store: &dyn Store,
+    adapters: &Adapters,
+    loaded: Loaded,
+) -> Result<ApplyResponse, ApplyError> {
     let mut problems = redacted_placeholders(&loaded.resources);
+    problems.extend(uncallable_providers(adapters, &loaded.resources));
     let mut warnings = loaded.warnings;
     uncallable_bindings(store, &loaded.resources, &mut problems, &mut warnings).await?;
     if !problems.is_empty() {
@@ -129,6 +138,21 @@ fn redacted_placeholders(resources: &[Resource]) -> Vec<String> {
         }
     }
     problems
+}
+
+/// A ModelProvider naming a provider the gateway has no adapter for could never be called:
+/// accepted means enforced, so it is refused.
+fn uncallable_providers(adapters: &Adapters, resources: &[Resource]) -> Vec<String> {
+    resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::ModelProvider(p) => adapters
+                .check(&p.spec.provider)
+                .err()
+                .map(|why| format!("{}: spec.provider: {why}", r.describe())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A ModelBinding that could never be called is refused, saying what is missing: what its

@@ -113,3 +113,43 @@ async fn admin_writes_take_effect_before_the_call_returns() {
         misses.len()
     );
 }
+
+/// A library user's gateway with an adapter of their own: the admin API that follows it
+/// accepts ModelProviders naming that adapter, and still refuses names it does not know.
+#[tokio::test]
+async fn the_admin_api_knows_the_adapters_of_the_gateway_it_follows() {
+    let store: Arc<dyn Store> = Arc::new(pai_store::MemoryStore::new());
+    let hasher = AccessKeyHasher::new(b"a test secret of thirty-two bytes");
+    let acme = Arc::new(pai_providers::OpenAiAdapter::new(
+        pai_core::ProviderKind::Vllm,
+    ));
+    let gateway = pai_tower::Gateway::builder()
+        .store(store.clone())
+        .key_hasher(hasher.clone())
+        .provider("acme", acme)
+        .build()
+        .await
+        .unwrap();
+    let ledger = Arc::new(MemoryLedger::new(Arc::new(SystemClock)));
+    let admin_api = router(
+        AdminState::new(store.clone(), ledger, hasher, TOKEN).follow_gateway(gateway.clone()),
+    );
+    let provider = |kind: &str| {
+        format!("apiVersion: pai.io/v1\nkind: ModelProvider\nmetadata: {{name: p-{kind}}}\nspec: {{provider: {kind}, endpoint: 'http://127.0.0.1:9/v1', allowedModels: [m]}}\n")
+    };
+    let (status, body) = admin(&admin_api, "POST", "/admin/v1/apply", provider("acme")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(gateway
+        .snapshot()
+        .provider("p-acme")
+        .unwrap()
+        .adapter
+        .is_some());
+    let (status, body) = admin(&admin_api, "POST", "/admin/v1/apply", provider("other")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("acme, anthropic, azure-openai"),
+        "{message}"
+    );
+}

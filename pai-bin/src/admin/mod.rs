@@ -57,6 +57,8 @@ pub struct AdminState {
     token_digest: [u8; 32],
     /// The gateway serving from the same store: every write waits until it acts on it.
     gateway: Option<pai_tower::Gateway>,
+    /// The adapters of that gateway: a ModelProvider must name one of them.
+    adapters: Arc<pai_providers::Adapters>,
 }
 
 impl AdminState {
@@ -75,13 +77,16 @@ impl AdminState {
             clock: Arc::new(SystemClock),
             token_digest: sha256(admin_token.as_bytes()),
             gateway: None,
+            adapters: Arc::new(pai_providers::Adapters::builtin()),
         }
     }
 
     /// Make every write (apply, delete, minting and rotating keys) return only once `gateway`,
     /// which serves from the same store, acts on it: a key minted can be used at once, and a key
-    /// deleted or rotated out is refused at once.
+    /// deleted or rotated out is refused at once. ModelProviders applied must name one of its
+    /// adapters (without a gateway: one of pai's own).
     pub fn follow_gateway(mut self, gateway: pai_tower::Gateway) -> AdminState {
+        self.adapters = Arc::new(gateway.adapters().clone());
         self.gateway = Some(gateway);
         self
     }

@@ -723,6 +723,52 @@ async fn resources_naming_guards_are_refused_until_guards_run() {
 }
 
 #[tokio::test]
+async fn a_model_provider_naming_a_provider_pai_has_no_adapter_for_is_refused() {
+    let h = Harness::new();
+    let acme = PROVIDER.replace(
+        "provider: openai",
+        "provider: acme
+  endpoint: http://127.0.0.1:9/v1",
+    );
+    let (status, body, text) = h.call("POST", "/admin/v1/apply", &acme).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ModelProvider \"openai\": spec.provider: this gateway has no adapter for provider \"acme\""),
+        "{message}"
+    );
+    assert!(
+        message.contains("anthropic, azure-openai, gemini, openai, openrouter, vllm"),
+        "{message}"
+    );
+    // Nothing of the file was stored, not even its Secret.
+    assert!(h
+        .store
+        .list(pai_core::Kind::Secret)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A typo of a built-in name gets a suggestion.
+    let typo = PROVIDER.replace(
+        "provider: openai",
+        "provider: opneai
+  endpoint: http://127.0.0.1:9/v1",
+    );
+    let (status, body, _) = h.call("POST", "/admin/v1/apply", &typo).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("did you mean \"openai\"?"), "{message}");
+
+    // A name no provider could have is refused by the loader.
+    let bad = PROVIDER.replace("provider: openai", "provider: Acme Corp");
+    let (status, body, _) = h.call("POST", "/admin/v1/apply", &bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("is not a provider name"), "{message}");
+}
+
+#[tokio::test]
 async fn a_model_binding_that_could_never_be_called_is_refused_saying_what_is_missing() {
     let h = Harness::new();
     h.apply(PROVIDER).await;

@@ -181,7 +181,7 @@ async fn model_provider(args: ModelProviderArgs) -> Result<(), CliError> {
         api_version: API_VERSION.to_owned(),
         metadata: named(&args.name),
         spec: ModelProviderSpec {
-            provider: args.provider,
+            provider: args.provider.into(),
             api_key_secret_ref: secret_ref,
             endpoint: args.endpoint,
             allowed_models: args.allowed_models,
@@ -244,7 +244,7 @@ mod tests {
             api_version: API_VERSION.to_owned(),
             metadata: named("openai"),
             spec: ModelProviderSpec {
-                provider: ProviderKind::OpenAi,
+                provider: ProviderKind::OpenAi.into(),
                 api_key_secret_ref: Some(SecretRef {
                     name: "odd".to_owned(),
                     key: "api-key".to_owned(),

@@ -174,7 +174,9 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             })?,
     );
     let store: Arc<dyn Store> = Arc::new(sqlite);
-    apply_files(store.as_ref(), &args.files).await?;
+    // The binary calls pai's own adapters only: a ModelProvider naming another is refused.
+    let adapters = pai_providers::Adapters::builtin();
+    apply_files(store.as_ref(), &adapters, &args.files).await?;
 
     let prices = pai_core::price::SharedPrices::default();
     if let Some(path) = &args.prices {
@@ -196,6 +198,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let hasher = AccessKeyHasher::new(&keys.hash);
     let mut builder = pai_tower::Gateway::builder()
         .store(store.clone())
+        .adapters(adapters)
         .key_hasher(hasher.clone())
         .trusted_proxies(args.trusted_proxies.clone())
         .ledger(ledger.clone())
@@ -329,7 +332,11 @@ fn init_logging(level: Option<&str>) -> Result<(), StartError> {
 
 /// Read and check every resource file, then apply them all as one: any invalid file stops the
 /// start, and a reference from one file to another holds whatever their order.
-async fn apply_files(store: &dyn Store, files: &[PathBuf]) -> Result<(), StartError> {
+async fn apply_files(
+    store: &dyn Store,
+    adapters: &pai_providers::Adapters,
+    files: &[PathBuf],
+) -> Result<(), StartError> {
     if files.is_empty() {
         return Ok(());
     }
@@ -362,7 +369,7 @@ async fn apply_files(store: &dyn Store, files: &[PathBuf]) -> Result<(), StartEr
     }
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let names = names.join(", ");
-    let report = admin::apply::apply_loaded(store, all)
+    let report = admin::apply::apply_loaded(store, adapters, all)
         .await
         .map_err(|e| StartError::new(format!("{names}: {e}")))?;
     for w in &report.warnings {

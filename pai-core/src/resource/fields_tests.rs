@@ -29,7 +29,9 @@ const FIELDS: &[(Kind, &str, Fate)] = &[
     (
         Kind::ModelProvider,
         "spec.provider",
-        Enforced("adapter chosen by kind (snapshot)"),
+        Enforced(
+            "the adapter registered under that name (snapshot); a name the gateway has no adapter for is refused at apply",
+        ),
     ),
     (
         Kind::ModelProvider,

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::suggest::close_matches;
 use super::{Kind, ModelProvider, Resource, API_VERSION};
-use crate::model::{ModelRef, ProviderKind};
+use crate::model::ModelRef;
 use crate::net::Cidr;
 
 /// What was read: the resources, and warnings that do not stop them being applied.
@@ -385,7 +385,7 @@ fn refuse_zero_rate(path: &str, limit: Option<u32>, problems: &mut Vec<String>) 
 }
 
 fn validate_provider(p: &ModelProvider, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
-    let kind = p.spec.provider;
+    let kind = &p.spec.provider;
     match &p.spec.endpoint {
         None if kind.default_endpoint().is_none() => problems.push(format!(
             "spec.endpoint is required when spec.provider is {kind}"
@@ -418,16 +418,18 @@ fn validate_provider(p: &ModelProvider, problems: &mut Vec<String>, warnings: &m
             problems.push(format!("spec.fallbacks[{i}]: {e}"));
         }
     }
-    let custom = matches!(kind, ProviderKind::Vllm | ProviderKind::AzureOpenAi)
-        || (kind == ProviderKind::OpenAi && p.has_custom_endpoint());
+    let custom = p.serves_unknown_models();
     if custom && p.spec.allowed_models.is_empty() {
         warnings.push(format!(
             "spec.allowedModels is empty; pai cannot know what a custom {kind} endpoint serves, so every model will be refused until you list them"
         ));
     }
-    if let Some(catalogue) = crate::catalog::catalogue(kind).filter(|_| !custom) {
+    let builtin = kind.kind().filter(|_| !custom);
+    if let Some((builtin, catalogue)) =
+        builtin.and_then(|k| crate::catalog::catalogue(k).map(|c| (k, c)))
+    {
         for (i, m) in p.spec.allowed_models.iter().enumerate() {
-            if crate::catalog::knows(kind, m) == Some(false) {
+            if crate::catalog::knows(builtin, m) == Some(false) {
                 let near = close_matches(m, catalogue.iter().copied());
                 let hint = match near.first() {
                     Some(n) => format!("; did you mean {n}?"),
@@ -444,6 +446,7 @@ fn validate_provider(p: &ModelProvider, problems: &mut Vec<String>, warnings: &m
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ProviderKind;
 
     fn problems(yaml: &str) -> Vec<String> {
         load(yaml)

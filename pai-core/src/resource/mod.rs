@@ -18,7 +18,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ProviderKind;
+use crate::model::{ProviderKind, ProviderType};
 
 pub use load::{load, load_one, LoadError, Loaded};
 
@@ -186,8 +186,9 @@ pub struct ExternalAccess {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelProviderSpec {
-    /// The kind of service.
-    pub provider: ProviderKind,
+    /// The kind of service: a built-in provider type, or the name of an adapter registered
+    /// with the gateway.
+    pub provider: ProviderType,
     /// Where the real API key is kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_secret_ref: Option<SecretRef>,
@@ -244,12 +245,24 @@ impl ModelProvider {
             .map(|e| e.trim_end_matches('/').to_owned())
     }
 
-    /// Whether the endpoint is the provider's own public one (its catalogue applies).
+    /// Whether the endpoint is other than the provider's own public one (so its catalogue
+    /// does not apply).
     pub fn has_custom_endpoint(&self) -> bool {
         match (&self.spec.endpoint, self.spec.provider.default_endpoint()) {
             (None, _) => false,
             (Some(e), Some(default)) => e.trim_end_matches('/') != default,
             (Some(_), None) => true,
+        }
+    }
+
+    /// Whether pai cannot know what models the endpoint serves, so that `spec.allowedModels`
+    /// is the only source of truth: vllm, azure-openai, openai at an endpoint of its own, and
+    /// every adapter registered by a library user.
+    pub fn serves_unknown_models(&self) -> bool {
+        match self.spec.provider.kind() {
+            Some(ProviderKind::Vllm | ProviderKind::AzureOpenAi) | None => true,
+            Some(ProviderKind::OpenAi) => self.has_custom_endpoint(),
+            Some(_) => false,
         }
     }
 }

@@ -84,8 +84,8 @@ fn url(endpoint: &str, path: &str, query: Option<&str>) -> String {
 }
 
 impl Provider for AnthropicAdapter {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Anthropic
+    fn kind(&self) -> Option<ProviderKind> {
+        Some(ProviderKind::Anthropic)
     }
 
     fn dialect(&self) -> Dialect {

@@ -9,8 +9,13 @@
 //! the bulk of a stream, are forwarded on their event name alone. Every event is forwarded
 //! unchanged: an `event: error` after the 200 is recorded as the stream's error and passed on,
 //! since Anthropic clients know how to read it.
+//!
+//! For the meter, every event passed is marked: whether it carries generated content (a
+//! `content_block_delta` of text, tool input or thinking: [`carries_content`]), and whether it
+//! is the stream's final event (`message_stop`).
 
-use pai_core::{EventAction, SseEvent, StreamObserver, Usage};
+use memchr::memmem::find;
+use pai_core::{Passed, SseEvent, StreamObserver, Usage};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -53,21 +58,41 @@ struct Message {
 }
 
 impl StreamObserver for AnthropicStreamObserver {
-    fn on_event(&mut self, event: &SseEvent) -> EventAction {
+    fn on_event(&mut self, event: &SseEvent) -> Passed {
         match event.event.as_deref() {
             Some("message_start" | "message_delta" | "error") => {}
-            Some(_) => return EventAction::Forward,
+            Some("message_stop") => return Passed::forward().final_at(0),
+            Some("content_block_delta") => {
+                return Passed::forward().with_content(carries_content(event.data.as_bytes()))
+            }
+            Some(_) => return Passed::forward(),
             // Clients need event names, so Anthropic always sends them; an event without one
             // is looked at only if it might matter.
             None => {
                 let seen = mentions(event.data.as_bytes());
                 if !seen.live_usage && !seen.error {
-                    return EventAction::Forward;
+                    return Passed::forward().with_content(carries_content(event.data.as_bytes()));
                 }
             }
         }
+        self.read(event);
+        Passed::forward()
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        (!self.usage.is_empty()).then(|| self.usage.to_usage())
+    }
+
+    fn stream_error(&self) -> Option<String> {
+        self.error.clone()
+    }
+}
+
+impl AnthropicStreamObserver {
+    /// Take the usage or the error out of an event that may carry them.
+    fn read(&mut self, event: &SseEvent) {
         let Ok(parsed) = serde_json::from_str::<Event>(&event.data) else {
-            return EventAction::Forward;
+            return;
         };
         let kind = event.event.as_deref().or(parsed.kind.as_deref());
         match kind {
@@ -89,16 +114,21 @@ impl StreamObserver for AnthropicStreamObserver {
             }
             _ => {}
         }
-        EventAction::Forward
     }
+}
 
-    fn usage(&self) -> Option<Usage> {
-        (!self.usage.is_empty()).then(|| self.usage.to_usage())
-    }
-
-    fn stream_error(&self) -> Option<String> {
-        self.error.clone()
-    }
+/// Whether a `content_block_delta`'s data carries generated content: a `text_delta`,
+/// `input_json_delta` or `thinking_delta` (not a `signature_delta`). A byte search, no parsing:
+/// it runs on every delta.
+pub fn carries_content(data: &[u8]) -> bool {
+    find(data, b"_delta\"").is_some()
+        && [
+            &b"\"text_delta\""[..],
+            &b"\"input_json_delta\""[..],
+            &b"\"thinking_delta\""[..],
+        ]
+        .iter()
+        .any(|needle| find(data, needle).is_some())
 }
 
 /// `overloaded_error: Overloaded`, from `{"type":"overloaded_error","message":"Overloaded"}`.
@@ -122,10 +152,49 @@ mod tests {
         let mut observer = AnthropicStreamObserver::new();
         let mut out = Vec::new();
         for event in &events {
-            assert_eq!(observer.on_event(event), EventAction::Forward);
+            assert_eq!(
+                observer.on_event(event).action,
+                pai_core::EventAction::Forward
+            );
             out.extend_from_slice(&event.raw);
         }
         (observer, out)
+    }
+
+    #[test]
+    fn content_and_the_final_event_are_marked() {
+        let mut parser = SseParser::new();
+        let events = parser.push(STREAM);
+        let mut observer = AnthropicStreamObserver::new();
+        let passed: Vec<Passed> = events.iter().map(|e| observer.on_event(e)).collect();
+        let content: Vec<bool> = passed.iter().map(|p| p.content).collect();
+        assert_eq!(
+            content,
+            [false, false, false, true, false, false, false, false]
+        );
+        let finals: Vec<Option<usize>> = passed.iter().map(|p| p.final_at).collect();
+        assert_eq!(finals.last(), Some(&Some(0)));
+        assert!(finals[..finals.len() - 1].iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn content_deltas_are_recognised() {
+        assert!(carries_content(
+            br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" hi"}}"#
+        ));
+        assert!(carries_content(
+            br#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a"}}"#
+        ));
+        assert!(carries_content(
+            br#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#
+        ));
+        assert!(!carries_content(
+            br#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"x"}}"#
+        ));
+        assert!(!carries_content(
+            br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#
+        ));
+        assert!(!carries_content(br#"{"type": "ping"}"#));
     }
 
     const STREAM: &[u8] = b"event: message_start\n\

@@ -116,8 +116,8 @@ fn deployment(model: &str) -> Result<&str, Error> {
 }
 
 impl Provider for AzureOpenAiAdapter {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::AzureOpenAi
+    fn kind(&self) -> Option<ProviderKind> {
+        Some(ProviderKind::AzureOpenAi)
     }
 
     fn dialect(&self) -> Dialect {

@@ -1,7 +1,7 @@
 use super::*;
 use crate::sse::SseParser;
 use pai_core::provider::ApiKey;
-use pai_core::{EventAction, JsonObject};
+use pai_core::JsonObject;
 use serde_json::{json, Value};
 
 fn call(client: Dialect, stream: bool) -> Call {
@@ -134,14 +134,12 @@ data: [DONE]\n\n";
         let mut parser = SseParser::new();
         let mut out = Vec::new();
         for event in parser.push(stream) {
-            match observer.on_event(&event) {
-                EventAction::Forward => out.extend_from_slice(&event.raw),
-                EventAction::Replace(b) => out.extend_from_slice(&b),
-                EventAction::Drop => {}
+            if let Some(bytes) = observer.on_event(&event).bytes(&event.raw) {
+                out.extend_from_slice(&bytes);
             }
         }
-        if let Some(tail) = observer.on_end() {
-            out.extend_from_slice(&tail);
+        if let Some(tail) = observer.on_end().replacement() {
+            out.extend_from_slice(tail);
         }
         let out = String::from_utf8(out).unwrap();
         assert_eq!(observer.usage(), Some(Usage::from_openai(9, 2, 0, 0)));

@@ -107,8 +107,8 @@ fn is_chat(call: &Call) -> bool {
 }
 
 impl Provider for GeminiAdapter {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Gemini
+    fn kind(&self) -> Option<ProviderKind> {
+        Some(ProviderKind::Gemini)
     }
 
     fn dialect(&self) -> Dialect {

@@ -72,8 +72,8 @@ impl OpenAiAdapter {
 }
 
 impl Provider for OpenAiAdapter {
-    fn kind(&self) -> ProviderKind {
-        self.kind
+    fn kind(&self) -> Option<ProviderKind> {
+        Some(self.kind)
     }
 
     fn dialect(&self) -> Dialect {

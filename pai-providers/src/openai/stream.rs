@@ -13,9 +13,14 @@
 //!
 //! Failures after a 200 arrive in-band, as `{"error":{…}}` or (OpenRouter) a chunk with
 //! `finish_reason: "error"`; they are recorded for the call record and forwarded.
+//!
+//! For the meter, every chunk passed is marked: whether it carries generated content
+//! ([`carries_content`], a byte search), and whether it is the stream's final event
+//! (`data: [DONE]`).
 
 use bytes::Bytes;
-use pai_core::{EventAction, JsonObject, SseEvent, StreamObserver, Usage};
+use memchr::memmem::find;
+use pai_core::{EventAction, JsonObject, Passed, SseEvent, StreamObserver, Usage};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
@@ -75,10 +80,29 @@ struct Choice {
 }
 
 impl StreamObserver for OpenAiStreamObserver {
-    fn on_event(&mut self, event: &SseEvent) -> EventAction {
+    fn on_event(&mut self, event: &SseEvent) -> Passed {
+        if is_done(event) {
+            return Passed::forward().final_at(0);
+        }
+        let content = carries_content(event.data.as_bytes());
+        Passed::from(self.action(event)).with_content(content)
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    fn stream_error(&self) -> Option<String> {
+        self.error.clone()
+    }
+}
+
+impl OpenAiStreamObserver {
+    /// What the client gets of one chunk: the usage it did not ask for is withheld.
+    fn action(&mut self, event: &SseEvent) -> EventAction {
         let seen = mentions(event.data.as_bytes());
         if !seen.live_usage && !seen.error {
-            // Content deltas, `"usage": null`, comments and `[DONE]`.
+            // Content deltas, `"usage": null` and comments.
             return EventAction::Forward;
         }
         let Ok(chunk) = JsonObject::from_slice(event.data.as_bytes()) else {
@@ -103,14 +127,28 @@ impl StreamObserver for OpenAiStreamObserver {
             _ => EventAction::Drop,
         }
     }
+}
 
-    fn usage(&self) -> Option<Usage> {
-        self.usage
-    }
+/// Whether the event is `data: [DONE]`, the end of an OpenAI stream.
+fn is_done(event: &SseEvent) -> bool {
+    event.event.is_none() && event.data.trim() == "[DONE]"
+}
 
-    fn stream_error(&self) -> Option<String> {
-        self.error.clone()
+/// Whether a chunk's data carries generated content: a non-empty `content`, tool-call
+/// `arguments` or shown reasoning (`reasoning_content` as pai, DeepSeek and vLLM send it,
+/// `reasoning` as OpenRouter does). A byte search, no parsing: it runs on every chunk.
+pub fn carries_content(data: &[u8]) -> bool {
+    if find(data, b"\"delta\"").is_none() {
+        return false;
     }
+    [
+        &b"\"content\":\""[..],
+        &b"\"arguments\":\""[..],
+        &b"\"reasoning_content\":\""[..],
+        &b"\"reasoning\":\""[..],
+    ]
+    .iter()
+    .any(|needle| find(data, needle).is_some_and(|at| data.get(at + needle.len()) != Some(&b'"')))
 }
 
 /// The event again, its chunk without `usage`; untouched fields keep their bytes.
@@ -142,21 +180,68 @@ data: [DONE]\n\n";
 
     /// Run a stream through parser and observer; returns what the client receives.
     fn run(observer: &mut OpenAiStreamObserver, stream: &[u8]) -> (Vec<u8>, Vec<EventAction>) {
+        let (out, passed) = run_passed(observer, stream);
+        (out, passed.into_iter().map(|p| p.action).collect())
+    }
+
+    fn run_passed(observer: &mut OpenAiStreamObserver, stream: &[u8]) -> (Vec<u8>, Vec<Passed>) {
         let mut parser = SseParser::new();
         let mut events = parser.push(stream);
         events.extend(parser.finish());
         let mut out = Vec::new();
-        let mut actions = Vec::new();
+        let mut passed = Vec::new();
         for event in &events {
-            let action = observer.on_event(event);
-            match &action {
-                EventAction::Forward => out.extend_from_slice(&event.raw),
-                EventAction::Replace(bytes) => out.extend_from_slice(bytes),
-                EventAction::Drop => {}
+            let p = observer.on_event(event);
+            if let Some(bytes) = p.bytes(&event.raw) {
+                out.extend_from_slice(&bytes);
             }
-            actions.push(action);
+            passed.push(p);
         }
-        (out, actions)
+        (out, passed)
+    }
+
+    #[test]
+    fn content_and_the_final_event_are_marked() {
+        let mut observer = OpenAiStreamObserver::new(false);
+        let (_, passed) = run_passed(&mut observer, STREAM);
+        let content: Vec<bool> = passed.iter().map(|p| p.content).collect();
+        // The role chunk, the text, the finish, the (dropped) usage, [DONE].
+        assert_eq!(content, [false, true, false, false, false]);
+        let finals: Vec<Option<usize>> = passed.iter().map(|p| p.final_at).collect();
+        assert_eq!(finals, [None, None, None, None, Some(0)]);
+
+        let mut observer = OpenAiStreamObserver::new(false);
+        let (_, passed) = run_passed(&mut observer, b"data:[DONE]\r\n\r\n");
+        assert_eq!(passed[0].final_at, Some(0));
+        let (_, passed) = run_passed(&mut observer, b"data: {\"choices\":[]}\n\n");
+        assert_eq!(passed[0].final_at, None);
+    }
+
+    #[test]
+    fn content_deltas_are_recognised() {
+        assert!(carries_content(
+            br#"{"choices":[{"index":0,"delta":{"content":" hi"}}]}"#
+        ));
+        assert!(carries_content(
+            br#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"a"}}]}}]}"#
+        ));
+        assert!(!carries_content(
+            br#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#
+        ));
+        // Shown reasoning is generated output too, whichever field carries it.
+        assert!(carries_content(
+            br#"{"choices":[{"index":0,"delta":{"reasoning_content":"Thinking"}}]}"#
+        ));
+        assert!(carries_content(
+            br#"{"choices":[{"delta":{"content":null,"reasoning":" step1"}}]}"#
+        ));
+        assert!(!carries_content(
+            br#"{"choices":[{"delta":{"content":"","reasoning_content":""}}]}"#
+        ));
+        assert!(!carries_content(
+            br#"{"choices":[],"usage":{"prompt_tokens":1}}"#
+        ));
+        assert!(!carries_content(b"[DONE]"));
     }
 
     #[test]

@@ -771,9 +771,11 @@ impl Encoder {
         index
     }
 
-    pub fn push(&mut self, delta: Delta, usage: Option<Usage>, out: &mut Vec<u8>) {
+    /// Write `delta` for the client; where the stream's final event (`message_stop`) begins in
+    /// `out`, when this wrote it.
+    pub fn push(&mut self, delta: Delta, usage: Option<Usage>, out: &mut Vec<u8>) -> Option<usize> {
         if self.ended {
-            return;
+            return None;
         }
         match delta {
             Delta::Start { id, model } => {
@@ -867,7 +869,7 @@ impl Encoder {
                     let error =
                         stream_error(502, "the upstream ended the stream before it was complete");
                     out.extend_from_slice(&error.sse_event(pai_core::Dialect::Anthropic));
-                    return;
+                    return None;
                 };
                 self.ensure_started(usage, out);
                 self.close_block(out);
@@ -878,9 +880,12 @@ impl Encoder {
                         "usage": anthropic_usage(&usage.unwrap_or_default())}),
                     out,
                 );
+                let at = out.len();
                 event("message_stop", &json!({"type": "message_stop"}), out);
+                return Some(at);
             }
         }
+        None
     }
 }
 

@@ -757,9 +757,11 @@ impl Encoder {
         }
     }
 
-    pub fn push(&mut self, delta: Delta, usage: Option<Usage>, out: &mut Vec<u8>) {
+    /// Write `delta` for the client; where the stream's final event (`data: [DONE]`) begins
+    /// in `out`, when this wrote it.
+    pub fn push(&mut self, delta: Delta, usage: Option<Usage>, out: &mut Vec<u8>) -> Option<usize> {
         if self.ended {
-            return;
+            return None;
         }
         match delta {
             Delta::Start { id, model } => {
@@ -817,7 +819,7 @@ impl Encoder {
                         stream_error(502, "the upstream ended the stream before it was complete");
                     out.extend_from_slice(&error.sse_event(pai_core::Dialect::OpenAi));
                     self.ended = true;
-                    return;
+                    return None;
                 }
                 if self.include_usage {
                     let chunk = json!({
@@ -830,10 +832,13 @@ impl Encoder {
                     });
                     data(&chunk, out);
                 }
+                let at = out.len();
                 out.extend_from_slice(b"data: [DONE]\n\n");
                 self.ended = true;
+                return Some(at);
             }
         }
+        None
     }
 }
 

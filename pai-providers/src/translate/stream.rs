@@ -7,9 +7,13 @@
 //! after the upstream's last event (OpenAI's usage chunk and `[DONE]`, Anthropic's
 //! `message_delta` and `message_stop`) is written when the upstream says it is done, or at the
 //! end of the body for upstreams that never say (Gemini).
+//!
+//! The observer writes every byte the client gets, so it knows what it wrote: whether the
+//! events carry generated content (a non-empty text, reasoning or tool-argument delta), and
+//! where the final event (`data: [DONE]`, `message_stop`) begins.
 
 use bytes::Bytes;
-use pai_core::{Call, Dialect, EventAction, SseEvent, StreamObserver, Usage};
+use pai_core::{Call, Dialect, Passed, SseEvent, StreamObserver, Usage};
 
 use super::ir::Delta;
 use super::{anthropic, gemini, openai};
@@ -65,10 +69,12 @@ impl TranslatingObserver {
         }
     }
 
-    /// Write the decoded deltas for the client.
-    fn encode(&mut self) -> Vec<u8> {
+    /// Write the decoded deltas for the client: nothing, or bytes marked for the meter.
+    fn encode(&mut self) -> Passed {
         let usage = self.usage();
         let mut out = Vec::new();
+        let mut content = false;
+        let mut final_at = None;
         for delta in self.deltas.drain(..) {
             if self.done {
                 break;
@@ -76,23 +82,36 @@ impl TranslatingObserver {
             if matches!(delta, Delta::Done | Delta::Error(_)) {
                 self.done = true;
             }
-            match &mut self.encoder {
+            content |= match &delta {
+                Delta::Text(s) | Delta::Thinking(s) => !s.is_empty(),
+                Delta::ToolArgs { json, .. } => !json.is_empty(),
+                _ => false,
+            };
+            let at = match &mut self.encoder {
                 Encoder::OpenAi(e) => e.push(delta, usage, &mut out),
                 Encoder::Anthropic(e) => e.push(delta, usage, &mut out),
-            }
+            };
+            final_at = final_at.or(at);
         }
-        out
+        if out.is_empty() {
+            return Passed::dropped();
+        }
+        let passed = Passed::replace(Bytes::from(out)).with_content(content);
+        match final_at {
+            Some(at) => passed.final_at(at),
+            None => passed,
+        }
     }
 }
 
 impl StreamObserver for TranslatingObserver {
-    fn on_event(&mut self, event: &SseEvent) -> EventAction {
+    fn on_event(&mut self, event: &SseEvent) -> Passed {
         if self.done || event.is_comment_only() {
             // Keep-alive comments pass: they keep idle clients from timing out.
             return if self.done {
-                EventAction::Drop
+                Passed::dropped()
             } else {
-                EventAction::Forward
+                Passed::forward()
             };
         }
         match &mut self.decoder {
@@ -102,21 +121,15 @@ impl StreamObserver for TranslatingObserver {
             }
             Decoder::Gemini(d) => d.decode(&event.data, &mut self.deltas),
         }
-        let out = self.encode();
-        if out.is_empty() {
-            EventAction::Drop
-        } else {
-            EventAction::Replace(Bytes::from(out))
-        }
+        self.encode()
     }
 
-    fn on_end(&mut self) -> Option<Bytes> {
+    fn on_end(&mut self) -> Passed {
         if self.done {
-            return None;
+            return Passed::dropped();
         }
         self.deltas.push(Delta::Done);
-        let out = self.encode();
-        (!out.is_empty()).then(|| Bytes::from(out))
+        self.encode()
     }
 
     fn usage(&self) -> Option<Usage> {

@@ -1,7 +1,7 @@
 //! Every translation direction: requests, complete answers and streams.
 
 use bytes::Bytes;
-use pai_core::{Call, Dialect, EventAction, JsonObject, Operation, StreamObserver, Usage};
+use pai_core::{Call, Dialect, JsonObject, Operation, Passed, StreamObserver, Usage};
 use serde_json::{json, Value};
 
 use super::*;
@@ -44,17 +44,43 @@ pub(super) fn run(observer: &mut dyn StreamObserver, stream: &[u8], step: usize)
         events.extend(parser.push(piece));
     }
     events.extend(parser.finish());
+    let mut finals = 0;
+    let mut check = |passed: &Passed, bytes: &[u8]| {
+        // A final event marked is the client's last: `[DONE]` or `message_stop`.
+        if let Some(at) = passed.final_at {
+            finals += 1;
+            let last = &bytes[at..];
+            assert!(
+                last == b"data: [DONE]\n\n" || last.starts_with(b"event: message_stop\n"),
+                "{}",
+                String::from_utf8_lossy(last)
+            );
+        }
+    };
     for event in &events {
-        match observer.on_event(event) {
-            EventAction::Forward => out.extend_from_slice(&event.raw),
-            EventAction::Replace(bytes) => out.extend_from_slice(&bytes),
-            EventAction::Drop => {}
+        let passed = observer.on_event(event);
+        if let Some(bytes) = passed.bytes(&event.raw) {
+            check(&passed, &bytes);
+            out.extend_from_slice(&bytes);
         }
     }
-    if let Some(tail) = observer.on_end() {
-        out.extend_from_slice(&tail);
+    let tail = observer.on_end();
+    if let Some(bytes) = tail.replacement() {
+        check(&tail, bytes);
+        out.extend_from_slice(bytes);
     }
+    assert!(finals <= 1, "{finals} final events");
     String::from_utf8(out).unwrap()
+}
+
+/// Every event the observer passes, with its marks, and the tail at the end.
+fn passed_all(observer: &mut dyn StreamObserver, stream: &[u8]) -> Vec<Passed> {
+    let mut parser = SseParser::new();
+    let mut events = parser.push(stream);
+    events.extend(parser.finish());
+    let mut all: Vec<Passed> = events.iter().map(|e| observer.on_event(e)).collect();
+    all.push(observer.on_end());
+    all
 }
 
 /// The client's stream cut into (event name, JSON or `[DONE]`) pairs.
@@ -501,6 +527,51 @@ fn the_usage_chunk_comes_only_when_asked_and_counts_the_cache() {
         );
     }
     assert_eq!(chunks.last(), Some(&json!("[DONE]")));
+}
+
+#[test]
+fn translated_events_say_which_carry_content_and_where_the_final_one_begins() {
+    // Anthropic → OpenAI: the text and argument deltas are content; the finish, the usage
+    // chunk and `[DONE]` come in one replacement, `[DONE]` marked where it begins.
+    let c = openai_stream_call(true);
+    let mut observer = TranslatingObserver::new(&c, Dialect::Anthropic);
+    let passed = passed_all(&mut observer, ANTHROPIC_TOOL_STREAM.as_bytes());
+    let content = passed.iter().filter(|p| p.content).count();
+    // "Checking ", "both.", two pieces of A's arguments, one of B's.
+    assert_eq!(content, 5, "{passed:?}");
+    let last = passed.iter().rev().find(|p| p.final_at.is_some()).unwrap();
+    let bytes = last.replacement().unwrap();
+    let at = last.final_at.unwrap();
+    assert!(at > 0, "the usage chunk comes first");
+    assert_eq!(&bytes[at..], b"data: [DONE]\n\n");
+    assert_eq!(passed.iter().filter(|p| p.final_at.is_some()).count(), 1);
+
+    // Gemini → Anthropic: the end is written only when the body ends, by `on_end`.
+    let c = anthropic_stream_call();
+    let mut observer = TranslatingObserver::new(&c, Dialect::Gemini);
+    let passed = passed_all(&mut observer, GEMINI_STREAM.as_bytes());
+    let (tail, events) = passed.split_last().unwrap();
+    assert!(events.iter().all(|p| p.final_at.is_none()));
+    assert!(events.iter().any(|p| p.content));
+    let bytes = tail.replacement().unwrap();
+    let at = tail.final_at.unwrap();
+    assert!(bytes[..at].starts_with(b"event: content_block_stop\n"));
+    assert!(bytes[at..].starts_with(b"event: message_stop\n"));
+    assert!(!tail.content);
+}
+
+#[test]
+fn a_translated_stream_cut_short_marks_no_final_event() {
+    let c = anthropic_stream_call();
+    let mut observer = TranslatingObserver::new(&c, Dialect::OpenAi);
+    let cut =
+        b"data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n";
+    let passed = passed_all(&mut observer, cut);
+    assert!(passed[0].content);
+    // The end is an in-band error, not a clean stop.
+    let tail = passed.last().unwrap();
+    assert_eq!(tail.final_at, None);
+    assert!(String::from_utf8_lossy(tail.replacement().unwrap()).contains("event: error"));
 }
 
 #[test]

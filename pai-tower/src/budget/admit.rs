@@ -15,12 +15,11 @@
 
 use std::sync::Arc;
 
-use pai_core::{
-    BudgetLedger, Call, Dialect, Error, JsonObject, PriceTable, ProviderKind, ScopeLimit,
-};
-use pai_providers::estimate::{self, InputBounds};
+use pai_core::{BudgetLedger, Call, Dialect, Error, JsonObject, PriceTable, ScopeLimit};
+use pai_providers::estimate::{self, InputBounds, Upstream};
 
 use super::{size, Hold, DEFAULT_OUTPUT_RESERVE};
+use crate::fallback::Candidate;
 use crate::parse::{bound_output, choices, output_bound};
 
 use crate::parse::INLINE_BYTES;
@@ -46,7 +45,7 @@ pub(crate) enum Refused {
 
 /// A call and what is known of its input so far.
 struct Sizing {
-    kind: ProviderKind,
+    upstream: Upstream,
     bounds: InputBounds,
     exact: Option<u64>,
 }
@@ -60,9 +59,9 @@ impl Sizing {
         let n = if self.bounds.is_exact() {
             self.bounds.upper
         } else {
-            let kind = self.kind;
+            let upstream = self.upstream;
             off_runtime(call, move |client, model, body| {
-                estimate::input_tokens_for(kind, client, model, body)
+                estimate::input_tokens_for(upstream, client, model, body)
             })
             .await?
         };
@@ -76,12 +75,23 @@ impl Sizing {
     }
 }
 
-/// Size `call` for `kind`, bound its output to `limit`, and reserve its worst case on `scopes`.
+/// Whose tokens `call` is sized as for `candidate`: what its adapter says of itself. A
+/// provider without an adapter is refused before it is called; until then it is sized by the
+/// client's dialect.
+pub(crate) fn upstream_of(candidate: &Candidate, call: &Call) -> Upstream {
+    match candidate.provider.adapter.as_deref() {
+        Some(adapter) => Upstream::of(adapter),
+        None => Upstream::Dialect(call.client),
+    }
+}
+
+/// Size `call` for `upstream`, bound its output to `limit`, and reserve its worst case on
+/// `scopes`.
 pub(crate) async fn admit(
     ledger: Option<&Arc<dyn BudgetLedger>>,
     prices: Option<&Arc<dyn PriceTable>>,
     call: &mut Call,
-    kind: ProviderKind,
+    upstream: Upstream,
     mut scopes: Vec<ScopeLimit>,
     limit: Option<(u64, String)>,
 ) -> Result<Admission, Refused> {
@@ -93,12 +103,12 @@ pub(crate) async fn admit(
         });
     }
     let bounds = off_runtime(call, move |client, model, body| {
-        estimate::input_bounds(kind, client, model, body)
+        estimate::input_bounds(upstream, client, model, body)
     })
     .await
     .map_err(Refused::Final)?;
     let mut sizing = Sizing {
-        kind,
+        upstream,
         bounds,
         exact: None,
     };

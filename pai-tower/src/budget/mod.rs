@@ -34,7 +34,7 @@ use http::{Request, Response};
 use pai_core::Call;
 use tower::{Layer, Service};
 
-use self::admit::{admit, Admission, Refused};
+use self::admit::{admit, upstream_of, Admission, Refused};
 use crate::call_log::CallLog;
 use crate::error::CallError;
 
@@ -327,10 +327,17 @@ where
                 .as_ref()
                 .and_then(Candidate::max_tokens_per_request);
             let bounded = limit.is_some();
-            let kind = match (&candidate, &principal.binding) {
-                (Some(c), _) => c.provider.resource.spec.provider,
-                (None, Binding::Provider(p)) => p.resource.spec.provider,
-                (None, Binding::Agent(_)) => pai_core::ProviderKind::OpenAi,
+            // Sized for whoever answers: the candidate's adapter, else the key's provider's,
+            // else by the client's own dialect.
+            let upstream = match (&candidate, &principal.binding) {
+                (Some(c), _) => upstream_of(c, &call),
+                (None, Binding::Provider(p)) => match p.adapter.as_deref() {
+                    Some(adapter) => pai_providers::estimate::Upstream::of(adapter),
+                    None => pai_providers::estimate::Upstream::Dialect(call.client),
+                },
+                (None, Binding::Agent(_)) => {
+                    pai_providers::estimate::Upstream::Dialect(call.client)
+                }
             };
             if !scopes.is_empty() && log.is_none() {
                 return Err(Error::Internal(
@@ -344,7 +351,7 @@ where
                 layer.ledger.as_ref(),
                 layer.prices.as_ref(),
                 Arc::make_mut(&mut call),
-                kind,
+                upstream,
                 scopes,
                 limit,
             )
