@@ -32,6 +32,7 @@ use crate::auth::{Auth, AuthLayer};
 use crate::body::ResponseBody;
 use crate::call_id::{CallIdLayer, CallIdService};
 use crate::meter::CallSink;
+use crate::metrics::Metrics;
 use crate::proxy::{Inner, Proxy};
 use crate::rate_limit::RateLimits;
 use crate::reliability::{Cooldowns, Reliability, Slots};
@@ -68,6 +69,7 @@ pub struct GatewayBuilder {
     endpoints: ProviderEndpoints,
     record_backlog: Option<u64>,
     prefix: String,
+    metrics: Option<Metrics>,
 }
 
 impl GatewayBuilder {
@@ -121,6 +123,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Count calls into `metrics` (default: metrics of this gateway's own). Hand the same
+    /// [`Metrics`] to several gateways, or to a [`crate::PriceFileWatcher`], to render them
+    /// as one; gateways built with metrics of their own never see each other's calls.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// At most this many call records wait to be written (default
     /// [`crate::DEFAULT_RECORD_BACKLOG`]). At the limit, new calls wait for the recorder
     /// and are refused with 503 if it does not catch up within a few seconds; no record is
@@ -164,20 +174,19 @@ impl GatewayBuilder {
                 },
             )?),
         };
+        let metrics = self.metrics.unwrap_or_default();
         let revision = *store.watch().borrow();
         let snapshot = SharedSnapshot::new(
             Snapshot::load_with(store.as_ref(), revision, &self.endpoints).await?,
         )
-        .with_endpoints(self.endpoints);
+        .with_endpoints(self.endpoints)
+        .with_metrics(metrics.clone());
         let follower = snapshot.follow(store.clone());
         let sink = CallSink::with_backlog(
             store.clone(),
             self.record_backlog
                 .unwrap_or(crate::meter::DEFAULT_RECORD_BACKLOG),
         );
-        if let Some(prices) = &self.prices {
-            crate::metrics::set_prices(prices.clone());
-        }
         let proxy = Proxy::from_inner(Inner {
             transport,
             store: store.clone(),
@@ -191,6 +200,7 @@ impl GatewayBuilder {
             slots: Slots::default(),
             rate_limits: RateLimits::default(),
             prefix: Arc::from(self.prefix.as_str()),
+            metrics: metrics.clone(),
         });
         let auth = AuthLayer::new(snapshot.clone(), hasher)
             .trusted_proxies(self.trusted_proxies)
@@ -201,6 +211,7 @@ impl GatewayBuilder {
             snapshot,
             store,
             sink,
+            metrics,
             _follower: Arc::new(AbortOnDrop(follower)),
         })
     }
@@ -221,6 +232,7 @@ pub struct Gateway {
     snapshot: SharedSnapshot,
     store: Arc<dyn Store>,
     sink: CallSink,
+    metrics: Metrics,
     _follower: Arc<AbortOnDrop>,
 }
 
@@ -271,6 +283,12 @@ impl Gateway {
     /// what they show as soon as its client has the answer.
     pub async fn finished(&self, timeout: std::time::Duration) -> bool {
         self.sink.finished(timeout).await
+    }
+
+    /// The metrics this gateway counts its calls into; [`Metrics::render`] is the text a
+    /// `/metrics` endpoint serves.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The configuration requests are checked against now.

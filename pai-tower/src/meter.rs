@@ -40,6 +40,7 @@ use pin_project_lite::pin_project;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::budget::Hold;
+use crate::metrics::Metrics;
 use crate::reliability::Reliability;
 
 /// Where finished calls go to be recorded.
@@ -252,6 +253,8 @@ pub(crate) struct MeterParts {
     pub hold: Option<Hold>,
     pub permit: Option<OwnedSemaphorePermit>,
     pub prices: Option<Arc<dyn PriceTable>>,
+    /// Where the call is counted when it finishes.
+    pub metrics: Metrics,
     pub sink: CallSink,
     /// Where the record goes when the stream ends; set once the answer is a stream.
     pub record_slot: Option<RecordSlot>,
@@ -309,7 +312,9 @@ impl Meter {
             hold.settle(usage.as_ref(), cost.map(|c| c.pico_usd), &self.parts.sink);
         }
         self.parts.permit.take();
-        crate::metrics::call_finished(&record, usage.as_ref());
+        self.parts
+            .metrics
+            .call_finished(&record, usage.as_ref(), self.parts.prices.as_deref());
         if let Some(slot) = self.parts.record_slot.take() {
             slot.send(record);
         }

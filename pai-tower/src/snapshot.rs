@@ -17,6 +17,8 @@ use pai_core::resource::{
 use pai_core::{Credentials, Kind, Provider, ProviderKind, Resource, Store, StoreError};
 use tokio::sync::watch;
 
+use crate::metrics::Metrics;
+
 /// A ModelProvider ready to be called.
 pub struct ProviderEntry {
     /// The resource as applied.
@@ -384,6 +386,8 @@ pub struct SharedSnapshot {
     inner: Arc<RwLock<Arc<Snapshot>>>,
     installed: Arc<watch::Sender<u64>>,
     endpoints: Arc<ProviderEndpoints>,
+    /// The metrics whose `model` labels follow this configuration, if any.
+    metrics: Option<Metrics>,
 }
 
 impl Default for SharedSnapshot {
@@ -395,13 +399,21 @@ impl Default for SharedSnapshot {
 impl SharedSnapshot {
     /// Hold `snapshot`.
     pub fn new(snapshot: Snapshot) -> SharedSnapshot {
-        crate::metrics::know_models(snapshot.model_names());
         let revision = snapshot.revision;
         SharedSnapshot {
             inner: Arc::new(RwLock::new(Arc::new(snapshot))),
             installed: Arc::new(watch::channel(revision).0),
             endpoints: Arc::default(),
+            metrics: None,
         }
+    }
+
+    /// Let the models this configuration names, now and after every reload, appear as
+    /// `model` labels in `metrics` (any other model is counted as `other`).
+    pub fn with_metrics(mut self, metrics: Metrics) -> SharedSnapshot {
+        metrics.know_models(self.current().model_names());
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Rebuild with `endpoints` for direct ModelBindings (the snapshot held now should have
@@ -426,7 +438,9 @@ impl SharedSnapshot {
 
     /// Install `snapshot`, unless the one installed was built from a newer store revision.
     pub fn replace(&self, snapshot: Snapshot) {
-        crate::metrics::know_models(snapshot.model_names());
+        if let Some(metrics) = &self.metrics {
+            metrics.know_models(snapshot.model_names());
+        }
         let revision = snapshot.revision;
         let snapshot = Arc::new(snapshot);
         {

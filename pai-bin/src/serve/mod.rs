@@ -177,6 +177,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     apply_files(store.as_ref(), &args.files).await?;
 
     let prices = pai_core::price::SharedPrices::default();
+    // The gateway's series and the price watcher's error counter, rendered at /metrics.
+    let metrics = pai_tower::metrics::Metrics::new();
     if let Some(path) = &args.prices {
         // Refuse to start on a broken price file; once running, a broken edit keeps the last
         // good table.
@@ -188,6 +190,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             path.clone(),
             prices.clone(),
             pai_tower::PriceFileWatcher::DEFAULT_INTERVAL,
+            metrics.clone(),
         );
     }
     // The BPE tables load once, now, not on the first request.
@@ -200,6 +203,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         .trusted_proxies(args.trusted_proxies.clone())
         .ledger(ledger.clone())
         .prices(Arc::new(prices))
+        .metrics(metrics)
         .reliability(pai_tower::Reliability {
             max_attempts: args.max_attempts.max(1),
             first_byte_timeout: Duration::from_secs(args.first_byte_timeout),
@@ -223,12 +227,13 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     // Admin writes answer once this gateway acts on them (read your writes).
     let admin_state = AdminState::new(store, ledger.clone(), hasher, &admin_token)
         .follow_gateway(gateway.clone());
+    let metrics = gateway.metrics().clone();
     let admin = admin::router(admin_state).route(
         "/metrics",
-        axum::routing::get(|| async {
+        axum::routing::get(move || async move {
             (
                 [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                pai_tower::metrics::render(),
+                metrics.render(),
             )
         }),
     );

@@ -49,6 +49,7 @@ use crate::body::{error_response, full, ResponseBody};
 use crate::budget::scopes_for;
 use crate::call_id::CallId;
 use crate::meter::{CallSink, MeterBody, MeterParts, RecordSlot};
+use crate::metrics::Metrics;
 use crate::rate_limit::{Owner, RateLimits};
 use crate::reliability::{Cooldowns, Reliability, Slots};
 use crate::route::{dialect_of, not_found_message, Route};
@@ -76,6 +77,8 @@ pub(crate) struct Inner {
     pub(crate) rate_limits: RateLimits,
     /// Where clients reach the gateway ([`crate::GatewayBuilder::prefix`]).
     pub(crate) prefix: Arc<str>,
+    /// Where finished calls are counted.
+    pub(crate) metrics: Metrics,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -204,7 +207,8 @@ impl Inner {
                 record.status = error.status().as_u16();
                 record.error = Some(error.to_string());
                 record.duration_ms = call_id.started.elapsed().as_millis() as u64;
-                crate::metrics::call_finished(&record, None);
+                self.metrics
+                    .call_finished(&record, None, self.prices.as_deref());
                 // Still here unless an answer took it, and an answer sends its own record.
                 if let Some(slot) = record_slot {
                     slot.send(record);
@@ -378,6 +382,7 @@ impl Inner {
                         hold,
                         permit: Some(permit),
                         prices: self.prices.clone(),
+                        metrics: self.metrics.clone(),
                         sink: self.sink.clone(),
                         record_slot: None,
                         started: call_id.started,
@@ -502,7 +507,9 @@ impl Inner {
                 record.usage = usage;
                 record.cost_pico_usd = cost.map(|c| c.pico_usd);
                 record.duration_ms = parts.started.elapsed().as_millis() as u64;
-                crate::metrics::call_finished(record, usage.as_ref());
+                parts
+                    .metrics
+                    .call_finished(record, usage.as_ref(), parts.prices.as_deref());
                 if let Some(hold) = parts.hold {
                     hold.settle(usage.as_ref(), cost.map(|c| c.pico_usd), &parts.sink);
                 }
