@@ -23,8 +23,8 @@ use http::{Request, Response};
 use http_body::Body;
 use pai_core::net::Cidr;
 use pai_core::{
-    AccessKeyHasher, BoxError, BudgetLedger, PriceTable, ProviderKind, Store, StoreError,
-    Transport, TransportError,
+    AccessKeyHasher, BoxError, BudgetLedger, Clock, PriceTable, ProviderKind, Store, StoreError,
+    SystemClock, Transport, TransportError,
 };
 use tower::{Layer, Service};
 
@@ -70,6 +70,7 @@ pub struct GatewayBuilder {
     record_backlog: Option<u64>,
     prefix: String,
     metrics: Option<Metrics>,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl GatewayBuilder {
@@ -131,6 +132,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Where wall-clock time comes from: when calls arrive (records, `/me`'s day) and whether
+    /// a rotated-out key's grace has ended. Default: the system clock. Timeouts and backoff run
+    /// on tokio's timer, not this clock; a budget ledger has its own, so hand it the same one.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// At most this many call records wait to be written (default
     /// [`crate::DEFAULT_RECORD_BACKLOG`]). At the limit, new calls wait for the recorder
     /// and are refused with 503 if it does not catch up within a few seconds; no record is
@@ -175,6 +184,7 @@ impl GatewayBuilder {
             )?),
         };
         let metrics = self.metrics.unwrap_or_default();
+        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let revision = *store.watch().borrow();
         let snapshot = SharedSnapshot::new(
             Snapshot::load_with(store.as_ref(), revision, &self.endpoints).await?,
@@ -201,11 +211,13 @@ impl GatewayBuilder {
             rate_limits: RateLimits::default(),
             prefix: Arc::from(self.prefix.as_str()),
             metrics: metrics.clone(),
+            clock: clock.clone(),
         });
         let auth = AuthLayer::new(snapshot.clone(), hasher)
             .trusted_proxies(self.trusted_proxies)
-            .prefix(&self.prefix);
-        let stack = CallIdLayer.layer(auth.layer(proxy));
+            .prefix(&self.prefix)
+            .clock(clock.clone());
+        let stack = CallIdLayer::with_clock(clock).layer(auth.layer(proxy));
         Ok(Gateway {
             stack,
             snapshot,

@@ -166,8 +166,10 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let sqlite = pai_store::SqliteStore::open(&store_path, keys.encryption)
         .await
         .map_err(|e| StartError::new(format!("{}: {e}", store_path.display())))?;
+    // One clock for the whole server: budget days, key expiry and call times agree.
+    let clock: Arc<dyn pai_core::Clock> = Arc::new(pai_core::SystemClock);
     let ledger = Arc::new(
-        pai_store::SqliteLedger::open(&sqlite, Arc::new(pai_core::SystemClock))
+        pai_store::SqliteLedger::open(&sqlite, clock.clone())
             .await
             .map_err(|e| {
                 StartError::new(format!("{}: budget ledger: {e}", store_path.display()))
@@ -204,6 +206,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         .ledger(ledger.clone())
         .prices(Arc::new(prices))
         .metrics(metrics)
+        .clock(clock.clone())
         .reliability(pai_tower::Reliability {
             max_attempts: args.max_attempts.max(1),
             first_byte_timeout: Duration::from_secs(args.first_byte_timeout),
@@ -226,6 +229,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     // the series hold no key material (workloads are access-key names).
     // Admin writes answer once this gateway acts on them (read your writes).
     let admin_state = AdminState::new(store, ledger.clone(), hasher, &admin_token)
+        .clock(clock)
         .follow_gateway(gateway.clone());
     let metrics = gateway.metrics().clone();
     let admin = admin::router(admin_state).route(

@@ -36,7 +36,8 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use pai_core::store::CallRecord;
 use pai_core::{
-    BoxError, BudgetLedger, Error, Operation, PriceTable, Store, Transport, UpstreamBody, Usage,
+    BoxError, BudgetLedger, Clock, Error, Operation, PriceTable, Store, Transport, UpstreamBody,
+    Usage,
 };
 use pai_providers::headers::client_response_headers;
 use tower::Service;
@@ -79,6 +80,8 @@ pub(crate) struct Inner {
     pub(crate) prefix: Arc<str>,
     /// Where finished calls are counted.
     pub(crate) metrics: Metrics,
+    /// Wall-clock time ([`crate::GatewayBuilder::clock`]).
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -164,7 +167,7 @@ impl Inner {
             return models::answer(&principal, dialect);
         }
         if route == Route::Me {
-            return me::answer(&principal, self.store.as_ref()).await;
+            return me::answer(&principal, self.store.as_ref(), self.clock.as_ref()).await;
         }
         // Room for this call's record first: a recorder that falls behind slows callers down.
         let mut record_slot = match self.sink.admit().await {
