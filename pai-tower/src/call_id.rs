@@ -7,7 +7,6 @@
 //! layer's [`Clock`], so tests can move it. The duration is the time until the response head is
 //! ready: the whole call for buffered answers, the time to first event for streams.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +17,6 @@ use std::time::{Instant, UNIX_EPOCH};
 use http::{HeaderValue, Request, Response};
 use pai_core::{Clock, SystemClock};
 use tower::{Layer, Service};
-
-use crate::body::ResponseBody;
 
 /// The id of one call, in the request's extensions for the layers below.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,16 +125,16 @@ pub struct CallIdService<S> {
     layer: CallIdLayer,
 }
 
-impl<S, B> Service<Request<B>> for CallIdService<S>
+impl<S, B, RB> Service<Request<B>> for CallIdService<S>
 where
-    S: Service<Request<B>, Response = Response<ResponseBody>, Error = Infallible>,
+    S: Service<Request<B>, Response = Response<RB>>,
     S::Future: Send + 'static,
 {
-    type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 

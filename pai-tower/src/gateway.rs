@@ -1,16 +1,31 @@
-//! The assembled gateway.
+//! The assembled gateway: pai's layers, stacked once, in this order.
 //!
 //! # Layer order
 //!
 //! ```text
-//! request ─▶ CallIdLayer ─▶ AuthLayer ─▶ Proxy ─▶ transport ─▶ provider
-//!            names + times   key → Principal   body, policy, adapter, meter
+//! CallIdLayer         names and times every call, refusals included (x-pai-call-id)
+//!  RescueLayer        renders any CallError once, in the client's dialect
+//!   AuthLayer         access key → Principal; before any body is read, so an unknown
+//!                     caller cannot make the gateway buffer one
+//!    EndpointsLayer   /api/hello, /v1/models, /pai/v1/me; 404 and 405
+//!     CallLogLayer    room for the record first (a recorder that falls behind slows callers
+//!                     down), then the call's log, finished once however the call ends
+//!      RateLimitLayer the caller's requests per minute, before its body is read
+//!       ParseLayer    the body, read once within its limits, into a Call
+//!        GuardLayer   the guards the configuration assigns to the call; a blocked prompt
+//!                     never reaches a model, nor costs a reservation
+//!         FallbackLayer   for each candidate (the model asked for, then its fallbacks):
+//!          BudgetLayer        reserve the worst case; the log's finish settles it
+//!           ProviderLimitLayer  the provider's requests per minute and concurrency slot
+//!            MeterLayer           usage and cost as the answer passes; finishes the call
+//!             RetryLayer            tries again what is worth trying again (RetryPolicy)
+//!              Upstream               adapter + transport, one try
 //! ```
 //!
-//! [`CallIdLayer`] is outermost so that every response, refusals included, carries
-//! `x-pai-call-id` and `x-pai-duration-ms`. [`AuthLayer`] comes before the body is read, so an
-//! unauthenticated client cannot make the gateway buffer a large body. [`Proxy`] reads the body
-//! once, applies policy, calls the provider through the adapter and meters the answer.
+//! Budget, provider limit and meter sit inside the fallback so that each candidate is
+//! reserved, limited and metered on its own terms (its provider's budget, its model's
+//! price); the meter sits outside the retry so that a retried call is metered once, on the
+//! answer that reached the client.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,17 +41,31 @@ use pai_core::{
     AccessKeyHasher, BoxError, BudgetLedger, Clock, PriceTable, ProviderKind, Store, StoreError,
     SystemClock, Transport, TransportError,
 };
-use tower::{Layer, Service};
+use tower::Service;
 
-use crate::auth::{Auth, AuthLayer};
+use http_body_util::BodyExt;
+use pai_core::UpstreamBody;
+use tower::util::BoxCloneSyncService;
+use tower::ServiceBuilder;
+
+use crate::auth::AuthLayer;
 use crate::body::ResponseBody;
-use crate::call_id::{CallIdLayer, CallIdService};
+use crate::budget::BudgetLayer;
+use crate::call_id::CallIdLayer;
+use crate::call_log::CallLogLayer;
+use crate::endpoints::EndpointsLayer;
+use crate::fallback::FallbackLayer;
 use crate::meter::CallSink;
+use crate::meter_layer::MeterLayer;
 use crate::metrics::Metrics;
-use crate::proxy::{Inner, Proxy};
-use crate::rate_limit::RateLimits;
-use crate::reliability::{Cooldowns, Reliability, Slots};
+use crate::parse::ParseLayer;
+use crate::provider_limit::ProviderLimitLayer;
+use crate::rate_limit::RateLimitLayer;
+use crate::reliability::Reliability;
+use crate::rescue::RescueLayer;
+use crate::retry::RetryPolicy;
 use crate::snapshot::{ProviderEndpoints, SharedSnapshot, Snapshot};
+use crate::upstream::Upstream;
 
 /// The default limit on request bodies: 32 MiB, as Anthropic's API allows.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
@@ -197,27 +226,47 @@ impl GatewayBuilder {
             self.record_backlog
                 .unwrap_or(crate::meter::DEFAULT_RECORD_BACKLOG),
         );
-        let proxy = Proxy::from_inner(Inner {
-            transport,
-            store: store.clone(),
-            sink: sink.clone(),
-            snapshot: snapshot.clone(),
-            max_body_bytes: self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
-            reliability: self.reliability,
-            ledger: self.ledger,
-            prices: self.prices,
-            cooldowns: Cooldowns::default(),
-            slots: Slots::default(),
-            rate_limits: RateLimits::default(),
-            prefix: Arc::from(self.prefix.as_str()),
-            metrics: metrics.clone(),
-            clock: clock.clone(),
-        });
-        let auth = AuthLayer::new(snapshot.clone(), hasher)
-            .trusted_proxies(self.trusted_proxies)
-            .prefix(&self.prefix)
-            .clock(clock.clone());
-        let stack = CallIdLayer::with_clock(clock).layer(auth.layer(proxy));
+        let prefix = self.prefix.as_str();
+        let reliability = self.reliability;
+        let stack = ServiceBuilder::new()
+            .layer(CallIdLayer::with_clock(clock.clone()))
+            .layer(RescueLayer::new().prefix(prefix))
+            .layer(
+                AuthLayer::new(snapshot.clone(), hasher)
+                    .trusted_proxies(self.trusted_proxies)
+                    .prefix(prefix)
+                    .clock(clock.clone()),
+            )
+            .layer(
+                EndpointsLayer::new(store.clone())
+                    .prefix(prefix)
+                    .clock(clock),
+            )
+            .layer(
+                CallLogLayer::new(sink.clone())
+                    .prices(self.prices.clone())
+                    .metrics(metrics.clone())
+                    .prefix(prefix),
+            )
+            .layer(RateLimitLayer::new(snapshot.clone()))
+            .layer(
+                ParseLayer::new()
+                    .max_body_bytes(self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES))
+                    .timeouts(reliability.body_idle_timeout, reliability.body_timeout)
+                    .prefix(prefix),
+            )
+            .layer(FallbackLayer::new(snapshot.clone(), reliability.clone()))
+            .layer(BudgetLayer::new(self.ledger, self.prices.clone()))
+            .layer(ProviderLimitLayer::new(
+                snapshot.clone(),
+                reliability.clone(),
+            ))
+            .layer(MeterLayer::new(self.prices, reliability.clone()))
+            .layer(tower::retry::RetryLayer::new(RetryPolicy::new(
+                reliability.clone(),
+            )))
+            .service(Upstream::new(transport, reliability));
+        let stack = BoxCloneSyncService::new(stack);
         Ok(Gateway {
             stack,
             snapshot,
@@ -240,7 +289,7 @@ impl Drop for AbortOnDrop {
 /// The whole gateway as one tower service. See the module docs for the layer order.
 #[derive(Clone)]
 pub struct Gateway {
-    stack: CallIdService<Auth<Proxy>>,
+    stack: BoxCloneSyncService<Request<UpstreamBody>, Response<ResponseBody>, Infallible>,
     snapshot: SharedSnapshot,
     store: Arc<dyn Store>,
     sink: CallSink,
@@ -318,11 +367,13 @@ where
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.stack.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        // Erase the body type here, so the stack is built once for every body.
+        let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
         self.stack.call(req)
     }
 }

@@ -39,8 +39,7 @@ use pai_providers::sse::SseParser;
 use pin_project_lite::pin_project;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use crate::budget::Hold;
-use crate::metrics::Metrics;
+use crate::call_log::LogEntry;
 use crate::reliability::Reliability;
 
 /// Where finished calls go to be recorded.
@@ -248,37 +247,23 @@ async fn write(store: &dyn Store, batch: &[CallRecord]) {
     }
 }
 
-/// What a metered stream needs besides the stream itself.
-pub(crate) struct MeterParts {
-    pub hold: Option<Hold>,
-    pub permit: Option<OwnedSemaphorePermit>,
-    pub prices: Option<Arc<dyn PriceTable>>,
-    /// Where the call is counted when it finishes.
-    pub metrics: Metrics,
-    pub sink: CallSink,
-    /// Where the record goes when the stream ends; set once the answer is a stream.
-    pub record_slot: Option<RecordSlot>,
-    pub started: Instant,
-    pub deadline: Instant,
-    /// The input estimated before the call (0 when nothing needed it), charged when a stream is
-    /// cut before upstream reported its usage.
-    pub estimated_input: u64,
-}
-
 /// Finishes a call exactly once, even if the body is dropped mid-stream.
 struct Meter {
     observer: Box<dyn StreamObserver>,
-    record: Option<CallRecord>,
-    parts: MeterParts,
+    /// The call's log, finished when the stream ends; `None` once finished.
+    entry: Option<LogEntry>,
+    finished: bool,
+    prices: Option<Arc<dyn PriceTable>>,
+    model: String,
+    deadline: Instant,
     /// Content deltas passed to the client: at least one token each.
     deltas: u64,
 }
 
 impl Meter {
     /// What `usage` of this call's model costs, if the model has a price.
-    fn cost(&self, model: &str, usage: &pai_core::Usage) -> Option<Cost> {
-        let price = self.parts.prices.as_ref()?.price(model)?;
-        Some(price.cost(usage))
+    fn cost(&self, usage: &pai_core::Usage) -> Option<Cost> {
+        crate::call_log::cost(self.prices.as_ref(), &self.model, usage)
     }
 
     /// The usage to charge. Upstreams report usage at the end of a stream (OpenAI) or only
@@ -293,30 +278,19 @@ impl Meter {
         let mut u = reported.unwrap_or_default();
         u.output = u.output.max(self.deltas);
         if u.prompt_tokens() == 0 {
-            u.input = self.parts.estimated_input;
+            u.input = self.entry.as_ref().map_or(0, LogEntry::estimated_input);
         }
         (u.total_tokens() > 0 || reported.is_some()).then_some(u)
     }
 
     fn finish(&mut self, error: Option<String>) {
-        let Some(mut record) = self.record.take() else {
+        if std::mem::replace(&mut self.finished, true) {
             return;
-        };
-        let usage = self.usage(error.is_some());
-        let cost = usage.and_then(|u| self.cost(&record.model, &u));
-        record.usage = usage;
-        record.cost_pico_usd = cost.map(|c| c.pico_usd);
-        record.error = error.or_else(|| self.observer.stream_error());
-        record.duration_ms = self.parts.started.elapsed().as_millis() as u64;
-        if let Some(hold) = self.parts.hold.take() {
-            hold.settle(usage.as_ref(), cost.map(|c| c.pico_usd), &self.parts.sink);
         }
-        self.parts.permit.take();
-        self.parts
-            .metrics
-            .call_finished(&record, usage.as_ref(), self.parts.prices.as_deref());
-        if let Some(slot) = self.parts.record_slot.take() {
-            slot.send(record);
+        let usage = self.usage(error.is_some());
+        let error = error.or_else(|| self.observer.stream_error());
+        if let Some(mut entry) = self.entry.take() {
+            entry.finish(usage, error);
         }
     }
 
@@ -328,8 +302,7 @@ impl Meter {
             "output_tokens": usage.output,
             "cached_input_tokens": usage.cached_input,
         });
-        let model = self.record.as_ref().map(|r| r.model.as_str()).unwrap_or("");
-        if let Some(cost) = self.cost(model, &usage) {
+        if let Some(cost) = self.cost(&usage) {
             v["cost_usd"] = serde_json::Value::String(cost.to_string());
         }
         Bytes::from(format!(": pai-usage {v}\n\n"))
@@ -373,8 +346,9 @@ impl MeterBody {
         first: Vec<SseEvent>,
         observer: Box<dyn StreamObserver>,
         client: Dialect,
-        record: CallRecord,
-        parts: MeterParts,
+        entry: Option<LogEntry>,
+        priced: (Option<Arc<dyn PriceTable>>, String),
+        deadline: Instant,
         policy: &Reliability,
     ) -> MeterBody {
         let now = Instant::now();
@@ -385,8 +359,11 @@ impl MeterBody {
             pending: VecDeque::new(),
             meter: Meter {
                 observer,
-                record: Some(record),
-                parts,
+                entry,
+                finished: false,
+                prices: priced.0,
+                model: priced.1,
+                deadline,
                 deltas: 0,
             },
             client,
@@ -413,7 +390,7 @@ impl MeterBody {
             body.last_sent,
             body.idle,
             body.ping,
-            body.meter.parts.deadline,
+            body.meter.deadline,
         );
         body.timer.as_mut().reset(wake.into());
         body
@@ -559,7 +536,7 @@ impl Body for MeterBody {
                         return Poll::Pending;
                     }
                     let now = Instant::now();
-                    let deadline = this.meter.parts.deadline;
+                    let deadline = this.meter.deadline;
                     let stop = if now >= deadline {
                         Some(Error::UpstreamTimeout(
                             "the call ran past its total time limit".to_owned(),
@@ -616,7 +593,7 @@ impl Body for MeterBody {
                         *this.last_sent = now;
                     }
                     if let Some(too_long) = this.parser.too_long() {
-                        let error = crate::proxy::too_long_error(too_long);
+                        let error = crate::upstream::too_long_error(too_long);
                         this.pending.push_back(error.sse_event(*this.client));
                         this.meter.finish(Some(error.to_string()));
                         *this.ended = true;
@@ -627,7 +604,7 @@ impl Body for MeterBody {
                         *this.last_sent,
                         *this.idle,
                         *this.ping,
-                        this.meter.parts.deadline,
+                        this.meter.deadline,
                     );
                     this.timer.as_mut().reset(wake.into());
                 }

@@ -90,6 +90,16 @@ impl Route {
     }
 }
 
+/// How records and metrics name an operation.
+pub(crate) fn operation_name(op: Operation) -> &'static str {
+    match op {
+        Operation::ChatCompletions => "chat.completions",
+        Operation::Messages => "messages",
+        Operation::CountTokens => "messages.count_tokens",
+        Operation::ListModels => "models",
+    }
+}
+
 /// Split `path` into the prefix the client put before the gateway's routes and the rest:
 /// `prefix` (present in `path` or already stripped by a router), then `/ext` if present.
 fn split<'p>(prefix: &str, path: &'p str) -> (String, &'p str) {

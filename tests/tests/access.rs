@@ -209,6 +209,7 @@ async fn auth_refuses_every_path_without_a_valid_key_but_the_public_probe() {
         Ok::<_, std::convert::Infallible>(http::Response::new(body))
     });
     let own = tower::ServiceBuilder::new()
+        .layer(pai_tower::RescueLayer::new())
         .layer(pai_tower::AuthLayer::new(
             snapshot,
             AccessKeyHasher::new(SECRET),

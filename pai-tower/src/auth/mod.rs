@@ -13,7 +13,6 @@
 //! itself a trusted proxy ([`forwarded`]): a client cannot forge its way past a CIDR restriction,
 //! and when the address cannot be told, a key with `allowedCIDRs` is refused.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -28,8 +27,8 @@ use tower::{Layer, Service};
 
 mod forwarded;
 
-use crate::body::{error_response, ResponseBody};
-use crate::route::{dialect_of, Route};
+use crate::error::CallError;
+use crate::route::Route;
 use crate::snapshot::{ProviderEntry, SharedSnapshot};
 use forwarded::client_ip;
 
@@ -153,17 +152,18 @@ pub struct Auth<S> {
     layer: AuthLayer,
 }
 
-impl<S, B> Service<Request<B>> for Auth<S>
+impl<S, B, RB> Service<Request<B>> for Auth<S>
 where
-    S: Service<Request<B>, Response = Response<ResponseBody>, Error = Infallible>,
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Error: Into<CallError>,
     S::Future: Send + 'static,
 {
-    type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Response = Response<RB>;
+    type Error = CallError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<RB>, CallError>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CallError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
@@ -171,49 +171,46 @@ where
         // Fail closed: only Claude Code's connectivity probe is public. Any other path — one
         // the gateway does not serve, or an embedder's own handler this layer wraps — needs a
         // valid key.
-        if route == Some(Route::Hello) {
-            return Box::pin(self.inner.call(req));
-        }
-        if let Some(AgentIdentity(name)) = req.extensions().get::<AgentIdentity>().cloned() {
-            let snapshot = self.layer.snapshot.current();
-            let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
-            return match snapshot.agent(&name) {
-                Some(agent) if !agent.spec.guards.is_empty() => {
-                    let e = guards_not_enforced(agent);
-                    let res = error_response(&e, dialect_of(route, req.headers()));
-                    Box::pin(async move { Ok(res) })
-                }
-                Some(agent) => {
-                    req.extensions_mut().insert(Principal {
-                        access_key: None,
-                        binding: Binding::Agent(agent.clone()),
-                        client_ip: peer,
-                    });
-                    Box::pin(self.inner.call(req))
-                }
-                None => {
-                    let e = Error::PermissionDenied(format!("Agent {name:?} does not exist"));
-                    let res = error_response(&e, dialect_of(route, req.headers()));
-                    Box::pin(async move { Ok(res) })
-                }
-            };
-        }
-        match self.layer.authenticate(&req) {
+        let found = if route == Some(Route::Hello) {
+            Ok(None)
+        } else if let Some(AgentIdentity(name)) = req.extensions().get::<AgentIdentity>() {
+            self.layer.agent_principal(name, &req).map(Some)
+        } else {
+            self.layer.authenticate(&req).map(Some)
+        };
+        match found {
             Ok(principal) => {
-                req.extensions_mut().insert(principal);
-                Box::pin(self.inner.call(req))
+                if let Some(principal) = principal {
+                    req.extensions_mut().insert(principal);
+                }
+                let fut = self.inner.call(req);
+                Box::pin(async move { fut.await.map_err(Into::into) })
             }
             Err(error) => {
-                let dialect = dialect_of(route, req.headers());
                 tracing::info!(code = error.code(), "request refused by auth");
-                let res = error_response(&error, dialect);
-                Box::pin(async move { Ok(res) })
+                Box::pin(async move { Err(CallError::refused(error)) })
             }
         }
     }
 }
 
 impl AuthLayer {
+    /// The principal of an application that authenticated its caller itself.
+    fn agent_principal<B>(&self, name: &str, req: &Request<B>) -> Result<Principal, Error> {
+        let snapshot = self.snapshot.current();
+        let agent = snapshot
+            .agent(name)
+            .ok_or_else(|| Error::PermissionDenied(format!("Agent {name:?} does not exist")))?;
+        if !agent.spec.guards.is_empty() {
+            return Err(guards_not_enforced(agent));
+        }
+        Ok(Principal {
+            access_key: None,
+            binding: Binding::Agent(agent.clone()),
+            client_ip: req.extensions().get::<PeerAddr>().map(|p| p.0.ip()),
+        })
+    }
+
     fn authenticate<B>(&self, req: &Request<B>) -> Result<Principal, Error> {
         let presented = credential(req.headers()).ok_or(Error::MissingKey)?;
         let raw = access_key::unwrap(presented).ok_or(Error::InvalidKey)?;

@@ -1,25 +1,4 @@
-//! Requests per minute on an AccessKey, an Agent and a ModelProvider.
-//!
-//! # Design
-//!
-//! Each limit is a GCRA limiter from `governor` (`Quota::per_minute(n)`: a burst of `n`, one
-//! request's worth refilled every `60/n` s). A check is a few atomic operations on the
-//! limiter's own state, so concurrent requests race on a compare-and-swap, never on a lock:
-//! twenty concurrent requests against a limit of five admit exactly five.
-//!
-//! The snapshot is rebuilt on every store change, so the limiters cannot live in it: an
-//! unrelated apply would reset every count. They live in [`RateLimits`], beside the snapshot,
-//! keyed by what is limited and the limit's value — a changed limit starts a fresh limiter.
-//! The map's lock is held only to find or insert a limiter (never across I/O or an `await`);
-//! whenever a limiter is added, the map drops every limiter whose resource or limit the current
-//! snapshot no longer has, so it never holds more than the configuration names.
-//!
-//! Limits are per gateway process: replicas each allow the full rate.
-//!
-//! The principal's limits (its key's, then its agent's) are checked once per call; a
-//! provider's limit is checked per candidate, and like an exhausted budget it sends the call to
-//! the next candidate. A refusal is [`Error::RateLimited`] (429 with `retry-after` in whole
-//! seconds, at least 1), naming the limit.
+//! The limiters: one GCRA limiter per limit, kept beside the snapshot.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

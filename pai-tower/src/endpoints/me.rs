@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::auth::{Binding, Principal};
 use crate::body::{error_response, full, ResponseBody};
 
-use super::policy::models_of;
+use crate::policy::models_of;
 
 pub(crate) async fn answer(
     principal: &Principal,

@@ -23,10 +23,12 @@ pub(crate) fn parse_call(
     route: Route,
     dialect: Dialect,
     bytes: Bytes,
-    parts: &http::request::Parts,
+    headers: &http::HeaderMap,
+    uri: &http::Uri,
 ) -> Result<Call, Refusal> {
     let mut model = None;
-    read_call(route, dialect, bytes, parts, &mut model).map_err(|error| Refusal { error, model })
+    read_call(route, dialect, bytes, headers, uri, &mut model)
+        .map_err(|error| Refusal { error, model })
 }
 
 /// `model` cut to at most [`MAX_MODEL_BYTES`] at a character boundary, as a record keeps it.
@@ -42,7 +44,8 @@ fn read_call(
     route: Route,
     dialect: Dialect,
     bytes: Bytes,
-    parts: &http::request::Parts,
+    headers: &http::HeaderMap,
+    uri: &http::Uri,
     seen_model: &mut Option<String>,
 ) -> Result<Call, Error> {
     let body = JsonObject::from_slice(&bytes)
@@ -130,8 +133,8 @@ fn read_call(
         stream: stream && route != Route::CountTokens,
         client_wants_usage,
         body,
-        headers: forwardable_request_headers(&parts.headers),
-        query: forwardable_query(parts.uri.query(), &parts.headers),
+        headers: forwardable_request_headers(headers),
+        query: forwardable_query(uri.query(), headers),
     })
 }
 
@@ -253,7 +256,14 @@ mod tests {
     fn parse(route: Route, body: &str) -> Result<Call, Error> {
         let (parts, ()) = http::Request::new(()).into_parts();
         let dialect = route.operation().client_dialect();
-        parse_call(route, dialect, Bytes::from(body.to_owned()), &parts).map_err(|r| r.error)
+        parse_call(
+            route,
+            dialect,
+            Bytes::from(body.to_owned()),
+            &parts.headers,
+            &parts.uri,
+        )
+        .map_err(|r| r.error)
     }
 
     #[test]

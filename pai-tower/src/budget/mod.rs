@@ -6,6 +6,37 @@
 //! the client) the reservation is settled with what was really used. A call with no output
 //! bound is reserved at [`DEFAULT_OUTPUT_RESERVE`] tokens of output; what a provider returns
 //! beyond the bound is the only way past a cap.
+//!
+//! [`BudgetLayer`] does this for each candidate: it sizes the call (and bounds its output to
+//! the tightest `maxTokensPerRequest`), reserves, and leaves the reservation with the call's
+//! [`CallLog`], whose finish settles it with the usage the call really had. It needs the
+//! [`Principal`], the parsed call (`ParseLayer`) and a `CallLogLayer` outside it; the current
+//! [`Candidate`] adds the provider's and the ModelBinding's budgets when there is one.
+//!
+//! # Example
+//!
+//! ```
+//! # use pai_tower::BudgetLayer;
+//! # fn _f(ledger: std::sync::Arc<dyn pai_core::BudgetLedger>) {
+//! // Refuses with 429 once a daily budget is spent; without a ledger, a call that touches a
+//! // budget is refused with 503 rather than let through uncounted.
+//! let _layer = BudgetLayer::new(Some(ledger), None);
+//! # }
+//! ```
+
+mod admit;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use pai_core::Call;
+use tower::{Layer, Service};
+
+use self::admit::{admit, Admission, Refused};
+use crate::call_log::CallLog;
+use crate::error::CallError;
 
 use std::sync::Arc;
 
@@ -15,8 +46,8 @@ use pai_core::{
 };
 
 use crate::auth::{Binding, Principal};
+use crate::fallback::Candidate;
 use crate::meter::CallSink;
-use crate::proxy::Candidate;
 
 /// Output tokens reserved for a request that names no bound.
 pub const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
@@ -24,7 +55,7 @@ pub const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
 /// The budgets a call by `principal` through `candidate` touches, each with its limit and an
 /// amount of zero; [`size`] fills in the worst case once the input is estimated. Empty when no
 /// budget applies, and then the gateway skips estimating altogether.
-pub(crate) fn scopes_for(principal: &Principal, candidate: &Candidate) -> Vec<ScopeLimit> {
+pub(crate) fn scopes_for(principal: &Principal, candidate: Option<&Candidate>) -> Vec<ScopeLimit> {
     let mut scopes = Vec::new();
     let mut push = |kind: &'static str, name: &str, unit: Unit, limit: Option<u128>| {
         if let Some(limit) = limit {
@@ -40,23 +71,30 @@ pub(crate) fn scopes_for(principal: &Principal, candidate: &Candidate) -> Vec<Sc
         }
     };
     let tokens = |limit: Option<u64>| limit.map(u128::from);
-    let provider = &candidate.provider.resource;
-    let pname = &provider.metadata.name;
-    push(
-        "provider",
-        pname,
-        Unit::Tokens,
-        tokens(provider.spec.max_tokens_per_day),
-    );
-    if matches!(principal.binding, Binding::Provider(_)) {
-        let external = provider.spec.external_access.max_tokens_per_day;
-        push("provider-external", pname, Unit::Tokens, tokens(external));
+    // Without a candidate (around an application's own handler), a key's own provider.
+    let provider = match (candidate, &principal.binding) {
+        (Some(c), _) => Some(&c.provider.resource),
+        (None, Binding::Provider(p)) => Some(&p.resource),
+        (None, Binding::Agent(_)) => None,
+    };
+    if let Some(provider) = provider {
+        let pname = &provider.metadata.name;
+        push(
+            "provider",
+            pname,
+            Unit::Tokens,
+            tokens(provider.spec.max_tokens_per_day),
+        );
+        if matches!(principal.binding, Binding::Provider(_)) {
+            let external = provider.spec.external_access.max_tokens_per_day;
+            push("provider-external", pname, Unit::Tokens, tokens(external));
+        }
     }
     if let Some(key) = &principal.access_key {
         let limit = tokens(key.spec.limits.max_tokens_per_day);
         push("access-key", &key.metadata.name, Unit::Tokens, limit);
     }
-    if let Some(binding) = &candidate.binding {
+    if let Some(binding) = candidate.and_then(|c| c.binding.as_ref()) {
         let b = &binding.resource;
         push(
             "model-binding",
@@ -199,5 +237,134 @@ impl Drop for Hold {
                 });
             }
         }
+    }
+}
+
+/// The output bound a candidate's `maxTokensPerRequest` set, in the request's extensions (for
+/// `x-pai-max-output-tokens`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputBound(pub u64);
+
+/// Reserves each call's worst case on its budgets. See the module docs.
+#[derive(Clone)]
+pub struct BudgetLayer {
+    ledger: Option<Arc<dyn BudgetLedger>>,
+    prices: Option<Arc<dyn PriceTable>>,
+}
+
+impl std::fmt::Debug for BudgetLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BudgetLayer")
+            .field("ledger", &self.ledger.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BudgetLayer {
+    /// Budgets counted on `ledger`; dollar caps priced with `prices`.
+    pub fn new(
+        ledger: Option<Arc<dyn BudgetLedger>>,
+        prices: Option<Arc<dyn PriceTable>>,
+    ) -> BudgetLayer {
+        BudgetLayer { ledger, prices }
+    }
+}
+
+impl<S> Layer<S> for BudgetLayer {
+    type Service = Budget<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Budget {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`BudgetLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct Budget<S> {
+    inner: S,
+    layer: BudgetLayer,
+}
+
+impl<S, B, RB> Service<Request<B>> for Budget<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Error: Into<CallError>,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<RB>;
+    type Error = CallError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<RB>, CallError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CallError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let ext = req.extensions_mut();
+            let principal = ext.get::<Principal>().cloned().ok_or(Error::MissingKey)?;
+            let candidate = ext.get::<Candidate>().cloned();
+            let log = ext.get::<CallLog>().cloned();
+            let Some(mut call) = ext.remove::<Arc<Call>>() else {
+                return Err(Error::Internal(
+                    "BudgetLayer needs the parsed call: put ParseLayer outside it".to_owned(),
+                )
+                .into());
+            };
+            let scopes = if call.operation == pai_core::Operation::CountTokens {
+                Vec::new()
+            } else {
+                scopes_for(&principal, candidate.as_ref())
+            };
+            let limit = candidate
+                .as_ref()
+                .and_then(Candidate::max_tokens_per_request);
+            let bounded = limit.is_some();
+            let kind = match (&candidate, &principal.binding) {
+                (Some(c), _) => c.provider.resource.spec.provider,
+                (None, Binding::Provider(p)) => p.resource.spec.provider,
+                (None, Binding::Agent(_)) => pai_core::ProviderKind::OpenAi,
+            };
+            if !scopes.is_empty() && log.is_none() {
+                return Err(Error::Internal(
+                    "BudgetLayer settles through the call log: put CallLogLayer outside it"
+                        .to_owned(),
+                )
+                .into());
+            }
+            let first = candidate.as_ref().is_none_or(|c| c.position == 0);
+            let admitted = admit(
+                layer.ledger.as_ref(),
+                layer.prices.as_ref(),
+                Arc::make_mut(&mut call),
+                kind,
+                scopes,
+                limit,
+            )
+            .await;
+            let Admission { input, bound, hold } = match admitted {
+                Ok(admission) => admission,
+                Err(Refused::Limit(e)) if first => return Err(CallError::refused(e)),
+                Err(Refused::Limit(e)) => return Err(CallError::next_candidate(e, false)),
+                Err(Refused::Budget(e)) => return Err(CallError::next_candidate(e, false)),
+                Err(Refused::Final(e)) => return Err(CallError::refused(e)),
+            };
+            let ext = req.extensions_mut();
+            ext.insert(call);
+            if let (true, Some(bound)) = (bounded, bound) {
+                ext.insert(OutputBound(bound));
+            }
+            if let (Some(hold), Some(log)) = (hold, &log) {
+                log.hold(hold, input);
+            }
+            inner.call(req).await.map_err(Into::into)
+        })
     }
 }

@@ -13,16 +13,17 @@
 //!    a refusal there (a spent budget, say) is final without counting.
 //! 4. Only when the bounds straddle a decision is the exact count taken, on the blocking pool.
 
-use pai_core::{Call, Dialect, Error, JsonObject, ProviderKind, ScopeLimit};
+use std::sync::Arc;
+
+use pai_core::{
+    BudgetLedger, Call, Dialect, Error, JsonObject, PriceTable, ProviderKind, ScopeLimit,
+};
 use pai_providers::estimate::{self, InputBounds};
 
-use super::parse::{bound_output, choices, output_bound};
-use super::Inner;
-use crate::budget::{size, Hold, DEFAULT_OUTPUT_RESERVE};
+use super::{size, Hold, DEFAULT_OUTPUT_RESERVE};
+use crate::parse::{bound_output, choices, output_bound};
 
-/// Bodies up to this size are parsed and walked on the runtime thread (well under a
-/// millisecond).
-pub(crate) const INLINE_BYTES: usize = 16 << 10;
+use crate::parse::INLINE_BYTES;
 
 /// What admitting a candidate settled.
 pub(crate) struct Admission {
@@ -77,7 +78,8 @@ impl Sizing {
 
 /// Size `call` for `kind`, bound its output to `limit`, and reserve its worst case on `scopes`.
 pub(crate) async fn admit(
-    proxy: &Inner,
+    ledger: Option<&Arc<dyn BudgetLedger>>,
+    prices: Option<&Arc<dyn PriceTable>>,
     call: &mut Call,
     kind: ProviderKind,
     mut scopes: Vec<ScopeLimit>,
@@ -121,31 +123,24 @@ pub(crate) async fn admit(
     };
     let output = bound.unwrap_or(DEFAULT_OUTPUT_RESERVE).saturating_mul(n);
     let reserve = |input: u64, scopes: &mut Vec<ScopeLimit>| -> Result<(), Refused> {
-        size(scopes, input, output, &call.model, proxy.prices.as_ref()).map_err(Refused::Budget)
+        size(scopes, input, output, &call.model, prices).map_err(Refused::Budget)
     };
     reserve(sizing.known(), &mut scopes)?;
-    let first = Hold::reserve(proxy.ledger.as_ref(), scopes.clone()).await;
+    let first = Hold::reserve(ledger, scopes.clone()).await;
     let hold = match first {
         Ok(hold) => hold,
         Err(e @ Error::BudgetExceeded { .. }) if sizing.exact.is_none() && !bounds.is_exact() => {
             // The upper bound did not fit; if even the lower bound does not, counting cannot
             // change the answer.
             reserve(bounds.lower, &mut scopes)?;
-            match Hold::reserve(proxy.ledger.as_ref(), scopes.clone()).await {
+            match Hold::reserve(ledger, scopes.clone()).await {
                 Ok(probe) => drop(probe),
                 Err(Error::BudgetExceeded { .. }) => return Err(Refused::Budget(e)),
                 Err(e) => return Err(Refused::Final(e)),
             }
             let exact = sizing.exact(call).await.map_err(Refused::Final)?;
-            size(
-                &mut scopes,
-                exact,
-                output,
-                &call.model,
-                proxy.prices.as_ref(),
-            )
-            .map_err(Refused::Budget)?;
-            Hold::reserve(proxy.ledger.as_ref(), scopes)
+            size(&mut scopes, exact, output, &call.model, prices).map_err(Refused::Budget)?;
+            Hold::reserve(ledger, scopes)
                 .await
                 .map_err(budget_or_final)?
         }

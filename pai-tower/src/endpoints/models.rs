@@ -8,8 +8,8 @@ use crate::auth::Principal;
 use crate::body::{full, ResponseBody};
 use crate::timefmt::rfc3339;
 
-use super::policy::models_of;
 use crate::auth::Binding;
+use crate::policy::models_of;
 
 pub(crate) fn answer(principal: &Principal, dialect: Dialect) -> Response<ResponseBody> {
     let models = models_of(principal);

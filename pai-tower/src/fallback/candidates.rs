@@ -5,19 +5,26 @@ use std::sync::Arc;
 use pai_core::resource::{Agent, BindingTarget};
 use pai_core::{Credentials, Error, ModelRef};
 
-use super::policy;
 use crate::auth::Principal;
+use crate::policy;
 use crate::snapshot::{BindingEntry, ProviderEntry, Snapshot};
 
-/// One model of one provider that may answer the call.
+/// One model of one provider that may answer the call; the fallback layer puts the current
+/// one in the request's extensions.
 #[derive(Clone, Debug)]
-pub(crate) struct Candidate {
+pub struct Candidate {
+    /// The ModelProvider called.
     pub provider: Arc<ProviderEntry>,
+    /// The model id sent upstream.
     pub model: String,
     /// `provider/model`, as headers and cooldowns name it.
     pub label: String,
     /// The ModelBinding this candidate came from, with its own key and budgets.
     pub binding: Option<Arc<BindingEntry>>,
+    /// Its place in the call's list: 0 for the model asked for.
+    pub position: usize,
+    /// The label of the model asked for, when this candidate is a fallback.
+    pub fell_back_from: Option<String>,
 }
 
 impl Candidate {
@@ -28,11 +35,13 @@ impl Candidate {
             model: model.to_owned(),
             label,
             binding: None,
+            position: 0,
+            fell_back_from: None,
         }
     }
 
     /// The credentials to call with: the binding's own key, else the provider's.
-    pub(crate) fn credentials(&self) -> &Result<Credentials, String> {
+    pub fn credentials(&self) -> &Result<Credentials, String> {
         match self.binding.as_ref().and_then(|b| b.credentials.as_ref()) {
             Some(own) => own,
             None => &self.provider.credentials,
@@ -40,7 +49,7 @@ impl Candidate {
     }
 
     /// The tightest per-request token cap that applies, and whose it is.
-    pub(crate) fn max_tokens_per_request(&self) -> Option<(u64, String)> {
+    pub fn max_tokens_per_request(&self) -> Option<(u64, String)> {
         let provider = self.provider.resource.spec.max_tokens_per_request.map(|l| {
             (
                 l,

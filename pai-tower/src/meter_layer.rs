@@ -1,0 +1,178 @@
+//! [`MeterLayer`]: reads what an upstream answer used as it passes, and finishes the call.
+//!
+//! A buffered answer is translated to the client's dialect and gets `x-pai-input-tokens`,
+//! `x-pai-output-tokens`, `x-pai-cached-input-tokens` and `x-pai-cost-usd`; a stream passes
+//! through event by event under a [`MeterBody`](crate::meter::MeterBody), which finishes the
+//! call when the stream ends, breaks or is dropped. Either way the call's [`CallLog`] entry is
+//! taken here and finished once, with the usage the adapter read: the budget settled, the cost
+//! priced, the record sent. Every answer names the model that answered (`x-pai-model-id`) and,
+//! when a `maxTokensPerRequest` bounded the output, the bound (`x-pai-max-output-tokens`).
+//!
+//! # Example
+//!
+//! ```
+//! # use pai_tower::MeterLayer;
+//! // Per candidate, around the retry layer and the upstream leaf.
+//! let _layer = MeterLayer::new(None, pai_tower::Reliability::default());
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{HeaderValue, Request, Response};
+use http_body_util::BodyExt;
+use pai_core::{Call, Error, PriceTable};
+use tower::{Layer, Service};
+
+use crate::body::{full, ResponseBody};
+use crate::budget::OutputBound;
+use crate::call_log::{cost, set_usage_headers, CallLog};
+use crate::error::CallError;
+use crate::fallback::Deadline;
+use crate::meter::MeterBody;
+use crate::reliability::Reliability;
+use crate::upstream::{Answer, AnswerKind};
+
+/// Meters upstream answers. See the module docs.
+#[derive(Clone)]
+pub struct MeterLayer {
+    prices: Option<Arc<dyn PriceTable>>,
+    reliability: Arc<Reliability>,
+}
+
+impl std::fmt::Debug for MeterLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeterLayer").finish_non_exhaustive()
+    }
+}
+
+impl MeterLayer {
+    /// Costs from `prices`; stream timeouts and pings from `reliability`.
+    pub fn new(prices: Option<Arc<dyn PriceTable>>, reliability: Reliability) -> MeterLayer {
+        MeterLayer {
+            prices,
+            reliability: Arc::new(reliability),
+        }
+    }
+}
+
+impl<S> Layer<S> for MeterLayer {
+    type Service = Meter<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Meter {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`MeterLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct Meter<S> {
+    inner: S,
+    layer: MeterLayer,
+}
+
+impl<S, B> Service<Request<B>> for Meter<S>
+where
+    S: Service<Request<B>, Response = Response<Answer>>,
+    S::Error: Into<CallError>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResponseBody>;
+    type Error = CallError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, CallError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CallError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let ext = req.extensions();
+        let call = ext.get::<Arc<Call>>().cloned();
+        let log = ext.get::<CallLog>().cloned();
+        let bound = ext.get::<OutputBound>().copied();
+        let deadline = ext.get::<Deadline>().map(|d| d.0);
+        let layer = self.layer.clone();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let answered = fut.await.map_err(Into::into)?;
+            let Some(call) = call else {
+                return Err(Error::Internal(
+                    "MeterLayer needs the parsed call: put ParseLayer outside it".to_owned(),
+                )
+                .into());
+            };
+            let (mut head, answer) = answered.into_parts();
+            let mut entry = log.and_then(|l| l.take());
+            if let Some(e) = entry.as_mut() {
+                e.set_status(head.status.as_u16());
+            }
+            if let Ok(v) = HeaderValue::from_str(&call.model) {
+                head.headers.insert("x-pai-model-id", v);
+            }
+            if let Some(OutputBound(n)) = bound {
+                head.headers
+                    .insert("x-pai-max-output-tokens", HeaderValue::from(n));
+            }
+            let Answer { adapter, kind } = answer;
+            let body = match kind {
+                AnswerKind::Stream {
+                    body,
+                    parser,
+                    first,
+                } => {
+                    head.headers.insert(
+                        http::header::CACHE_CONTROL,
+                        HeaderValue::from_static("no-cache"),
+                    );
+                    let deadline = deadline
+                        .unwrap_or_else(|| Instant::now() + layer.reliability.total_timeout);
+                    MeterBody::new(
+                        body,
+                        parser,
+                        first,
+                        adapter.stream_observer(&call),
+                        call.client,
+                        entry,
+                        (layer.prices.clone(), call.model.clone()),
+                        deadline,
+                        &layer.reliability,
+                    )
+                    .boxed_unsync()
+                }
+                AnswerKind::Json(bytes) => {
+                    let bytes = bytes.unwrap_or_default();
+                    let usage = adapter.usage(&call, &bytes);
+                    let translated = adapter.response_body(&call, bytes);
+                    let body = match translated {
+                        Ok(body) => body,
+                        Err(e) => {
+                            if let Some(mut entry) = entry {
+                                entry.fail(&e);
+                            }
+                            return Err(e.into());
+                        }
+                    };
+                    head.headers.insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    if let Some(u) = &usage {
+                        let cost = cost(layer.prices.as_ref(), &call.model, u);
+                        set_usage_headers(&mut head.headers, u, cost);
+                    }
+                    if let Some(mut entry) = entry {
+                        entry.finish(usage, None);
+                    }
+                    full(body)
+                }
+            };
+            Ok(Response::from_parts(head, body))
+        })
+    }
+}
