@@ -32,7 +32,7 @@ pub use access_key::{AccessKeyHasher, KeyHash};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dialect::{Dialect, Operation};
 pub use error::Error;
-pub use guard::{Enforcement, Guard, GuardInput, Verdict};
+pub use guard::{Enforcement, Guard, GuardInput, TextSource, Verdict};
 pub use json::JsonObject;
 pub use ledger::{BudgetLedger, LedgerError, Refusal, Reservation, ScopeKey, ScopeLimit};
 pub use model::{ModelRef, ProviderKind};

@@ -33,6 +33,7 @@ pub mod azure;
 pub mod errors;
 pub mod estimate;
 pub mod gemini;
+pub mod guard_input;
 pub mod headers;
 pub mod openai;
 pub mod redact;

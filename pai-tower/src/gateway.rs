@@ -55,6 +55,7 @@ use crate::call_id::CallIdLayer;
 use crate::call_log::CallLogLayer;
 use crate::endpoints::EndpointsLayer;
 use crate::fallback::FallbackLayer;
+use crate::guard::{GuardKind, GuardKinds, GuardLayer};
 use crate::meter::CallSink;
 use crate::meter_layer::MeterLayer;
 use crate::metrics::Metrics;
@@ -100,6 +101,7 @@ pub struct GatewayBuilder {
     prefix: String,
     metrics: Option<Metrics>,
     clock: Option<Arc<dyn Clock>>,
+    guard_kinds: GuardKinds,
 }
 
 impl GatewayBuilder {
@@ -197,6 +199,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Let GuardBindings of `spec.kind: <name>` run as `kind` builds them (see
+    /// [`crate::GuardLayer`]). A guard of a kind the gateway does not know refuses the calls it
+    /// guards.
+    pub fn guard_kind(mut self, name: &str, kind: Arc<dyn GuardKind>) -> Self {
+        self.guard_kinds.register(name, kind);
+        self
+    }
+
     /// Load the configuration from the store and start following its changes. Must be called
     /// inside a tokio runtime.
     pub async fn build(self) -> Result<Gateway, BuildError> {
@@ -255,6 +265,7 @@ impl GatewayBuilder {
                     .timeouts(reliability.body_idle_timeout, reliability.body_timeout)
                     .prefix(prefix),
             )
+            .layer(GuardLayer::new(snapshot.clone(), self.guard_kinds))
             .layer(FallbackLayer::new(snapshot.clone(), reliability.clone()))
             .layer(BudgetLayer::new(self.ledger, self.prices.clone()))
             .layer(ProviderLimitLayer::new(

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use pai_core::provider::ApiKey;
 use pai_core::resource::{
-    AccessKey, Agent, BindingTarget, ExternalAccess, Metadata, ModelBinding, ModelProvider,
-    ModelProviderSpec, Secret,
+    AccessKey, Agent, BindingTarget, ExternalAccess, GuardBinding, Metadata, ModelBinding,
+    ModelProvider, ModelProviderSpec, Secret,
 };
 use pai_core::{Credentials, Kind, Provider, ProviderKind, Resource, Store, StoreError};
 use tokio::sync::watch;
@@ -98,6 +98,7 @@ pub struct Snapshot {
     pub(crate) keys: HashMap<String, KeyEntry>,
     pub(crate) agents: HashMap<String, Arc<Agent>>,
     pub(crate) bindings: HashMap<String, Arc<BindingEntry>>,
+    pub(crate) guard_bindings: HashMap<String, Arc<GuardBinding>>,
     /// The store's revision this was built from.
     pub revision: u64,
 }
@@ -157,10 +158,7 @@ impl Snapshot {
             let Resource::ModelProvider(p) = stored.resource else {
                 continue;
             };
-            let credentials = match guards_unavailable(&p) {
-                Some(why) => Err(why),
-                None => resolve_credentials(&p, &secrets),
-            };
+            let credentials = resolve_credentials(&p, &secrets);
             let entry = ProviderEntry {
                 adapter: pai_providers::adapter_for(p.spec.provider),
                 credentials,
@@ -212,11 +210,18 @@ impl Snapshot {
             let entry = binding_entry(b, &providers, &secrets, endpoints, stored.created_at);
             bindings.insert(entry.resource.metadata.name.clone(), Arc::new(entry));
         }
+        let mut guard_bindings = HashMap::new();
+        for stored in store.list(Kind::GuardBinding).await? {
+            if let Resource::GuardBinding(g) = stored.resource {
+                guard_bindings.insert(g.metadata.name.clone(), Arc::new(g));
+            }
+        }
         Ok(Snapshot {
             providers,
             keys,
             agents,
             bindings,
+            guard_bindings,
             revision,
         })
     }
@@ -231,7 +236,12 @@ impl Snapshot {
         self.bindings.get(name)
     }
 
-    /// A provider by name.
+    /// A GuardBinding by name.
+    pub fn guard_binding(&self, name: &str) -> Option<&Arc<GuardBinding>> {
+        self.guard_bindings.get(name)
+    }
+
+    /// A ModelProvider by name.
     pub fn provider(&self, name: &str) -> Option<&Arc<ProviderEntry>> {
         self.providers.get(name)
     }
@@ -271,9 +281,6 @@ fn binding_entry(
         BindingTarget::ModelProvider(name) => {
             let provider = providers.get(name);
             let credentials = b.spec.api_key_secret_ref.as_ref().map(|_| {
-                if let Some(why) = provider.and_then(|p| guards_unavailable(&p.resource)) {
-                    return Err(why);
-                }
                 let endpoint = provider
                     .and_then(|p| p.resource.endpoint())
                     .ok_or_else(|| {
@@ -335,17 +342,6 @@ fn direct_provider(kind: ProviderKind) -> ModelProvider {
             fallbacks: Vec::new(),
         },
     }
-}
-
-/// A provider stored before guards were refused at apply time may still name them: it is not
-/// called rather than called unguarded (fail closed).
-fn guards_unavailable(p: &ModelProvider) -> Option<String> {
-    (!p.spec.guards.is_empty()).then(|| {
-        format!(
-            "ModelProvider {:?} names guards, which are not available yet in this version of pai; remove its spec.guards to use it",
-            p.metadata.name
-        )
-    })
 }
 
 fn resolve_credentials(

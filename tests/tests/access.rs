@@ -80,8 +80,9 @@ async fn forwarded_for_cannot_talk_around_allowed_cidrs() {
     }
 }
 
-/// Guards do not run yet: resources stored before they were refused at apply time (written to
-/// the store directly here) make their calls fail closed, and nothing reaches the upstream.
+/// Resources naming guards the gateway cannot run (here: a GuardBinding that does not exist,
+/// written past the loader, which refuses guards in `pai serve`) make their calls fail closed,
+/// and nothing reaches the upstream.
 #[tokio::test]
 async fn resources_naming_guards_are_never_called_unguarded() {
     let h = harness_with(Options {
@@ -125,7 +126,7 @@ async fn resources_naming_guards_are_never_called_unguarded() {
     let (status, _, body) = collect(res).await;
     let body = String::from_utf8_lossy(&body.concat()).into_owned();
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("which are not available yet"), "{body}");
+    assert!(body.contains("which does not exist"), "{body}");
 
     let mut req = common::anthropic_request(
         "",
@@ -141,7 +142,7 @@ async fn resources_naming_guards_are_never_called_unguarded() {
         body.contains("\"type\":\"error\""),
         "Anthropic-shaped: {body}"
     );
-    assert!(body.contains("which are not available yet"), "{body}");
+    assert!(body.contains("which does not exist"), "{body}");
     assert!(h.mock.requests().is_empty(), "nothing reached the upstream");
 }
 

@@ -201,9 +201,6 @@ impl AuthLayer {
         let agent = snapshot
             .agent(name)
             .ok_or_else(|| Error::PermissionDenied(format!("Agent {name:?} does not exist")))?;
-        if !agent.spec.guards.is_empty() {
-            return Err(guards_not_enforced(agent));
-        }
         Ok(Principal {
             access_key: None,
             binding: Binding::Agent(agent.clone()),
@@ -251,13 +248,6 @@ impl AuthLayer {
                 )))
             }
         };
-        // A provider naming guards is refused where its credentials are resolved (the
-        // snapshot), which covers every way of reaching it; an agent's own guards, here.
-        if let Binding::Agent(agent) = &binding {
-            if !agent.spec.guards.is_empty() {
-                return Err(guards_not_enforced(agent));
-            }
-        }
         let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
         let client_ip = peer.and_then(|peer| client_ip(peer, req.headers(), &self.trusted_proxies));
         let cidrs = &key.spec.restrictions.allowed_cidrs;
@@ -293,15 +283,6 @@ fn credential(headers: &HeaderMap) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
-}
-
-/// An Agent stored before guards were refused at apply time may still name them: its calls
-/// are refused rather than sent unguarded (fail closed).
-fn guards_not_enforced(agent: &Agent) -> Error {
-    Error::Unavailable(format!(
-        "Agent {:?} names guards, which are not available yet in this version of pai; remove its spec.guards to use it",
-        agent.metadata.name
-    ))
 }
 
 #[cfg(test)]
