@@ -33,14 +33,35 @@
 //! the second writing behind to the same SQLite file as the store. The `ledger_contract` module
 //! (same feature) checks the ledger contract, concurrency included, against any implementation.
 //!
+//! # Writing another store
+//!
+//! A `Store` or `BudgetLedger` kept elsewhere (another database, a service of one's own) is
+//! built from the same pieces as these two, so that it keeps the same semantics:
+//! - [`apply::outcome`] decides what `apply` answers and keeps (generation, timestamps,
+//!   `Unchanged` by JSON), and a [`Revision`] is what `watch` hands out;
+//! - [`access_keys`] says which hashes an AccessKey is indexed under, whether one is still
+//!   accepted, and how a second claim on a hash is refused;
+//! - [`totals::UsageTally`] and [`totals::WorkloadTally`] sum calls into `usage_since` and
+//!   `usage_by_workload`, sorted and exact;
+//! - [`SecretBox`] seals secret values for a store that keeps them on disk;
+//! - [`ledger::admit`] and [`ledger::charges`] are the ledger's arithmetic: when a reservation
+//!   is refused, and what settling or expiring one charges.
+//!
+//! Then `contract::run_all` and `ledger_contract::run_all` check the result.
+//! `examples/custom_store.rs` in the repository builds a store and a ledger this way and serves
+//! calls through them.
+//!
 //! The gateway that uses a store is assembled in `pai-tower`; the vocabulary is `pai-core`'s.
 
-mod access_keys;
-mod ledger;
+pub mod access_keys;
+pub mod apply;
+pub mod ledger;
 mod memory;
+mod revision;
+mod seal;
 #[cfg(feature = "sqlite")]
 mod sqlite;
-mod totals;
+pub mod totals;
 
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
@@ -52,20 +73,14 @@ pub use ledger::{MemoryLedger, DEFAULT_RESERVATION_TTL};
 pub use ledger::{SqliteLedger, FLUSH_INTERVAL};
 pub use memory::MemoryStore;
 pub use pai_core::store::{Applied, CallRecord, Store, StoreError, Stored, UsageTotals};
+pub use revision::Revision;
+pub use seal::SecretBox;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
-use pai_core::{Clock, Resource, SystemClock};
+use pai_core::{Clock, SystemClock};
 
 /// Unix seconds, now.
 fn unix_now() -> u64 {
     SystemClock.unix_secs()
-}
-
-/// Whether two resources serialize to the same JSON: what `apply` calls unchanged.
-fn same_json(a: &Resource, b: &Resource) -> bool {
-    match (serde_json::to_value(a), serde_json::to_value(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
 }

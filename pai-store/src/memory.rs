@@ -11,8 +11,8 @@ use pai_core::{
 use tokio::sync::watch;
 
 use crate::access_keys::{accepts, conflict, indexed_hashes};
-use crate::totals::{Totals, WorkloadGroups};
-use crate::{same_json, unix_now};
+use crate::totals::{UsageTally, WorkloadTally};
+use crate::{apply, unix_now, Revision};
 
 /// A [`Store`] held in memory: for tests, and for embedders that apply their resources at start.
 ///
@@ -22,7 +22,7 @@ use crate::{same_json, unix_now};
 #[derive(Debug)]
 pub struct MemoryStore {
     state: Mutex<State>,
-    revision: watch::Sender<u64>,
+    revision: Revision,
 }
 
 #[derive(Debug, Default)]
@@ -39,7 +39,7 @@ impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore {
             state: Mutex::new(State::default()),
-            revision: watch::Sender::new(0),
+            revision: Revision::new(),
         }
     }
 
@@ -47,10 +47,6 @@ impl MemoryStore {
         // A panic elsewhere cannot leave `State` half-written: every write below completes
         // before the guard drops, so a poisoned lock still guards consistent data.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn changed(&self) {
-        self.revision.send_modify(|r| *r = r.wrapping_add(1));
     }
 }
 
@@ -70,25 +66,8 @@ impl Store for MemoryStore {
             .resources
             .get(&kind)
             .and_then(|by_name| by_name.get(name));
-        let stored = match existing {
-            Some(old) if same_json(&old.resource, resource) => return Ok(Applied::Unchanged),
-            Some(old) => Stored {
-                resource: resource.clone(),
-                created_at: old.created_at,
-                updated_at: now,
-                generation: old.generation.saturating_add(1),
-            },
-            None => Stored {
-                resource: resource.clone(),
-                created_at: now,
-                updated_at: now,
-                generation: 1,
-            },
-        };
-        let applied = if stored.generation == 1 {
-            Applied::Created
-        } else {
-            Applied::Configured
+        let (applied, Some(stored)) = apply::outcome(existing, resource, now) else {
+            return Ok(Applied::Unchanged);
         };
         if let Resource::AccessKey(key) = resource {
             let hashes = indexed_hashes(key);
@@ -109,7 +88,7 @@ impl Store for MemoryStore {
             .or_default()
             .insert(name.to_owned(), stored);
         drop(state);
-        self.changed();
+        self.revision.bump();
         Ok(applied)
     }
 
@@ -143,7 +122,7 @@ impl Store for MemoryStore {
         }
         drop(state);
         if removed {
-            self.changed();
+            self.revision.bump();
         }
         Ok(removed)
     }
@@ -178,7 +157,7 @@ impl Store for MemoryStore {
 
     async fn usage_since(&self, since_ms: u64) -> Result<Vec<UsageTotals>, StoreError> {
         let state = self.lock();
-        let mut totals = Totals::default();
+        let mut totals = UsageTally::default();
         for call in state.calls.iter().filter(|c| c.started_at_ms >= since_ms) {
             totals.add(call);
         }
@@ -187,7 +166,7 @@ impl Store for MemoryStore {
 
     async fn usage_by_workload(&self, since_ms: u64) -> Result<Vec<WorkloadTotals>, StoreError> {
         let state = self.lock();
-        let mut groups = WorkloadGroups::default();
+        let mut groups = WorkloadTally::default();
         for call in state.calls.iter().filter(|c| c.started_at_ms >= since_ms) {
             groups.add(call);
         }

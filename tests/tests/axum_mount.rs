@@ -1,5 +1,6 @@
 //! `examples/axum_mount.rs` as its users run it: the gateway nested under `/llm` in an axum app,
-//! next to the app's own route, on a real socket, called the way the SDKs and Claude Code call.
+//! next to the app's own route, on a real socket, called the way the SDKs and Claude Code call;
+//! and under `/assistant`, where the app signs its own users in and they call as an Agent.
 
 // Test code: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -11,7 +12,10 @@ mod common;
 #[path = "../../examples/axum_mount.rs"]
 mod example;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use bytes::Bytes;
@@ -19,7 +23,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use pai_core::AccessKeyHasher;
+use pai_core::{AccessKeyHasher, Store};
 
 use common::{harness_with, Harness, Options, SECRET};
 
@@ -38,13 +42,24 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
+/// The app's sessions: alice calls as the Agent `support-bot`; ghost's Agent does not exist.
+fn sessions() -> example::Sessions {
+    Arc::new(HashMap::from([
+        ("s-alice".to_owned(), "support-bot".to_owned()),
+        ("s-ghost".to_owned(), "ghost".to_owned()),
+    ]))
+}
+
 async fn mounted() -> (Harness, SocketAddr) {
     let h = harness_with(Options {
         prefix: Some(example::MOUNT),
+        extra_yaml: "apiVersion: pai.io/v1\nkind: Agent\nmetadata: {name: support-bot}\n\
+                     spec: {models: [oai/gpt-4o-mini]}\n"
+            .to_owned(),
         ..Options::default()
     })
     .await;
-    let addr = serve(example::app(h.gateway.clone())).await;
+    let addr = serve(example::app(h.gateway.clone(), sessions())).await;
     (h, addr)
 }
 
@@ -243,4 +258,86 @@ async fn allowed_cidrs_work_through_the_peer_helper_and_fail_closed_without_it()
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// A chat completion under the app's own mount, sent as an app user (`authorization` carries
+/// the app's session, not a pai key) and naming the Agent's model as `provider/model`.
+async fn ask_as_app_user(addr: SocketAddr, authorization: &str) -> (StatusCode, String) {
+    let path = format!("{}/v1/chat/completions", example::AGENT_MOUNT);
+    send(
+        addr,
+        Method::POST,
+        &path,
+        &[
+            ("authorization", authorization),
+            ("content-type", "application/json"),
+        ],
+        serde_json::json!({"model": "oai/gpt-4o-mini",
+            "messages": [{"role": "user", "content": "hi [mock:words=3]"}]}),
+    )
+    .await
+}
+
+/// Under `/assistant` the app authenticates its own users and attaches the Agent each calls
+/// as: no pai key is involved, the upstream sees only the provider's key, and the call is
+/// recorded as the Agent's. Without a session the app refuses before pai sees anything.
+#[tokio::test]
+async fn the_apps_own_users_call_as_the_agent_the_app_attaches() {
+    let (h, addr) = mounted().await;
+
+    // Not signed in to the app, or presenting a pai key instead: the app's own refusal.
+    for refused in ["", "Bearer s-nobody", &bearer(&h.openai_key)] {
+        let (status, body) = ask_as_app_user(addr, refused).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused:?}: {body}");
+        assert_eq!(body, "sign in to the app first");
+    }
+    assert!(h.mock.requests().is_empty(), "nothing reached the upstream");
+
+    // Signed in: answered as the Agent.
+    let (status, body) = ask_as_app_user(addr, "Bearer s-alice").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("mock reply: alpha"), "{body}");
+    let sent = h.mock.requests();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].header("authorization"),
+        Some("Bearer sk-real-openai")
+    );
+    assert!(
+        !sent[0].headers.iter().any(|(_, v)| v.contains("s-alice")),
+        "the app's session never goes upstream: {:?}",
+        sent[0].headers
+    );
+
+    assert!(h.gateway.finished(Duration::from_secs(2)).await);
+    let calls = h.store.recent_calls(10).await.unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let call = &calls[0];
+    assert_eq!(call.workload, "support-bot", "recorded as the Agent");
+    assert_eq!(
+        (call.access_key.as_deref(), call.provider.as_str()),
+        (None, "oai")
+    );
+    assert_eq!((call.status, call.model.as_str()), (200, "gpt-4o-mini"));
+
+    // A session whose Agent does not exist: pai refuses, failing closed.
+    let (status, body) = ask_as_app_user(addr, "Bearer s-ghost").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains(r#"Agent \"ghost\" does not exist"#), "{body}");
+
+    // The app's session means nothing on pai's own mount: there, only pai keys.
+    let (status, _) = send(
+        addr,
+        Method::POST,
+        "/llm/v1/chat/completions",
+        &[
+            ("authorization", "Bearer s-alice"),
+            ("content-type", "application/json"),
+        ],
+        serde_json::json!({"model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.mock.requests().len(), 1, "still only the one call");
 }

@@ -11,6 +11,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use pai_core::{Clock, Refusal, Reservation, ScopeKey};
 
+use super::arithmetic::{admit, charges};
+
 /// Spent and held on one scope for one UTC day.
 #[derive(Clone, Copy, Debug, Default)]
 struct Counter {
@@ -141,24 +143,7 @@ impl Core {
         let kept = scopes.to_vec();
         let mut state = self.lock();
         state.tick(day, now);
-        for (i, scope) in scopes.iter().enumerate() {
-            let (spent, reserved) = state.counter(&scope.key, day);
-            // The same scope named twice in one call counts both amounts.
-            let earlier = scopes[..i]
-                .iter()
-                .filter(|s| s.key == scope.key)
-                .fold(0u128, |sum, s| sum.saturating_add(s.amount));
-            let reserved = reserved.saturating_add(earlier);
-            if spent.saturating_add(reserved).saturating_add(scope.amount) > scope.limit {
-                return Err(Refusal {
-                    scope: scope.key.clone(),
-                    spent,
-                    reserved,
-                    limit: scope.limit,
-                    resets_in_secs,
-                });
-            }
-        }
+        admit(scopes, |key| state.counter(key, day), resets_in_secs)?;
         for scope in scopes {
             if let Some(counter) = state.counter_mut(&scope.key, day) {
                 counter.reserved = counter.reserved.saturating_add(scope.amount);
@@ -315,10 +300,7 @@ impl State {
         };
         self.expiry.remove(&(open.expires_at_ms, id));
         let day = open.reservation.day;
-        for (i, scope) in open.reservation.scopes.iter().enumerate() {
-            let charge = actual
-                .and_then(|a| a.get(i).copied())
-                .unwrap_or(scope.amount);
+        for (scope, charge) in charges(&open.reservation.scopes, actual.unwrap_or(&[])) {
             let journaled = self.journal.is_some();
             let Some(counter) = self.counter_mut(&scope.key, day) else {
                 continue;

@@ -40,8 +40,12 @@
 //! waits on the disk. Its docs say exactly what a crash can lose.
 //!
 //! The contract both keep is checked by `ledger_contract` (cargo feature `contract-tests`),
-//! which other `BudgetLedger` implementations run the same way.
+//! which other `BudgetLedger` implementations run the same way. The arithmetic they share —
+//! when a reservation is refused ([`admit`]) and what closing one charges ([`charges`]) — is
+//! public, so that a ledger kept elsewhere (one SQL transaction, one Redis script, a service of
+//! its own) admits and charges exactly as these do.
 
+mod arithmetic;
 mod core;
 mod memory;
 #[cfg(feature = "sqlite")]
@@ -53,6 +57,7 @@ mod timing;
 
 use std::time::Duration;
 
+pub use arithmetic::{admit, charges};
 pub use memory::MemoryLedger;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteLedger, FLUSH_INTERVAL};

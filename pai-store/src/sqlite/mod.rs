@@ -6,14 +6,13 @@
 //! `BEGIN IMMEDIATE` transactions, which take the write lock up front instead of failing when
 //! another writer commits between the read and the write.
 //!
-//! Secrets: a Secret's `data` is sealed (see `seal`) and only its metadata is stored as JSON, so
-//! the values never reach the file, its WAL or its free pages in plain text.
+//! Secrets: a Secret's `data` is sealed ([`SecretBox`]) and only its metadata is stored as
+//! JSON, so the values never reach the file, its WAL or its free pages in plain text.
 //!
 //! `watch` counts the changes made through this `SqliteStore`; it starts at 0 on every open and
 //! does not see writes another process makes to the same file.
 
 mod rows;
-mod seal;
 #[cfg(test)]
 mod tests;
 
@@ -35,11 +34,11 @@ use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::watch;
 
 use crate::access_keys::{accepts, conflict, indexed_hashes};
-use crate::totals::{Totals, WorkloadGroups};
-use crate::{same_json, unix_now};
+use crate::apply::same_json;
+use crate::totals::{UsageTally, WorkloadTally};
+use crate::{unix_now, Revision, SecretBox};
 
 use rows::{bind_call, db_error, to_db, CALL_COLUMNS, RESOURCE_COLUMNS};
-use seal::SecretBox;
 
 static MIGRATOR: Migrator = sqlx::migrate!();
 
@@ -69,7 +68,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     path: PathBuf,
     secrets: SecretBox,
-    revision: watch::Sender<u64>,
+    revision: Revision,
 }
 
 impl SqliteStore {
@@ -113,7 +112,7 @@ impl SqliteStore {
             pool,
             path: path.to_owned(),
             secrets,
-            revision: watch::Sender::new(0),
+            revision: Revision::new(),
         })
     }
 
@@ -131,10 +130,6 @@ impl SqliteStore {
     /// answer [`StoreError::Unavailable`].
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    fn changed(&self) {
-        self.revision.send_modify(|r| *r = r.wrapping_add(1));
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
@@ -270,7 +265,7 @@ impl Store for SqliteStore {
         .await
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        self.changed();
+        self.revision.bump();
         Ok(applied)
     }
 
@@ -322,7 +317,7 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(db_error)?;
         if removed {
-            self.changed();
+            self.revision.bump();
         }
         Ok(removed)
     }
@@ -399,7 +394,7 @@ impl Store for SqliteStore {
         // cannot add exactly. Memory stays one entry per provider and access key.
         let select = format!("SELECT {CALL_COLUMNS} FROM calls WHERE started_at_ms >= ?");
         let mut calls = sqlx::query(&select).bind(to_db(since_ms)).fetch(&self.pool);
-        let mut totals = Totals::default();
+        let mut totals = UsageTally::default();
         while let Some(row) = calls.try_next().await.map_err(db_error)? {
             totals.add(&rows::call(&row)?);
         }
@@ -411,7 +406,7 @@ impl Store for SqliteStore {
         // strings, which SQLite cannot add exactly, so the priced calls' costs are streamed and
         // summed here. Both reads run in one read transaction, so they see the same calls.
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let mut groups = WorkloadGroups::default();
+        let mut groups = WorkloadTally::default();
         {
             let mut rows = sqlx::query(
                 "SELECT workload, provider, model, binding, COUNT(*) AS requests, \

@@ -8,7 +8,7 @@ use pai_core::{CallRecord, Kind, Resource, StoreError, Stored, Usage, WorkloadTo
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::seal::SecretBox;
+use crate::SecretBox;
 
 /// The columns `stored` reads, in a statement over `resources` aliased or not.
 pub(crate) const RESOURCE_COLUMNS: &str = "json, sealed, created_at, updated_at, generation";

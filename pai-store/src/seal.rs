@@ -1,9 +1,9 @@
-//! Sealing secret values with AES-256-GCM before they reach the file.
+//! Sealing secret values with AES-256-GCM before they reach a store's disk.
 //!
 //! A sealed value is `nonce || ciphertext || tag`: a fresh random 96-bit nonce for every write
-//! (never a counter, which a copied or restored file could replay), and the secret's kind and
-//! name as associated data, so a ciphertext copied onto another secret's row fails to open
-//! instead of handing out the wrong credential.
+//! (never a counter, which a copied or restored file could replay), and a context (the secret's
+//! kind and name) as associated data, so a ciphertext copied onto another secret's row fails to
+//! open instead of handing out the wrong credential.
 
 use std::fmt;
 
@@ -12,15 +12,30 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use pai_core::StoreError;
 
-/// The key that seals and opens secret values.
-pub(crate) struct SecretBox {
+/// The key that seals and opens secret values: what a durable [`Store`](pai_core::Store)
+/// uses to keep the contract that secrets are encrypted at rest.
+///
+/// Seal each Secret's `data` bound to a context naming that secret (`SqliteStore` uses
+/// `Secret/<name>`), store only the sealed bytes, and open them with the same context on the
+/// way out. A value that does not open (another key, another secret's row, altered bytes)
+/// should answer [`StoreError::Corrupt`] with a message that quotes nothing of it. Keep the
+/// 256-bit key outside the store: whoever holds both can read every secret.
+///
+/// ```
+/// let secrets = pai_store::SecretBox::new(&[7; 32])?;
+/// let sealed = secrets.seal(b"Secret/openai", b"sk-live-123")?;
+/// assert_eq!(secrets.open(b"Secret/openai", &sealed).as_deref(), Some(&b"sk-live-123"[..]));
+/// assert_eq!(secrets.open(b"Secret/other", &sealed), None);
+/// # Ok::<(), pai_core::StoreError>(())
+/// ```
+pub struct SecretBox {
     key: LessSafeKey,
     rng: SystemRandom,
 }
 
 impl SecretBox {
     /// A box for a 256-bit key.
-    pub(crate) fn new(secret_key: &[u8; 32]) -> Result<SecretBox, StoreError> {
+    pub fn new(secret_key: &[u8; 32]) -> Result<SecretBox, StoreError> {
         let key = UnboundKey::new(&AES_256_GCM, secret_key).map_err(|_| {
             StoreError::Unavailable("the secret key is not a valid AES-256 key".into())
         })?;
@@ -30,8 +45,9 @@ impl SecretBox {
         })
     }
 
-    /// `plaintext` sealed, bound to `context`.
-    pub(crate) fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
+    /// `plaintext` sealed, bound to `context`. Fails only if the operating system's random
+    /// source does ([`StoreError::Unavailable`]).
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| {
             StoreError::Unavailable("the operating system's random source failed".into())
@@ -52,7 +68,7 @@ impl SecretBox {
 
     /// The plaintext of `sealed`, or `None` if it was not sealed by this key for `context` or
     /// has been altered.
-    pub(crate) fn open(&self, context: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         let (nonce, body) = sealed.split_at_checked(NONCE_LEN)?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut body = body.to_vec();
