@@ -38,8 +38,8 @@ use http::{Request, Response};
 use http_body::Body;
 use pai_core::net::Cidr;
 use pai_core::{
-    AccessKeyHasher, BoxError, BudgetLedger, PriceTable, Provider, ProviderKind, Store, StoreError,
-    Transport, TransportError,
+    AccessKeyHasher, BoxError, BudgetLedger, Clock, PriceTable, Provider, ProviderKind, Store,
+    StoreError, SystemClock, Transport, TransportError,
 };
 use pai_providers::{Adapters, InvalidProviderName};
 use tower::Service;
@@ -59,6 +59,7 @@ use crate::fallback::FallbackLayer;
 use crate::guard::{GuardKind, GuardKinds, GuardLayer};
 use crate::meter::CallSink;
 use crate::meter_layer::MeterLayer;
+use crate::metrics::Metrics;
 use crate::parse::ParseLayer;
 use crate::provider_limit::ProviderLimitLayer;
 use crate::rate_limit::RateLimitLayer;
@@ -104,6 +105,8 @@ pub struct GatewayBuilder {
     invalid_provider: Option<InvalidProviderName>,
     record_backlog: Option<u64>,
     prefix: String,
+    metrics: Option<Metrics>,
+    clock: Option<Arc<dyn Clock>>,
     guard_kinds: GuardKinds,
 }
 
@@ -155,6 +158,22 @@ impl GatewayBuilder {
     /// are recorded; only the dollar figures are omitted.
     pub fn prices(mut self, prices: Arc<dyn PriceTable>) -> Self {
         self.prices = Some(prices);
+        self
+    }
+
+    /// Count calls into `metrics` (default: metrics of this gateway's own). Hand the same
+    /// [`Metrics`] to several gateways, or to a [`crate::PriceFileWatcher`], to render them
+    /// as one; gateways built with metrics of their own never see each other's calls.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Where wall-clock time comes from: when calls arrive (records, `/me`'s day) and whether
+    /// a rotated-out key's grace has ended. Default: the system clock. Timeouts and backoff run
+    /// on tokio's timer, not this clock; a budget ledger has its own, so hand it the same one.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
         self
     }
 
@@ -249,35 +268,41 @@ impl GatewayBuilder {
                 },
             )?),
         };
+        let metrics = self.metrics.unwrap_or_default();
+        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let revision = *store.watch().borrow();
         let snapshot = SharedSnapshot::new(
             Snapshot::load_with(store.as_ref(), revision, &self.endpoints, &self.adapters).await?,
         )
         .with_endpoints(self.endpoints)
-        .with_adapters(self.adapters);
+        .with_adapters(self.adapters)
+        .with_metrics(metrics.clone());
         let follower = snapshot.follow(store.clone());
         let sink = CallSink::with_backlog(
             store.clone(),
             self.record_backlog
                 .unwrap_or(crate::meter::DEFAULT_RECORD_BACKLOG),
         );
-        if let Some(prices) = &self.prices {
-            crate::metrics::set_prices(prices.clone());
-        }
         let prefix = self.prefix.as_str();
         let reliability = self.reliability;
         let stack = ServiceBuilder::new()
-            .layer(CallIdLayer)
+            .layer(CallIdLayer::with_clock(clock.clone()))
             .layer(RescueLayer::new().prefix(prefix))
             .layer(
                 AuthLayer::new(snapshot.clone(), hasher)
                     .trusted_proxies(self.trusted_proxies)
-                    .prefix(prefix),
+                    .prefix(prefix)
+                    .clock(clock.clone()),
             )
-            .layer(EndpointsLayer::new(store.clone()).prefix(prefix))
+            .layer(
+                EndpointsLayer::new(store.clone())
+                    .prefix(prefix)
+                    .clock(clock),
+            )
             .layer(
                 CallLogLayer::new(sink.clone())
                     .prices(self.prices.clone())
+                    .metrics(metrics.clone())
                     .prefix(prefix),
             )
             .layer(RateLimitLayer::new(snapshot.clone()))
@@ -306,6 +331,7 @@ impl GatewayBuilder {
             snapshot,
             store,
             sink,
+            metrics,
             _follower: Arc::new(AbortOnDrop(follower)),
         })
     }
@@ -326,6 +352,7 @@ pub struct Gateway {
     snapshot: SharedSnapshot,
     store: Arc<dyn Store>,
     sink: CallSink,
+    metrics: Metrics,
     _follower: Arc<AbortOnDrop>,
 }
 
@@ -376,6 +403,12 @@ impl Gateway {
     /// what they show as soon as its client has the answer.
     pub async fn finished(&self, timeout: std::time::Duration) -> bool {
         self.sink.finished(timeout).await
+    }
+
+    /// The metrics this gateway counts its calls into; [`Metrics::render`] is the text a
+    /// `/metrics` endpoint serves.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The configuration requests are checked against now.

@@ -1,16 +1,31 @@
-//! Prometheus metrics, kept in-process and rendered on demand.
+//! Prometheus metrics, kept in memory by each gateway and rendered on demand.
 //!
 //! Series: `pai_requests_total{workload,model,status}`,
 //! `pai_tokens_total{workload,model,kind}` (kind input|cached_input|cache_write|output),
-//! `pai_cost_usd_total{workload,model,kind}` (kind input|cached_input|output, from the price
-//! table; absent for unpriced models) and `pai_request_duration_seconds{workload,model}`
-//! (histogram). Labels never carry key material: the workload is `ext:<access-key-name>` or an
-//! agent's name. The registry is one small map behind a mutex held only to add numbers — never
-//! across I/O.
+//! `pai_cost_usd_total{workload,model,kind}` (kind input|cached_input|output, from the
+//! gateway's price table; absent for unpriced models) and
+//! `pai_request_duration_seconds{workload,model}` (histogram). Labels never carry key material:
+//! the workload is `ext:<access-key-name>` or an agent's name.
+//!
+//! There is no process-wide registry: a [`Metrics`] is a handle (cheap to clone) that one
+//! [`crate::Gateway`] counts into, or several if an embedder hands the same one to each
+//! ([`crate::GatewayBuilder::metrics`]); two gateways built apart never see each other's
+//! calls. The registry is one small map behind a mutex held only to add numbers — never across
+//! I/O.
+//!
+//! # Example
+//!
+//! ```
+//! let metrics = pai_tower::metrics::Metrics::new();
+//! metrics.add("my_app_reloads_total", &[("source", "file")], 1.0);
+//! assert!(metrics
+//!     .render()
+//!     .contains("my_app_reloads_total{source=\"file\"} 1"));
+//! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use pai_core::store::CallRecord;
 use pai_core::{PriceTable, Usage};
@@ -32,9 +47,35 @@ struct Registry {
     histograms: BTreeMap<String, Histogram>,
 }
 
-fn registry() -> &'static Mutex<Registry> {
-    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
-    REGISTRY.get_or_init(|| Mutex::new(Registry::default()))
+impl Registry {
+    fn add_all(&mut self, increments: Vec<(&str, String, f64)>) {
+        for (name, labels, value) in increments {
+            *self
+                .counters
+                .entry((name.to_owned(), labels))
+                .or_insert(0.0) += value;
+        }
+    }
+}
+
+/// A gateway's metrics: the series it counts and the models it may name in labels. Clones
+/// share them. See the module docs.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    registry: Mutex<Registry>,
+    /// The models the configuration names; only these (and priced ones) become `model` labels.
+    known_models: RwLock<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 /// Label values in the exposition format: `\\`, `\"` and `\n` escaped, and a carriage return
@@ -53,35 +94,6 @@ fn escape(v: &str) -> String {
     out
 }
 
-/// The models the configuration names; only these become `model` labels.
-fn known_models() -> &'static std::sync::RwLock<std::collections::HashSet<String>> {
-    static KNOWN: OnceLock<std::sync::RwLock<std::collections::HashSet<String>>> = OnceLock::new();
-    KNOWN.get_or_init(Default::default)
-}
-
-/// Let `names` (models the configuration names) appear as `model` labels. Labels already
-/// emitted stay, so the set only grows with configuration, never with requests.
-pub(crate) fn know_models(names: Vec<String>) {
-    if let Ok(mut known) = known_models().write() {
-        known.extend(names);
-    }
-}
-
-/// `model` as a label: itself when configured or priced, `other` otherwise, so that what a
-/// client writes in `model` never creates a series.
-fn model_label(model: &str) -> &str {
-    let configured = known_models()
-        .read()
-        .map(|k| k.contains(model))
-        .unwrap_or(false);
-    let priced = PRICES.get().is_some_and(|p| p.price(model).is_some());
-    if configured || priced {
-        model
-    } else {
-        "other"
-    }
-}
-
 fn labels(pairs: &[(&str, &str)]) -> String {
     let parts: Vec<String> = pairs
         .iter()
@@ -90,157 +102,185 @@ fn labels(pairs: &[(&str, &str)]) -> String {
     parts.join(",")
 }
 
-/// Add `value` to the counter `name{labels}`.
-pub fn add(name: &str, pairs: &[(&str, &str)], value: f64) {
-    add_all(vec![(name, labels(pairs), value)]);
-}
-
-/// Several increments under one short lock.
-fn add_all(increments: Vec<(&str, String, f64)>) {
-    if let Ok(mut r) = registry().lock() {
-        r.add_all(increments);
+impl Metrics {
+    /// Empty metrics, shared by nothing yet.
+    pub fn new() -> Metrics {
+        Metrics::default()
     }
-}
 
-impl Registry {
-    fn add_all(&mut self, increments: Vec<(&str, String, f64)>) {
-        for (name, labels, value) in increments {
-            *self
-                .counters
-                .entry((name.to_owned(), labels))
-                .or_insert(0.0) += value;
+    /// Let `names` (models the configuration names) appear as `model` labels. Labels already
+    /// emitted stay, so the set only grows with configuration, never with requests.
+    pub(crate) fn know_models(&self, names: Vec<String>) {
+        if let Ok(mut known) = self.shared.known_models.write() {
+            known.extend(names);
         }
     }
-}
 
-/// The prices the cost series are computed with.
-static PRICES: OnceLock<std::sync::Arc<dyn PriceTable>> = OnceLock::new();
-
-/// Use `prices` for the cost series (the first call wins; a gateway sets it when built).
-pub fn set_prices(prices: std::sync::Arc<dyn PriceTable>) {
-    let _ = PRICES.set(prices);
-}
-
-/// Count one finished call.
-pub(crate) fn call_finished(record: &CallRecord, usage: Option<&Usage>) {
-    let status = record.status.to_string();
-    let base = [
-        ("workload", record.workload.as_str()),
-        ("model", model_label(&record.model)),
-    ];
-    let mut increments = vec![(
-        "pai_requests_total",
-        labels(&[base[0], base[1], ("status", &status)]),
-        1.0,
-    )];
-    if let Some(u) = usage {
-        for (kind, n) in [
-            ("input", u.input),
-            ("cached_input", u.cached_input),
-            ("cache_write", u.cache_write),
-            ("output", u.output),
-        ] {
-            if n > 0 {
-                add(
-                    "pai_tokens_total",
-                    &[base[0], base[1], ("kind", kind)],
-                    n as f64,
-                );
-            }
+    /// `model` as a label: itself when configured or priced by `prices`, `other` otherwise, so
+    /// that what a client writes in `model` never creates a series.
+    fn model_label<'a>(&self, model: &'a str, prices: Option<&dyn PriceTable>) -> &'a str {
+        let configured = self
+            .shared
+            .known_models
+            .read()
+            .map(|k| k.contains(model))
+            .unwrap_or(false);
+        let priced = prices.is_some_and(|p| p.price(model).is_some());
+        if configured || priced {
+            model
+        } else {
+            "other"
         }
-        if let Some(price) = PRICES.get().and_then(|p| p.price(&record.model)) {
-            let pico = |n: u64, p: u64| u128::from(n) * u128::from(p);
-            for (kind, cost) in [
-                (
-                    "input",
-                    pico(u.input, price.input) + pico(u.cache_write, price.cache_write),
-                ),
-                ("cached_input", pico(u.cached_input, price.cached_input)),
-                ("output", pico(u.output, price.output)),
+    }
+
+    /// Add `value` to the counter `name{labels}`.
+    pub fn add(&self, name: &str, pairs: &[(&str, &str)], value: f64) {
+        self.add_all(vec![(name, labels(pairs), value)]);
+    }
+
+    /// Several increments under one short lock.
+    fn add_all(&self, increments: Vec<(&str, String, f64)>) {
+        if let Ok(mut r) = self.shared.registry.lock() {
+            r.add_all(increments);
+        }
+    }
+
+    /// Count one finished call; its cost is computed with `prices`, the price table of the
+    /// gateway that answered it.
+    pub(crate) fn call_finished(
+        &self,
+        record: &CallRecord,
+        usage: Option<&Usage>,
+        prices: Option<&dyn PriceTable>,
+    ) {
+        let status = record.status.to_string();
+        let base = [
+            ("workload", record.workload.as_str()),
+            ("model", self.model_label(&record.model, prices)),
+        ];
+        let mut increments = vec![(
+            "pai_requests_total",
+            labels(&[base[0], base[1], ("status", &status)]),
+            1.0,
+        )];
+        if let Some(u) = usage {
+            for (kind, n) in [
+                ("input", u.input),
+                ("cached_input", u.cached_input),
+                ("cache_write", u.cache_write),
+                ("output", u.output),
             ] {
-                if cost > 0 {
+                if n > 0 {
                     increments.push((
-                        "pai_cost_usd_total",
+                        "pai_tokens_total",
                         labels(&[base[0], base[1], ("kind", kind)]),
-                        cost as f64 / 1e12,
+                        n as f64,
                     ));
                 }
             }
-        }
-    }
-    let series = labels(&base);
-    if let Ok(mut r) = registry().lock() {
-        r.add_all(increments);
-        let h = r.histograms.entry(series).or_default();
-        let secs = record.duration_ms as f64 / 1000.0;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.counts[i] += 1;
+            if let Some(price) = prices.and_then(|p| p.price(&record.model)) {
+                let pico = |n: u64, p: u64| u128::from(n) * u128::from(p);
+                for (kind, cost) in [
+                    (
+                        "input",
+                        pico(u.input, price.input) + pico(u.cache_write, price.cache_write),
+                    ),
+                    ("cached_input", pico(u.cached_input, price.cached_input)),
+                    ("output", pico(u.output, price.output)),
+                ] {
+                    if cost > 0 {
+                        increments.push((
+                            "pai_cost_usd_total",
+                            labels(&[base[0], base[1], ("kind", kind)]),
+                            cost as f64 / 1e12,
+                        ));
+                    }
+                }
             }
         }
-        h.sum += secs;
-        h.count += 1;
-    }
-}
-
-/// Everything in the Prometheus text format.
-pub fn render() -> String {
-    let mut out = String::new();
-    let Ok(r) = registry().lock() else {
-        return out;
-    };
-    let mut last = "";
-    for ((name, labels), value) in &r.counters {
-        if name != last {
-            let _ = writeln!(out, "# TYPE {name} counter");
-            last = name;
-        }
-        if labels.is_empty() {
-            let _ = writeln!(out, "{name} {value}");
-        } else {
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
-        }
-    }
-    if !r.histograms.is_empty() {
-        let name = "pai_request_duration_seconds";
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        for (labels, h) in &r.histograms {
+        let series = labels(&base);
+        if let Ok(mut r) = self.shared.registry.lock() {
+            r.add_all(increments);
+            let h = r.histograms.entry(series).or_default();
+            let secs = record.duration_ms as f64 / 1000.0;
             for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{{labels},le=\"{bound}\"}} {}",
-                    h.counts[i]
-                );
+                if secs <= *bound {
+                    h.counts[i] += 1;
+                }
             }
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+            h.sum += secs;
+            h.count += 1;
         }
     }
-    out
+
+    /// Everything in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let Ok(r) = self.shared.registry.lock() else {
+            return out;
+        };
+        let mut last = "";
+        for ((name, labels), value) in &r.counters {
+            if name != last {
+                let _ = writeln!(out, "# TYPE {name} counter");
+                last = name;
+            }
+            if labels.is_empty() {
+                let _ = writeln!(out, "{name} {value}");
+            } else {
+                let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            }
+        }
+        if !r.histograms.is_empty() {
+            let name = "pai_request_duration_seconds";
+            let _ = writeln!(out, "# TYPE {name} histogram");
+            for (labels, h) in &r.histograms {
+                for (i, bound) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{{{labels},le=\"{bound}\"}} {}",
+                        h.counts[i]
+                    );
+                }
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+                let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pai_core::price::{Price, PriceBook};
 
-    #[test]
-    fn calls_show_up_in_the_text_format() {
-        know_models(vec!["m\"x\r".into()]);
-        let record = CallRecord {
-            workload: "ext:metrics-test".into(),
-            model: "m\"x\r".into(),
+    fn call(workload: &str, model: &str) -> CallRecord {
+        CallRecord {
+            workload: workload.into(),
+            model: model.into(),
             status: 200,
             duration_ms: 120,
             ..CallRecord::default()
-        };
-        let usage = Usage {
-            input: 10,
-            output: 5,
+        }
+    }
+
+    fn usage(input: u64, output: u64) -> Usage {
+        Usage {
+            input,
+            output,
             ..Usage::default()
-        };
-        call_finished(&record, Some(&usage));
-        let text = render();
+        }
+    }
+
+    #[test]
+    fn calls_show_up_in_the_text_format() {
+        let metrics = Metrics::new();
+        metrics.know_models(vec!["m\"x\r".into()]);
+        let record = call("ext:metrics-test", "m\"x\r");
+        metrics.call_finished(&record, Some(&usage(10, 5)), None);
+        let text = metrics.render();
         assert!(
             text.contains(
                 r#"pai_requests_total{workload="ext:metrics-test",model="m\"x\r",status="200"} 1"#
@@ -251,5 +291,63 @@ mod tests {
             r#"pai_tokens_total{workload="ext:metrics-test",model="m\"x\r",kind="output"} 5"#
         ));
         assert!(text.contains(r#"pai_request_duration_seconds_bucket{workload="ext:metrics-test",model="m\"x\r",le="0.25"} 1"#));
+        // Unpriced: tokens, no dollars.
+        assert!(!text.contains("pai_cost_usd_total"), "{text}");
+    }
+
+    #[test]
+    fn costs_come_from_the_prices_handed_in_and_unknown_models_are_other() {
+        let metrics = Metrics::new();
+        let book = PriceBook::empty().with_override(
+            "priced-model",
+            Price::from_usd_per_million(1.0, 0.0, 0.0, 2.0),
+        );
+        metrics.call_finished(
+            &call("w", "priced-model"),
+            Some(&usage(1_000_000, 500_000)),
+            Some(&book),
+        );
+        metrics.call_finished(&call("w", "made-up"), Some(&usage(7, 7)), Some(&book));
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"pai_cost_usd_total{workload="w",model="priced-model",kind="input"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"pai_cost_usd_total{workload="w",model="priced-model",kind="output"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"pai_requests_total{workload="w",model="other",status="200"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains("made-up"), "{text}");
+    }
+
+    #[test]
+    fn separate_handles_count_apart_and_clones_count_together() {
+        let one = Metrics::new();
+        let other = Metrics::new();
+        one.know_models(vec!["m".into()]);
+        one.call_finished(&call("only-one", "m"), None, None);
+        one.clone().add("pai_price_file_errors_total", &[], 1.0);
+        let text = one.render();
+        assert!(text.contains(r#"workload="only-one",model="m""#), "{text}");
+        assert!(text.contains("pai_price_file_errors_total 1"), "{text}");
+        // Neither the calls nor the models the first one knows reach the second.
+        other.call_finished(&call("only-other", "m"), None, None);
+        let text = other.render();
+        assert!(!text.contains("only-one"), "{text}");
+        assert!(!text.contains("pai_price_file_errors_total"), "{text}");
+        assert!(
+            text.contains(
+                r#"pai_requests_total{workload="only-other",model="other",status="200"} 1"#
+            ),
+            "{text}"
+        );
     }
 }

@@ -7,19 +7,29 @@
 //! `tracing::error!` once per distinct reason (not once a second), and the counter
 //! `pai_price_file_errors_total` goes up by one per failed read.
 //!
-//! The counter is one of the gateway's own series ([`crate::metrics`]), rendered at `/metrics`.
+//! The counter goes to the [`Metrics`] the watcher is handed: give it the gateway's
+//! ([`crate::Gateway::metrics`], or the one handed to [`crate::GatewayBuilder::metrics`]) and
+//! it is rendered with the gateway's series at `/metrics`.
 //!
 //! # Example
 //!
 //! ```no_run
 //! use std::time::Duration;
 //! use pai_core::price::SharedPrices;
+//! use pai_tower::metrics::Metrics;
 //! use pai_tower::PriceFileWatcher;
 //!
 //! # async fn run() {
 //! let prices = SharedPrices::default();
-//! let watcher = PriceFileWatcher::spawn("/etc/pai/prices.yaml", prices.clone(), PriceFileWatcher::DEFAULT_INTERVAL);
-//! // Hand `prices` to the gateway (it is a `PriceTable`); abort `watcher` to stop watching.
+//! let metrics = Metrics::new();
+//! let watcher = PriceFileWatcher::spawn(
+//!     "/etc/pai/prices.yaml",
+//!     prices.clone(),
+//!     PriceFileWatcher::DEFAULT_INTERVAL,
+//!     metrics.clone(),
+//! );
+//! // Hand `prices` (a `PriceTable`) and `metrics` to the gateway's builder; abort `watcher` to
+//! // stop watching.
 //! # watcher.abort();
 //! # }
 //! ```
@@ -30,6 +40,8 @@ use std::time::{Duration, SystemTime};
 use pai_core::price::{PriceBook, PriceFileError, SharedPrices};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use crate::metrics::Metrics;
 
 /// The name of the counter of failed reads.
 const ERRORS_TOTAL: &str = "pai_price_file_errors_total";
@@ -47,7 +59,8 @@ impl PriceFileWatcher {
     pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
     /// Start watching `path` on the current tokio runtime, putting every good version of it
-    /// in force in `shared`. The task runs until the handle is aborted.
+    /// in force in `shared`, and counting failed reads in `metrics`. The task runs until the
+    /// handle is aborted.
     ///
     /// The first read happens on the task, not before this returns; a caller that must refuse
     /// to start on a broken file calls [`PriceFileWatcher::read`] first.
@@ -55,9 +68,14 @@ impl PriceFileWatcher {
         path: impl Into<PathBuf>,
         shared: SharedPrices,
         interval: Duration,
+        metrics: Metrics,
     ) -> JoinHandle<()> {
         let path = path.into();
-        tokio::spawn(watch(path, shared, interval))
+        let state = State {
+            last_error: None,
+            metrics,
+        };
+        tokio::spawn(watch(path, shared, interval, state))
     }
 
     /// Read and check the price file once: the built-in prices with its overrides on top.
@@ -89,10 +107,9 @@ async fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
-async fn watch(path: PathBuf, shared: SharedPrices, interval: Duration) {
+async fn watch(path: PathBuf, shared: SharedPrices, interval: Duration, mut state: State) {
     // Tests use intervals shorter than a second; never look less often than the interval.
     let poll = POLL.min(interval).max(Duration::from_millis(1));
-    let mut state = State::default();
     let mut seen = stamp(&path).await;
     state.reload(&path, &shared).await;
     let mut last_read = Instant::now();
@@ -113,6 +130,8 @@ async fn watch(path: PathBuf, shared: SharedPrices, interval: Duration) {
 struct State {
     /// The reason the last read failed, if it did; a repeat of it is not logged again.
     last_error: Option<String>,
+    /// Where failed reads are counted.
+    metrics: Metrics,
 }
 
 impl State {
@@ -128,7 +147,7 @@ impl State {
                 self.last_error = None;
             }
             Err(e) => {
-                crate::metrics::add(ERRORS_TOTAL, &[], 1.0);
+                self.metrics.add(ERRORS_TOTAL, &[], 1.0);
                 let why = e.to_string();
                 if self.last_error.as_deref() != Some(why.as_str()) {
                     tracing::error!(
@@ -210,7 +229,12 @@ mod tests {
         file.write(&llama(0.50));
         let prices = SharedPrices::default();
         // A long interval: only the change of modification time or size can trigger the read.
-        let watcher = PriceFileWatcher::spawn(&file.0, prices.clone(), Duration::from_secs(3600));
+        let watcher = PriceFileWatcher::spawn(
+            &file.0,
+            prices.clone(),
+            Duration::from_secs(3600),
+            Metrics::new(),
+        );
         until(&prices, Some(500_000)).await;
         // Built-ins stay underneath the overrides.
         assert!(prices.price("gpt-4o").is_some());
@@ -225,8 +249,15 @@ mod tests {
         let file = TempFile::new("broken");
         file.write(&llama(0.50));
         let prices = SharedPrices::default();
-        let watcher = PriceFileWatcher::spawn(&file.0, prices.clone(), Duration::from_millis(50));
+        let metrics = Metrics::new();
+        let watcher = PriceFileWatcher::spawn(
+            &file.0,
+            prices.clone(),
+            Duration::from_millis(50),
+            metrics.clone(),
+        );
         until(&prices, Some(500_000)).await;
+        assert!(!metrics.render().contains(ERRORS_TOTAL));
 
         // Half-written, then misspelt, then gone: the good table stays through all of it.
         for broken in [
@@ -240,6 +271,12 @@ mod tests {
         let _ = std::fs::remove_file(&file.0);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(input_of(&prices), Some(500_000));
+        // Each failed read is counted in the metrics the watcher was handed.
+        assert!(
+            metrics.render().contains(&format!("{ERRORS_TOTAL} ")),
+            "{}",
+            metrics.render()
+        );
 
         file.write(&llama(2.00));
         until(&prices, Some(2_000_000)).await;
@@ -250,7 +287,12 @@ mod tests {
     async fn a_missing_file_at_start_leaves_the_prices_as_they_were() {
         let file = TempFile::new("missing");
         let prices = SharedPrices::default();
-        let watcher = PriceFileWatcher::spawn(&file.0, prices.clone(), Duration::from_millis(50));
+        let watcher = PriceFileWatcher::spawn(
+            &file.0,
+            prices.clone(),
+            Duration::from_millis(50),
+            Metrics::new(),
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(input_of(&prices), None);
         assert!(prices.price("gpt-4o").is_some());

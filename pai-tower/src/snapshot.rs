@@ -20,6 +20,8 @@ use pai_core::{Credentials, Kind, Provider, ProviderKind, Resource, Store, Store
 use pai_providers::Adapters;
 use tokio::sync::watch;
 
+use crate::metrics::Metrics;
+
 /// A ModelProvider ready to be called.
 pub struct ProviderEntry {
     /// The resource as applied.
@@ -406,6 +408,8 @@ pub struct SharedSnapshot {
     installed: Arc<watch::Sender<u64>>,
     endpoints: Arc<ProviderEndpoints>,
     adapters: Arc<Adapters>,
+    /// The metrics whose `model` labels follow this configuration, if any.
+    metrics: Option<Metrics>,
 }
 
 impl Default for SharedSnapshot {
@@ -417,14 +421,22 @@ impl Default for SharedSnapshot {
 impl SharedSnapshot {
     /// Hold `snapshot`.
     pub fn new(snapshot: Snapshot) -> SharedSnapshot {
-        crate::metrics::know_models(snapshot.model_names());
         let revision = snapshot.revision;
         SharedSnapshot {
             inner: Arc::new(RwLock::new(Arc::new(snapshot))),
             installed: Arc::new(watch::channel(revision).0),
             endpoints: Arc::default(),
             adapters: Arc::default(),
+            metrics: None,
         }
+    }
+
+    /// Let the models this configuration names, now and after every reload, appear as
+    /// `model` labels in `metrics` (any other model is counted as `other`).
+    pub fn with_metrics(mut self, metrics: Metrics) -> SharedSnapshot {
+        metrics.know_models(self.current().model_names());
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Rebuild with `endpoints` for direct ModelBindings (the snapshot held now should have
@@ -460,7 +472,9 @@ impl SharedSnapshot {
 
     /// Install `snapshot`, unless the one installed was built from a newer store revision.
     pub fn replace(&self, snapshot: Snapshot) {
-        crate::metrics::know_models(snapshot.model_names());
+        if let Some(metrics) = &self.metrics {
+            metrics.know_models(snapshot.model_names());
+        }
         let revision = snapshot.revision;
         let snapshot = Arc::new(snapshot);
         {

@@ -205,7 +205,7 @@ async fn unknown_model_names_never_become_metric_labels() {
     let (status, _) = send(&h, CHAT, &h.openai_key, chat).await;
     assert_eq!(status, 404);
     let _ = records(&h.store, 1).await;
-    let text = pai_tower::metrics::render();
+    let text = h.gateway.metrics().render();
     assert!(!text.contains(made_up), "the made-up name is a label");
     assert!(text.contains("model=\"other\""), "{text}");
 }

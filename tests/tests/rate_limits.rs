@@ -97,7 +97,7 @@ async fn a_key_gets_its_rate_then_429_in_the_openai_dialect() {
         .as_deref()
         .unwrap()
         .contains("maxRequestsPerMinute"));
-    let metrics = pai_tower::metrics::render();
+    let metrics = h.gateway.metrics().render();
     assert!(
         metrics.lines().any(|l| l.starts_with("pai_requests_total")
             && l.contains(r#"workload="ext:alice""#)

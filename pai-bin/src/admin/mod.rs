@@ -81,6 +81,13 @@ impl AdminState {
         }
     }
 
+    /// Read wall-clock time (a rotated key's grace, today's budgets) from `clock`; the
+    /// gateway's and the ledger's, so all three agree. Default: the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> AdminState {
+        self.clock = clock;
+        self
+    }
+
     /// Make every write (apply, delete, minting and rotating keys) return only once `gateway`,
     /// which serves from the same store, acts on it: a key minted can be used at once, and a key
     /// deleted or rotated out is refused at once. ModelProviders applied must name one of its

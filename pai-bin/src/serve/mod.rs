@@ -166,8 +166,10 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let sqlite = pai_store::SqliteStore::open(&store_path, keys.encryption)
         .await
         .map_err(|e| StartError::new(format!("{}: {e}", store_path.display())))?;
+    // One clock for the whole server: budget days, key expiry and call times agree.
+    let clock: Arc<dyn pai_core::Clock> = Arc::new(pai_core::SystemClock);
     let ledger = Arc::new(
-        pai_store::SqliteLedger::open(&sqlite, Arc::new(pai_core::SystemClock))
+        pai_store::SqliteLedger::open(&sqlite, clock.clone())
             .await
             .map_err(|e| {
                 StartError::new(format!("{}: budget ledger: {e}", store_path.display()))
@@ -179,6 +181,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     apply_files(store.as_ref(), &adapters, &args.files).await?;
 
     let prices = pai_core::price::SharedPrices::default();
+    // The gateway's series and the price watcher's error counter, rendered at /metrics.
+    let metrics = pai_tower::metrics::Metrics::new();
     if let Some(path) = &args.prices {
         // Refuse to start on a broken price file; once running, a broken edit keeps the last
         // good table.
@@ -190,6 +194,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             path.clone(),
             prices.clone(),
             pai_tower::PriceFileWatcher::DEFAULT_INTERVAL,
+            metrics.clone(),
         );
     }
     // The BPE tables load once, now, not on the first request.
@@ -203,6 +208,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         .trusted_proxies(args.trusted_proxies.clone())
         .ledger(ledger.clone())
         .prices(Arc::new(prices))
+        .metrics(metrics)
+        .clock(clock.clone())
         .reliability(pai_tower::Reliability {
             max_attempts: args.max_attempts.max(1),
             first_byte_timeout: Duration::from_secs(args.first_byte_timeout),
@@ -225,13 +232,15 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     // the series hold no key material (workloads are access-key names).
     // Admin writes answer once this gateway acts on them (read your writes).
     let admin_state = AdminState::new(store, ledger.clone(), hasher, &admin_token)
+        .clock(clock)
         .follow_gateway(gateway.clone());
+    let metrics = gateway.metrics().clone();
     let admin = admin::router(admin_state).route(
         "/metrics",
-        axum::routing::get(|| async {
+        axum::routing::get(move || async move {
             (
                 [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                pai_tower::metrics::render(),
+                metrics.render(),
             )
         }),
     );

@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 use http::{HeaderMap, Request, Response};
 use pai_core::net::Cidr;
 use pai_core::resource::{AccessKey, Agent};
-use pai_core::{access_key, AccessKeyHasher, Error};
+use pai_core::{access_key, AccessKeyHasher, Clock, Error, SystemClock};
 use tower::{Layer, Service};
 
 mod forwarded;
@@ -80,12 +80,25 @@ impl Principal {
 }
 
 /// Authenticates access keys. See the module docs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AuthLayer {
     snapshot: SharedSnapshot,
     hasher: AccessKeyHasher,
     trusted_proxies: Arc<Vec<Cidr>>,
     prefix: Arc<str>,
+    /// What a rotated-out key's grace is measured against.
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("snapshot", &self.snapshot)
+            .field("hasher", &self.hasher)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AuthLayer {
@@ -96,7 +109,15 @@ impl AuthLayer {
             hasher,
             trusted_proxies: Arc::new(Vec::new()),
             prefix: Arc::from(""),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Judge whether a key has expired (a rotated-out key past its grace) by `clock`.
+    /// Default: the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> AuthLayer {
+        self.clock = clock;
+        self
     }
 
     /// The path prefix clients reach the gateway under (see [`crate::GatewayBuilder::prefix`]);
@@ -194,7 +215,7 @@ impl AuthLayer {
         let snapshot = self.snapshot.current();
         let entry = snapshot.keys.get(&hash.0).ok_or(Error::InvalidKey)?;
         if let Some(until) = entry.expires_at {
-            if unix_now() >= until {
+            if self.clock.unix_secs() >= until {
                 return Err(Error::InvalidKey);
             }
         }
@@ -262,13 +283,6 @@ fn credential(headers: &HeaderMap) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::auth::{Binding, Principal};
 use crate::call_id::CallId;
 use crate::error::CallError;
 use crate::meter::CallSink;
+use crate::metrics::Metrics;
 use crate::rescue::Journey;
 use crate::route::Route;
 
@@ -23,6 +24,7 @@ use crate::route::Route;
 pub struct CallLogLayer {
     sink: CallSink,
     prices: Option<Arc<dyn PriceTable>>,
+    metrics: Metrics,
     prefix: Arc<str>,
 }
 
@@ -38,8 +40,15 @@ impl CallLogLayer {
         CallLogLayer {
             sink,
             prices: None,
+            metrics: Metrics::new(),
             prefix: Arc::from(""),
         }
+    }
+
+    /// Count finished calls into `metrics` (default: metrics of this layer's own).
+    pub fn metrics(mut self, metrics: Metrics) -> CallLogLayer {
+        self.metrics = metrics;
+        self
     }
 
     /// Price calls with `prices` (records, `x-pai-cost-usd`, metrics, dollar budgets).
@@ -138,6 +147,7 @@ where
                 slot,
                 call_id.started,
                 layer.prices.clone(),
+                layer.metrics.clone(),
                 layer.sink.clone(),
             ));
             req.extensions_mut().insert(log.clone());

@@ -69,6 +69,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::budget::Hold;
 use crate::meter::{CallSink, RecordSlot};
+use crate::metrics::Metrics;
 
 /// The log of one call in progress: a handle in the request's extensions that the layers write
 /// into, until one of them takes the [`LogEntry`] to finish it. See the module docs.
@@ -141,6 +142,7 @@ pub struct LogEntry {
     estimated_input: u64,
     started: Instant,
     prices: Option<Arc<dyn PriceTable>>,
+    metrics: Metrics,
     sink: CallSink,
 }
 
@@ -158,6 +160,7 @@ impl LogEntry {
         slot: RecordSlot,
         started: Instant,
         prices: Option<Arc<dyn PriceTable>>,
+        metrics: Metrics,
         sink: CallSink,
     ) -> LogEntry {
         LogEntry {
@@ -168,6 +171,7 @@ impl LogEntry {
             estimated_input: 0,
             started,
             prices,
+            metrics,
             sink,
         }
     }
@@ -214,7 +218,8 @@ impl LogEntry {
             hold.settle(usage.as_ref(), cost.map(|c| c.pico_usd), &self.sink);
         }
         self.permit.take();
-        crate::metrics::call_finished(&record, usage.as_ref());
+        self.metrics
+            .call_finished(&record, usage.as_ref(), self.prices.as_deref());
         if let Some(slot) = self.slot.take() {
             slot.send(record);
         }

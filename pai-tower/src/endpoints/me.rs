@@ -1,7 +1,7 @@
 //! `GET /ext/pai/v1/me`: a caller may read what concerns itself, and nothing else.
 
 use http::{HeaderValue, Response};
-use pai_core::{Dialect, Error, Store};
+use pai_core::{Clock, Dialect, Error, Store};
 use serde_json::json;
 
 use crate::auth::{Binding, Principal};
@@ -9,12 +9,13 @@ use crate::body::{error_response, full, ResponseBody};
 
 use crate::policy::models_of;
 
-pub(crate) async fn answer(principal: &Principal, store: &dyn Store) -> Response<ResponseBody> {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let day_start_ms = now_ms - now_ms % 86_400_000;
+pub(crate) async fn answer(
+    principal: &Principal,
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> Response<ResponseBody> {
+    let (day, _) = clock.utc_day();
+    let day_start_ms = day * 86_400_000;
     let totals = match store.usage_since(day_start_ms).await {
         Ok(t) => t,
         Err(e) => return error_response(&Error::Unavailable(e.to_string()), Dialect::OpenAi),

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
-use pai_core::{BoxError, Error, Store};
+use pai_core::{BoxError, Clock, Error, Store, SystemClock};
 use tower::{Layer, Service};
 
 use crate::auth::Principal;
@@ -27,6 +27,8 @@ use crate::route::{dialect_of, not_found_message, Route};
 pub struct EndpointsLayer {
     store: Arc<dyn Store>,
     prefix: Arc<str>,
+    /// Where `/pai/v1/me`'s day starts.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for EndpointsLayer {
@@ -43,7 +45,14 @@ impl EndpointsLayer {
         EndpointsLayer {
             store,
             prefix: Arc::from(""),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Tell the day `/pai/v1/me` counts usage for by `clock` (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> EndpointsLayer {
+        self.clock = clock;
+        self
     }
 
     /// Where the gateway's routes sit ([`crate::GatewayBuilder::prefix`]).
@@ -119,8 +128,10 @@ where
                 Box::pin(async move { Ok(res) })
             }
             (Route::Me, Some(principal)) => {
-                let store = self.layer.store.clone();
-                Box::pin(async move { Ok(me::answer(&principal, store.as_ref()).await) })
+                let (store, clock) = (self.layer.store.clone(), self.layer.clock.clone());
+                Box::pin(
+                    async move { Ok(me::answer(&principal, store.as_ref(), clock.as_ref()).await) },
+                )
             }
             _ => {
                 let fut = self.inner.call(req);

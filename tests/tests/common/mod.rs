@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use pai_core::resource::{load, AccessKey, Resource};
-use pai_core::{access_key, AccessKeyHasher, BudgetLedger, Store};
+use pai_core::{access_key, AccessKeyHasher, BudgetLedger, Clock, PriceTable, Store};
 use pai_mock::{MockConfig, MockUpstream};
 use pai_store::MemoryStore;
 use pai_tower::{Gateway, Reliability, ResponseBody};
@@ -37,6 +37,12 @@ pub struct Options {
     pub oai_spec: String,
     /// Price calls with the built-in table.
     pub prices: bool,
+    /// Price calls with this table (wins over `prices`).
+    pub price_table: Option<Arc<dyn PriceTable>>,
+    /// The gateway's wall clock ([`pai_tower::GatewayBuilder::clock`]).
+    pub clock: Option<Arc<dyn Clock>>,
+    /// Metrics to count into instead of the gateway's own.
+    pub metrics: Option<pai_tower::metrics::Metrics>,
     /// Peers whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<pai_core::net::Cidr>,
     /// Mint one more access key for each of these ModelProviders (from `extra_yaml`).
@@ -122,8 +128,16 @@ spec:
     if let Some(prefix) = options.prefix {
         builder = builder.prefix(prefix);
     }
-    if options.prices {
+    if let Some(table) = options.price_table {
+        builder = builder.prices(table);
+    } else if options.prices {
         builder = builder.prices(Arc::new(pai_core::price::SharedPrices::default()));
+    }
+    if let Some(clock) = options.clock {
+        builder = builder.clock(clock);
+    }
+    if let Some(metrics) = options.metrics {
+        builder = builder.metrics(metrics);
     }
     let gateway = builder.build().await.unwrap();
     Harness {
