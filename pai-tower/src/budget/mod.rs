@@ -368,3 +368,6 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

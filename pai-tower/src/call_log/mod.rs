@@ -263,3 +263,6 @@ pub(crate) fn set_usage_headers(headers: &mut http::HeaderMap, u: &Usage, cost: 
         headers.insert("x-pai-cost-usd", v);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -220,3 +220,6 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
