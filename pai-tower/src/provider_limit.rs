@@ -150,32 +150,35 @@ mod tests {
 
     /// A request for `p/m`, as the fallback layer hands it down.
     fn for_candidate(snapshot: &SharedSnapshot) -> Request<Full<Bytes>> {
-        let mut req = request("/v1/chat/completions", Some(agent_principal(json!({}))), None);
-        req.extensions_mut()
-            .insert(candidate(snapshot, "p", "m"));
+        let mut req = request(
+            "/v1/chat/completions",
+            Some(agent_principal(json!({}))),
+            None,
+        );
+        req.extensions_mut().insert(candidate(snapshot, "p", "m"));
         req
     }
 
     #[tokio::test]
     async fn past_the_providers_rate_the_call_goes_to_the_next_candidate() {
-        let snapshot =
-            snapshot(&[provider("p", json!({"allowedModels": ["m"], "maxRequestsPerMinute": 2}))])
-                .await;
+        let snapshot = snapshot(&[provider(
+            "p",
+            json!({"allowedModels": ["m"], "maxRequestsPerMinute": 2}),
+        )])
+        .await;
         let calls = Calls::default();
         let counted = calls.clone();
         let inner = service_fn(move |_req: Request<Full<Bytes>>| {
             counted.add();
             async { Ok::<_, Infallible>(ok()) }
         });
-        let service = ProviderLimitLayer::new(snapshot.clone(), Reliability::default()).layer(inner);
+        let service =
+            ProviderLimitLayer::new(snapshot.clone(), Reliability::default()).layer(inner);
         for _ in 0..2 {
             let res = service.clone().oneshot(for_candidate(&snapshot)).await;
             assert_eq!(res.unwrap().status(), 200);
         }
-        let e = service
-            .oneshot(for_candidate(&snapshot))
-            .await
-            .unwrap_err();
+        let e = service.oneshot(for_candidate(&snapshot)).await.unwrap_err();
         assert_eq!(e.error.status(), 429);
         assert!(e.error.retry_after_secs().is_some());
         assert_eq!(e.next, Next::NextCandidate { cool: false });
@@ -239,10 +242,7 @@ mod tests {
             .await
             .unwrap();
         // The answer's head is out, its body is not: the call still holds its slot.
-        let e = refused(service
-            .clone()
-            .oneshot(for_candidate(&snapshot))
-            .await);
+        let e = refused(service.clone().oneshot(for_candidate(&snapshot)).await);
         assert_eq!(e.error.status(), 503);
         answered.into_body().collect().await.unwrap();
         let res = service.oneshot(for_candidate(&snapshot)).await.unwrap();

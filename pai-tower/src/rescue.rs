@@ -311,7 +311,9 @@ mod tests {
         type Future = std::future::Ready<Result<Response<Full<Bytes>>, CallError>>;
 
         fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), CallError>> {
-            Poll::Ready(Err(Error::Unavailable("the recorder is gone".to_owned()).into()))
+            Poll::Ready(Err(
+                Error::Unavailable("the recorder is gone".to_owned()).into()
+            ))
         }
 
         fn call(&mut self, _req: Request<Full<Bytes>>) -> Self::Future {

@@ -135,7 +135,13 @@ mod tests {
         let flaky = service_fn(move |_req: Request<Full<Bytes>>| {
             let n = counted.add();
             let error = error.clone();
-            async move { if n < failures { Err(error) } else { Ok(ok()) } }
+            async move {
+                if n < failures {
+                    Err(error)
+                } else {
+                    Ok(ok())
+                }
+            }
         });
         let service = RetryLayer::new(RetryPolicy::new(reliability)).layer(flaky);
         let res = service.oneshot(req).await;

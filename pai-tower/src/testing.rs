@@ -76,11 +76,15 @@ pub(crate) fn agent_principal(spec: Value) -> Principal {
 
 /// A chat completion for `model` with one short user message, as the parse layer leaves it.
 pub(crate) fn call(model: &str) -> Arc<Call> {
-    let body = json!({"model": model, "messages": [{"role": "user", "content": "hello"}]});
+    call_with(json!({"model": model, "messages": [{"role": "user", "content": "hello"}]}))
+}
+
+/// A chat completion with `body` (which names its model), as the parse layer leaves it.
+pub(crate) fn call_with(body: Value) -> Arc<Call> {
     Arc::new(Call {
         operation: Operation::ChatCompletions,
         client: Dialect::OpenAi,
-        model: model.to_owned(),
+        model: body["model"].as_str().unwrap().to_owned(),
         stream: false,
         client_wants_usage: false,
         body: JsonObject::from_slice(body.to_string().as_bytes()).unwrap(),

@@ -5,7 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use pai_core::{BudgetLedger, Call, Error, ScopeKey, SystemClock, Usage};
+use pai_core::{BudgetLedger, Call, Dialect, Error, ProviderKind, ScopeKey, SystemClock, Usage};
+use pai_providers::estimate;
 use pai_store::{MemoryLedger, MemoryStore};
 use serde_json::{json, Value};
 use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
@@ -15,7 +16,9 @@ use crate::call_log::CallLogLayer;
 use crate::error::{CallError, Next};
 use crate::meter::CallSink;
 use crate::snapshot::SharedSnapshot;
-use crate::testing::{call, key_principal, ok, provider, refused, request, snapshot, Calls};
+use crate::testing::{
+    call, call_with, key_principal, ok, provider, refused, request, snapshot, Calls,
+};
 
 async fn one_provider() -> SharedSnapshot {
     snapshot(&[provider("p", json!({"allowedModels": ["gpt-4o-mini"]}))]).await
@@ -53,7 +56,10 @@ fn handler(
 > + Clone {
     service_fn(move |req: Request<Full<Bytes>>| {
         calls.add();
-        assert!(req.extensions().get::<Arc<Call>>().is_some(), "the call is handed on");
+        assert!(
+            req.extensions().get::<Arc<Call>>().is_some(),
+            "the call is handed on"
+        );
         async {
             let mut res = ok();
             res.extensions_mut().insert(Usage {
@@ -104,6 +110,44 @@ async fn a_call_that_fits_is_reserved_then_settled_with_what_it_used() {
 }
 
 #[tokio::test]
+async fn a_call_that_fits_only_by_its_exact_count_is_admitted() {
+    // The upper bound of the input does not fit, the lower does: the layer probes with the
+    // lower bound, then counts exactly and reserves that.
+    let snapshot = one_provider().await;
+    let call = call_with(json!({
+        "model": "gpt-4o-mini",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hello world ".repeat(200)}],
+    }));
+    let (kind, dialect) = (ProviderKind::OpenAi, Dialect::OpenAi);
+    let bounds = estimate::input_bounds(kind, dialect, "gpt-4o-mini", &call.body);
+    let exact = estimate::input_tokens_for(kind, dialect, "gpt-4o-mini", &call.body);
+    let limit = exact + 10;
+    assert!(
+        bounds.upper + 10 > limit && bounds.lower + 10 < limit,
+        "{bounds:?} {exact}"
+    );
+
+    let ledger = ledger();
+    let sink = CallSink::spawn(Arc::new(MemoryStore::new()));
+    let calls = Calls::default();
+    let service = ServiceBuilder::new()
+        .layer(CallLogLayer::new(sink.clone()))
+        .layer(BudgetLayer::new(Some(ledger.clone()), None))
+        .service(handler(calls.clone()));
+    let principal = key_principal(
+        &snapshot,
+        "p",
+        json!({"limits": {"maxTokensPerDay": limit}}),
+    );
+    let req = request("/v1/chat/completions", Some(principal), Some(call));
+    let res = service.oneshot(req).await;
+    let res = res.map_err(|e| e.error).map(|r| r.status());
+    assert_eq!(res, Ok(http::StatusCode::OK));
+    assert_eq!(calls.get(), 1);
+}
+
+#[tokio::test]
 async fn a_call_that_does_not_fit_is_refused_for_the_next_candidate() {
     let snapshot = one_provider().await;
     let ledger = ledger();
@@ -115,9 +159,11 @@ async fn a_call_that_does_not_fit_is_refused_for_the_next_candidate() {
         .layer(BudgetLayer::new(Some(ledger.clone()), None))
         .service(handler(calls.clone()));
     // The prompt and the default output reserve do not fit in 100 tokens.
-    let e = refused(service
-        .oneshot(by_key(&snapshot, json!({"maxTokensPerDay": 100})))
-        .await);
+    let e = refused(
+        service
+            .oneshot(by_key(&snapshot, json!({"maxTokensPerDay": 100})))
+            .await,
+    );
     assert!(
         matches!(&e.error, Error::BudgetExceeded { budget, .. }
             if budget == "AccessKey \"k\" limits.maxTokensPerDay"),
@@ -129,7 +175,9 @@ async fn a_call_that_does_not_fit_is_refused_for_the_next_candidate() {
     assert!(ledger.open_reservations().is_empty());
     assert_eq!(ledger.spent_today(&key_scope()).await.unwrap(), 0);
     assert!(sink.drain(Duration::from_secs(2)).await);
-    let records = pai_core::Store::recent_calls(store.as_ref(), 10).await.unwrap();
+    let records = pai_core::Store::recent_calls(store.as_ref(), 10)
+        .await
+        .unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].status, 429);
 }
@@ -157,9 +205,11 @@ async fn a_call_with_a_budget_and_no_ledger_is_refused_with_503() {
         .layer(CallLogLayer::new(sink))
         .layer(BudgetLayer::new(None, None))
         .service(handler(calls.clone()));
-    let e = refused(service
-        .oneshot(by_key(&snapshot, json!({"maxTokensPerDay": 10_000})))
-        .await);
+    let e = refused(
+        service
+            .oneshot(by_key(&snapshot, json!({"maxTokensPerDay": 10_000})))
+            .await,
+    );
     assert_eq!(e.error.status(), 503);
     assert_eq!(e.next, Next::Final);
     assert_eq!(calls.get(), 0);
@@ -170,10 +220,7 @@ async fn a_call_without_budgets_needs_neither_ledger_nor_log() {
     let snapshot = one_provider().await;
     let calls = Calls::default();
     let service = BudgetLayer::new(None, None).layer(handler(calls.clone()));
-    let res = service
-        .oneshot(by_key(&snapshot, json!({})))
-        .await
-        .unwrap();
+    let res = service.oneshot(by_key(&snapshot, json!({}))).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(calls.get(), 1);
 }

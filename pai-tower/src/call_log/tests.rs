@@ -133,9 +133,11 @@ async fn a_failed_call_is_recorded_with_its_status_and_message() {
         )))
     });
     let service = CallLogLayer::new(sink.clone()).layer(handler);
-    let e = refused(service
-        .oneshot(request("/v1/messages", Some(app()), None))
-        .await);
+    let e = refused(
+        service
+            .oneshot(request("/v1/messages", Some(app()), None))
+            .await,
+    );
     assert_eq!(e.error.status(), 403);
     let records = written(&sink, &store).await;
     assert_eq!(records.len(), 1);
@@ -192,7 +194,10 @@ async fn a_body_that_breaks_off_is_recorded_with_the_break() {
     assert!(res.into_body().collect().await.is_err());
     let records = written(&sink, &store).await;
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0].error.as_deref(), Some("the response body broke off"));
+    assert_eq!(
+        records[0].error.as_deref(),
+        Some("the response body broke off")
+    );
 }
 
 #[tokio::test]

@@ -77,7 +77,13 @@ async fn the_probe_is_answered_without_a_caller() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.into_body().collect().await.unwrap().to_bytes().is_empty());
+    assert!(res
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .is_empty());
     let res = endpoints(&calls)
         .oneshot(req(Method::GET, "/ext/api/hello", false))
         .await

@@ -39,6 +39,9 @@ struct Seen {
 
 type Answer = Result<Response<Full<Bytes>>, CallError>;
 
+/// The tries an inner service saw, in order.
+type Tries = Arc<Mutex<Vec<Seen>>>;
+
 /// A fallback around an inner service that answers each candidate with `answer(label)`, and
 /// the tries it saw.
 fn fallback(
@@ -47,9 +50,9 @@ fn fallback(
     answer: fn(&str) -> Answer,
 ) -> (
     impl Service<Request<Full<Bytes>>, Response = Response<Full<Bytes>>, Error = CallError> + Clone,
-    Arc<Mutex<Vec<Seen>>>,
+    Tries,
 ) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = Tries::default();
     let log = seen.clone();
     let inner = service_fn(move |req: Request<Full<Bytes>>| {
         let c = req.extensions().get::<Candidate>().unwrap().clone();
@@ -78,7 +81,11 @@ fn down(label: &str) -> Error {
 }
 
 fn labels(seen: &Mutex<Vec<Seen>>) -> Vec<String> {
-    seen.lock().unwrap().iter().map(|s| s.label.clone()).collect()
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.label.clone())
+        .collect()
 }
 
 #[tokio::test]
@@ -252,9 +259,40 @@ async fn an_agent_walks_its_own_list_from_the_model_it_asked_for() {
         .iter()
         .map(|s| (s.label.clone(), s.fell_back_from.clone()))
         .collect();
-    let expected: Vec<(String, Option<String>)> = vec![
-        ("b/m2".into(), None),
-        ("a/m1".into(), Some("b/m2".into())),
-    ];
+    let expected: Vec<(String, Option<String>)> =
+        vec![("b/m2".into(), None), ("a/m1".into(), Some("b/m2".into()))];
     assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn a_failed_candidates_reservation_does_not_crowd_out_the_next() {
+    use crate::budget::BudgetLayer;
+    use crate::call_log::CallLogLayer;
+    use crate::meter::CallSink;
+
+    // Room in the key's budget for one call's worst case, not two.
+    let snapshot = three_providers().await;
+    let ledger = Arc::new(pai_store::MemoryLedger::new(Arc::new(
+        pai_core::SystemClock,
+    )));
+    let sink = CallSink::spawn(Arc::new(pai_store::MemoryStore::new()));
+    let inner = service_fn(|req: Request<Full<Bytes>>| {
+        let c = req.extensions().get::<Candidate>().unwrap().clone();
+        async move {
+            match c.position {
+                0 => Err(CallError::next_candidate(down(&c.label), true)),
+                _ => Ok::<_, CallError>(ok()),
+            }
+        }
+    });
+    let service = tower::ServiceBuilder::new()
+        .layer(CallLogLayer::new(sink))
+        .layer(FallbackLayer::new(snapshot.clone(), Reliability::default()))
+        .layer(BudgetLayer::new(Some(ledger), None))
+        .service(inner);
+    let principal = key_principal(&snapshot, "a", json!({"limits": {"maxTokensPerDay": 6000}}));
+    let req = request("/v1/chat/completions", Some(principal), Some(call("m1")));
+    let res = service.oneshot(req).await;
+    let status = res.map(|r| r.status()).map_err(|e| e.error);
+    assert_eq!(status, Ok(http::StatusCode::OK));
 }

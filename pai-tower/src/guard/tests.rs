@@ -58,7 +58,11 @@ fn kinds(ran: &Ran) -> GuardKinds {
     kinds.register(
         "scripted",
         Arc::new(move |b: &GuardBinding| {
-            let verdict = b.spec.get("verdict").and_then(Value::as_str).unwrap_or("allow");
+            let verdict = b
+                .spec
+                .get("verdict")
+                .and_then(Value::as_str)
+                .unwrap_or("allow");
             Ok(Arc::new(Scripted {
                 name: b.metadata.name.clone(),
                 verdict: verdict.to_owned(),
@@ -109,7 +113,10 @@ async fn an_enforcing_guard_that_blocks_refuses_the_call() {
     let service = guard(GuardLayer::new(snapshot.clone(), kinds(&ran)), &calls);
     let e = service.oneshot(by_key(&snapshot)).await.unwrap_err();
     assert_eq!(e.error.status(), 403);
-    assert!(matches!(&e.error, Error::PermissionDenied(m) if m.contains("\"no\"") && m.contains("not today")), "{e}");
+    assert!(
+        matches!(&e.error, Error::PermissionDenied(m) if m.contains("\"no\"") && m.contains("not today")),
+        "{e}"
+    );
     assert_eq!(calls.get(), 0, "the model never sees a blocked prompt");
     assert_eq!(*ran.lock().unwrap(), ["no"]);
 }
@@ -144,7 +151,10 @@ async fn a_guard_the_gateway_cannot_run_refuses_the_call_with_503() {
     ] {
         let snapshot = guarded(&[name], &bindings).await;
         let calls = Calls::default();
-        let service = guard(GuardLayer::new(snapshot.clone(), kinds(&Ran::default())), &calls);
+        let service = guard(
+            GuardLayer::new(snapshot.clone(), kinds(&Ran::default())),
+            &calls,
+        );
         let e = service.oneshot(by_key(&snapshot)).await.unwrap_err();
         assert_eq!(e.error.status(), 503, "{name}");
         assert!(e.error.to_string().contains(&format!("{name:?}")), "{e}");
@@ -183,7 +193,10 @@ async fn an_enforcing_guard_that_does_not_answer_in_time_refuses_the_call() {
 async fn an_agent_runs_its_providers_guards_then_its_own() {
     let snapshot = snapshot(&[
         provider("p1", json!({"allowedModels": ["m"], "guards": ["g-p1"]})),
-        provider("p2", json!({"allowedModels": ["m"], "guards": ["g-p2", "g-shared"]})),
+        provider(
+            "p2",
+            json!({"allowedModels": ["m"], "guards": ["g-p2", "g-shared"]}),
+        ),
         scripted("g-p1", "allow"),
         scripted("g-p2", "allow"),
         scripted("g-shared", "allow"),
@@ -200,7 +213,10 @@ async fn an_agent_runs_its_providers_guards_then_its_own() {
     let req = request("/v1/chat/completions", Some(agent), Some(call("p1/m")));
     service.oneshot(req).await.unwrap();
     // Each guard once, providers' first.
-    assert_eq!(*ran.lock().unwrap(), ["g-p1", "g-p2", "g-shared", "g-agent"]);
+    assert_eq!(
+        *ran.lock().unwrap(),
+        ["g-p1", "g-p2", "g-shared", "g-agent"]
+    );
     assert_eq!(calls.get(), 1);
 }
 

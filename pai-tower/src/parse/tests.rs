@@ -16,12 +16,15 @@ use crate::testing::{ok, refused, Calls};
 
 const CHAT: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
 
+/// The call and the body an inner service was handed.
+type Kept = Option<(Arc<Call>, Bytes)>;
+
 /// What the inner service was handed.
 #[derive(Clone, Default)]
-struct Handed(Arc<Mutex<Option<(Arc<Call>, Bytes)>>>);
+struct Handed(Arc<Mutex<Kept>>);
 
 impl Handed {
-    fn get(&self) -> Option<(Arc<Call>, Bytes)> {
+    fn get(&self) -> Kept {
         self.0.lock().unwrap().clone()
     }
 }
@@ -98,7 +101,12 @@ async fn the_route_names_the_dialect() {
 async fn a_body_past_the_limit_is_413() {
     let layer = ParseLayer::new().max_body_bytes(CHAT.len() - 1);
     let (e, calls) = refusal(layer, post("/v1/chat/completions", CHAT)).await;
-    assert_eq!(e.error, Error::PayloadTooLarge { limit: CHAT.len() - 1 });
+    assert_eq!(
+        e.error,
+        Error::PayloadTooLarge {
+            limit: CHAT.len() - 1
+        }
+    );
     assert_eq!(e.error.status(), 413);
     assert_eq!(calls, 0);
     // At the limit exactly, it is read.
@@ -178,7 +186,10 @@ async fn the_call_log_learns_the_model_even_of_a_refused_call() {
         .layer(ParseLayer::new())
         .service(keeper(Handed::default(), Calls::default()));
     let principal = crate::testing::agent_principal(serde_json::json!({}));
-    let mut req = post("/v1/chat/completions", r#"{"model":"gpt-4o","messages":"hi"}"#);
+    let mut req = post(
+        "/v1/chat/completions",
+        r#"{"model":"gpt-4o","messages":"hi"}"#,
+    );
     req.extensions_mut().insert(principal);
     let e = refused(service.oneshot(req).await);
     assert_eq!(e.error.status(), 400);
