@@ -68,6 +68,8 @@ mod rescue;
 mod retry;
 mod route;
 mod snapshot;
+#[cfg(test)]
+mod testing;
 mod timefmt;
 mod upstream;
 

@@ -128,3 +128,136 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use serde_json::json;
+    use tokio::sync::oneshot;
+    use tower::{service_fn, ServiceBuilder, ServiceExt};
+
+    use super::*;
+    use crate::call_log::CallLogLayer;
+    use crate::error::Next;
+    use crate::meter::CallSink;
+    use crate::testing::{
+        agent_principal, candidate, ok, provider, refused, request, snapshot, Calls,
+    };
+
+    /// A request for `p/m`, as the fallback layer hands it down.
+    fn for_candidate(snapshot: &SharedSnapshot) -> Request<Full<Bytes>> {
+        let mut req = request(
+            "/v1/chat/completions",
+            Some(agent_principal(json!({}))),
+            None,
+        );
+        req.extensions_mut().insert(candidate(snapshot, "p", "m"));
+        req
+    }
+
+    #[tokio::test]
+    async fn past_the_providers_rate_the_call_goes_to_the_next_candidate() {
+        let snapshot = snapshot(&[provider(
+            "p",
+            json!({"allowedModels": ["m"], "maxRequestsPerMinute": 2}),
+        )])
+        .await;
+        let calls = Calls::default();
+        let counted = calls.clone();
+        let inner = service_fn(move |_req: Request<Full<Bytes>>| {
+            counted.add();
+            async { Ok::<_, Infallible>(ok()) }
+        });
+        let service =
+            ProviderLimitLayer::new(snapshot.clone(), Reliability::default()).layer(inner);
+        for _ in 0..2 {
+            let res = service.clone().oneshot(for_candidate(&snapshot)).await;
+            assert_eq!(res.unwrap().status(), 200);
+        }
+        let e = service.oneshot(for_candidate(&snapshot)).await.unwrap_err();
+        assert_eq!(e.error.status(), 429);
+        assert!(e.error.retry_after_secs().is_some());
+        assert_eq!(e.next, Next::NextCandidate { cool: false });
+        assert_eq!(calls.get(), 2);
+    }
+
+    fn one_at_a_time() -> Reliability {
+        Reliability {
+            max_concurrency: 1,
+            max_queue: 0,
+            queue_timeout: Duration::from_millis(20),
+            ..Reliability::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_past_the_providers_concurrency_goes_to_the_next_candidate() {
+        let snapshot = snapshot(&[provider("p", json!({"allowedModels": ["m"]}))]).await;
+        let (release, held) = oneshot::channel::<()>();
+        let held = Arc::new(std::sync::Mutex::new(Some(held)));
+        let inner = service_fn(move |_req: Request<Full<Bytes>>| {
+            let wait = held.lock().unwrap().take();
+            async move {
+                if let Some(wait) = wait {
+                    let _ = wait.await;
+                }
+                Ok::<_, Infallible>(ok())
+            }
+        });
+        let service = ProviderLimitLayer::new(snapshot.clone(), one_at_a_time()).layer(inner);
+        let first = tokio::spawn(service.clone().oneshot(for_candidate(&snapshot)));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+
+        let e = service
+            .clone()
+            .oneshot(for_candidate(&snapshot))
+            .await
+            .unwrap_err();
+        assert_eq!(e.error.status(), 503);
+        assert_eq!(e.next, Next::NextCandidate { cool: false });
+
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap().status(), 200);
+        // The slot is free again.
+        let res = service.oneshot(for_candidate(&snapshot)).await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn with_a_call_log_the_slot_is_held_until_the_call_finishes() {
+        let snapshot = snapshot(&[provider("p", json!({"allowedModels": ["m"]}))]).await;
+        let sink = CallSink::spawn(Arc::new(pai_store::MemoryStore::new()));
+        let inner = service_fn(|_req: Request<Full<Bytes>>| async { Ok::<_, Infallible>(ok()) });
+        let service = ServiceBuilder::new()
+            .layer(CallLogLayer::new(sink))
+            .layer(ProviderLimitLayer::new(snapshot.clone(), one_at_a_time()))
+            .service(inner);
+        let answered = service
+            .clone()
+            .oneshot(for_candidate(&snapshot))
+            .await
+            .unwrap();
+        // The answer's head is out, its body is not: the call still holds its slot.
+        let e = refused(service.clone().oneshot(for_candidate(&snapshot)).await);
+        assert_eq!(e.error.status(), 503);
+        answered.into_body().collect().await.unwrap();
+        let res = service.oneshot(for_candidate(&snapshot)).await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_candidate_is_refused() {
+        let snapshot = snapshot(&[]).await;
+        let inner = service_fn(|_req: Request<Full<Bytes>>| async { Ok::<_, Infallible>(ok()) });
+        let service = ProviderLimitLayer::new(snapshot, Reliability::default()).layer(inner);
+        let e = service
+            .oneshot(request("/v1/chat/completions", None, None))
+            .await
+            .unwrap_err();
+        assert_eq!(e.error.status(), 500);
+    }
+}

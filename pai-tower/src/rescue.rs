@@ -177,3 +177,166 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::Full;
+    use pai_core::Error;
+    use tower::{service_fn, ServiceBuilder, ServiceExt};
+
+    use super::*;
+    use crate::testing::{json_body, ok, Calls};
+
+    /// The answer to `req` from a service that refuses with `error`.
+    async fn refused(error: Error, req: Request<Full<Bytes>>) -> Response<ResponseBody> {
+        let inner = service_fn(move |_req: Request<Full<Bytes>>| {
+            let error = error.clone();
+            async move { Err::<Response<Full<Bytes>>, _>(CallError::from(error)) }
+        });
+        RescueLayer::new().layer(inner).oneshot(req).await.unwrap()
+    }
+
+    fn post(path: &str) -> Request<Full<Bytes>> {
+        Request::post(path).body(Full::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn chat_completions_hear_openai_and_messages_hear_anthropic() {
+        let denied = || Error::PermissionDenied("not for you".to_owned());
+        let res = refused(denied(), post("/v1/chat/completions")).await;
+        assert_eq!(res.status(), 403);
+        let v = json_body(res).await;
+        assert_eq!(v["error"]["code"], "permission_denied");
+        assert_eq!(v["error"]["type"], "permission_error");
+        assert_eq!(v["error"]["message"], "not for you");
+
+        let res = refused(denied(), post("/ext/v1/messages")).await;
+        assert_eq!(res.status(), 403);
+        let v = json_body(res).await;
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "permission_error");
+        assert_eq!(v["error"]["message"], "not for you");
+    }
+
+    #[tokio::test]
+    async fn other_paths_hear_anthropic_when_the_client_sends_anthropic_version() {
+        let mut req = post("/summarize");
+        req.headers_mut()
+            .insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        let v = json_body(refused(Error::MissingKey, req).await).await;
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "authentication_error");
+
+        let v = json_body(refused(Error::MissingKey, post("/summarize")).await).await;
+        assert_eq!(v["error"]["code"], "missing_api_key");
+    }
+
+    #[tokio::test]
+    async fn the_dialect_is_told_under_the_prefix() {
+        let inner = service_fn(|_req: Request<Full<Bytes>>| async {
+            Err::<Response<Full<Bytes>>, _>(CallError::from(Error::MissingKey))
+        });
+        let rescue = RescueLayer::new().prefix("/llm").layer(inner);
+        let res = rescue.oneshot(post("/llm/v1/messages")).await.unwrap();
+        assert_eq!(json_body(res).await["type"], "error");
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_says_when_to_come_back() {
+        let limited = Error::RateLimited {
+            message: "AccessKey \"k\" maxRequestsPerMinute (3)".to_owned(),
+            retry_after_secs: 7,
+        };
+        let res = refused(limited, post("/v1/chat/completions")).await;
+        assert_eq!(res.status(), 429);
+        assert_eq!(res.headers()["retry-after"], "7");
+        assert_eq!(json_body(res).await["error"]["code"], "rate_limit_exceeded");
+    }
+
+    #[tokio::test]
+    async fn the_journey_shows_only_once_the_call_began() {
+        // Not engaged: a refusal before the call began names no retries.
+        let res = refused(Error::MissingKey, post("/v1/chat/completions")).await;
+        assert!(!res.headers().contains_key("x-pai-retries"));
+        let plain = service_fn(|_req: Request<Full<Bytes>>| async { Ok::<_, CallError>(ok()) });
+        let res = RescueLayer::new()
+            .layer(plain)
+            .oneshot(post("/v1/chat/completions"))
+            .await
+            .unwrap();
+        assert!(!res.headers().contains_key("x-pai-retries"));
+
+        // Engaged, answered: its retries (even none) and the model fallen back from.
+        let answered = service_fn(|req: Request<Full<Bytes>>| async move {
+            let journey = req.extensions().get::<Journey>().unwrap();
+            journey.engage();
+            journey.retried();
+            journey.retried();
+            journey.fell_back_from("oai/gpt-4o");
+            Ok::<_, CallError>(ok())
+        });
+        let res = RescueLayer::new()
+            .layer(answered)
+            .oneshot(post("/v1/chat/completions"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["x-pai-retries"], "2");
+        assert_eq!(res.headers()["x-pai-fell-back-from"], "oai/gpt-4o");
+
+        // Engaged, refused: the refusal carries them too.
+        let failed = service_fn(|req: Request<Full<Bytes>>| async move {
+            req.extensions().get::<Journey>().unwrap().engage();
+            Err::<Response<Full<Bytes>>, _>(CallError::from(Error::Unavailable("down".into())))
+        });
+        let res = RescueLayer::new()
+            .layer(failed)
+            .oneshot(post("/v1/chat/completions"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["x-pai-retries"], "0");
+        assert!(!res.headers().contains_key("x-pai-fell-back-from"));
+    }
+
+    /// A service that cannot become ready.
+    #[derive(Clone)]
+    struct Broken(Calls);
+
+    impl Service<Request<Full<Bytes>>> for Broken {
+        type Response = Response<Full<Bytes>>;
+        type Error = CallError;
+        type Future = std::future::Ready<Result<Response<Full<Bytes>>, CallError>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), CallError>> {
+            Poll::Ready(Err(
+                Error::Unavailable("the recorder is gone".to_owned()).into()
+            ))
+        }
+
+        fn call(&mut self, _req: Request<Full<Bytes>>) -> Self::Future {
+            self.0.add();
+            std::future::ready(Ok(ok()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_that_cannot_become_ready_is_answered_not_lost() {
+        let calls = Calls::default();
+        let mut rescue = ServiceBuilder::new()
+            .layer(RescueLayer::new())
+            .service(Broken(calls.clone()));
+        let ready = tokio::time::timeout(Duration::from_secs(1), rescue.ready())
+            .await
+            .unwrap();
+        assert!(ready.is_ok());
+        let res = rescue.call(post("/v1/messages")).await.unwrap();
+        assert_eq!(res.status(), 503);
+        let v = json_body(res).await;
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["message"], "the recorder is gone");
+        assert_eq!(calls.get(), 0, "the broken service is not called");
+    }
+}

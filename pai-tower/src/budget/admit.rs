@@ -144,7 +144,9 @@ pub(crate) async fn admit(
             // change the answer.
             reserve(bounds.lower, &mut scopes)?;
             match Hold::reserve(ledger, scopes.clone()).await {
-                Ok(probe) => drop(probe),
+                // Given back before the exact reservation, which it would otherwise crowd out.
+                Ok(Some(probe)) => probe.release().await,
+                Ok(None) => {}
                 Err(Error::BudgetExceeded { .. }) => return Err(Refused::Budget(e)),
                 Err(e) => return Err(Refused::Final(e)),
             }

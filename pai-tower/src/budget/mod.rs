@@ -194,6 +194,23 @@ impl Hold {
         }
     }
 
+    /// Give the reservation back unused and return once it is: unlike a drop, which releases
+    /// it later, so a reservation made next on the same budgets does not count it.
+    pub(crate) async fn release(mut self) {
+        let Some(reservation) = self.reservation.take() else {
+            return;
+        };
+        let unused = vec![0; reservation.scopes.len()];
+        let ledger = self.ledger.clone();
+        // Spawned, so that it completes even if the call is dropped while it waits.
+        let released = tokio::spawn(async move { ledger.settle(reservation, &unused).await });
+        match released.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not release a budget reservation"),
+            Err(e) => tracing::warn!(error = %e, "could not release a budget reservation"),
+        }
+    }
+
     /// Settle with what was used; spawns, so it may be called from `Drop`. The settle counts
     /// as work finishing the call on `sink` until it is done.
     pub(crate) fn settle(
@@ -375,3 +392,6 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -104,8 +104,9 @@ impl CallLog {
     }
 
     /// Give back what the current candidate held (its reservation, released unused, and its
-    /// slot), so the next candidate starts clean.
-    pub(crate) fn release_candidate(&self) {
+    /// slot), so the next candidate starts clean: the reservation is released before this
+    /// returns, or the next candidate's, on the same budgets, would count it too.
+    pub(crate) async fn release_candidate(&self) {
         let (hold, permit) = {
             let Ok(mut guard) = self.0.lock() else {
                 return;
@@ -115,8 +116,10 @@ impl CallLog {
                 None => (None, None),
             }
         };
-        drop(hold);
         drop(permit);
+        if let Some(hold) = hold {
+            hold.release().await;
+        }
     }
 
     /// Take the entry to finish the call; `None` when someone already did.
@@ -268,3 +271,6 @@ pub(crate) fn set_usage_headers(headers: &mut http::HeaderMap, u: &Usage, cost: 
         headers.insert("x-pai-cost-usd", v);
     }
 }
+
+#[cfg(test)]
+mod tests;

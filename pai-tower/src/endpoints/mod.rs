@@ -143,3 +143,6 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

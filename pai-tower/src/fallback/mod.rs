@@ -199,7 +199,7 @@ where
                     }
                     Err(e) => {
                         if let Some(log) = &log {
-                            log.release_candidate();
+                            log.release_candidate().await;
                         }
                         let cool = match e.next {
                             Next::Final => return Err(e),
@@ -220,3 +220,6 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -345,3 +345,6 @@ async fn inspect(g: &Assigned, input: &GuardInput, timeout: Duration) -> Result<
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
