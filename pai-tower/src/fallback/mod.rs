@@ -37,6 +37,7 @@ use crate::auth::Principal;
 use crate::call_log::CallLog;
 use crate::error::{CallError, Next};
 use crate::reliability::{Cooldowns, Reliability};
+use crate::rescue::Journey;
 use crate::snapshot::SharedSnapshot;
 
 /// When the whole call must be done, in the request's extensions.
@@ -126,6 +127,7 @@ where
                 .into());
             };
             let log = parts.extensions.get::<CallLog>().cloned();
+            let journey = parts.extensions.get::<Journey>().cloned();
             let snapshot = layer.snapshot.current();
             let candidates = candidates::for_principal(&principal, &model, &snapshot)?;
             drop(snapshot);
@@ -195,6 +197,13 @@ where
                 match inner.call(req).await.map_err(Into::into) {
                     Ok(res) => {
                         cooldowns.success(&label);
+                        // The answer names the model it replaces (the upstream leaf also does
+                        // as it tries one, so an error after a fallback names it too).
+                        if let (Some(journey), true) = (&journey, i > 0) {
+                            if let Some(primary) = &primary {
+                                journey.fell_back_from(primary);
+                            }
+                        }
                         return Ok(res);
                     }
                     Err(e) => {
