@@ -311,7 +311,7 @@ impl GatewayBuilder {
                     .max_body_bytes(self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES))
                     .timeouts(reliability.body_idle_timeout, reliability.body_timeout)
                     .prefix(prefix)
-                    .drop_body(),
+                    .call_only(),
             )
             .layer(GuardLayer::new(snapshot.clone(), self.guard_kinds))
             .layer(FallbackLayer::new(snapshot.clone(), reliability.clone()))

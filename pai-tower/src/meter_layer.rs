@@ -8,6 +8,9 @@
 //! priced, the record sent. Every answer names the model that answered (`x-pai-model-id`) and,
 //! when a `maxTokensPerRequest` bounded the output, the bound (`x-pai-max-output-tokens`).
 //!
+//! The layers below it (retry and upstream) get a lean request: the candidate, the call, the
+//! deadline and the journey, nothing else, so a retry's copy of it is cheap.
+//!
 //! # Example
 //!
 //! ```
@@ -31,9 +34,10 @@ use crate::body::{full, ResponseBody};
 use crate::budget::OutputBound;
 use crate::call_log::{cost, set_usage_headers, CallLog};
 use crate::error::CallError;
-use crate::fallback::Deadline;
+use crate::fallback::{Candidate, Deadline};
 use crate::meter::MeterBody;
 use crate::reliability::Reliability;
+use crate::rescue::Journey;
 use crate::upstream::{Answer, AnswerKind};
 
 /// Meters upstream answers. See the module docs.
@@ -65,7 +69,8 @@ impl<S> Layer<S> for MeterLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Meter {
             inner,
-            layer: self.clone(),
+            // One Arc for the whole configuration: a service is cloned per call.
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -74,7 +79,7 @@ impl<S> Layer<S> for MeterLayer {
 #[derive(Clone, Debug)]
 pub struct Meter<S> {
     inner: S,
-    layer: MeterLayer,
+    layer: Arc<MeterLayer>,
 }
 
 impl<S, B> Service<Request<B>> for Meter<S>
@@ -92,13 +97,32 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let ext = req.extensions();
+        let (mut parts, body) = req.into_parts();
+        let ext = &mut parts.extensions;
         let call = ext.get::<Arc<Call>>().cloned();
-        let log = ext.get::<CallLog>().cloned();
-        let bound = ext.get::<OutputBound>().copied();
+        let log = ext.remove::<CallLog>();
+        let bound = ext.remove::<OutputBound>();
         let deadline = ext.get::<Deadline>().map(|d| d.0);
+        // The retry and the upstream below read only these; the retry copies the request
+        // before each try, so it gets nothing else.
+        let mut lean = Request::new(body);
+        *lean.method_mut() = parts.method;
+        *lean.uri_mut() = parts.uri;
+        let keep = lean.extensions_mut();
+        if let Some(c) = ext.remove::<Candidate>() {
+            keep.insert(c);
+        }
+        if let Some(c) = ext.remove::<Arc<Call>>() {
+            keep.insert(c);
+        }
+        if let Some(d) = ext.remove::<Deadline>() {
+            keep.insert(d);
+        }
+        if let Some(j) = ext.remove::<Journey>() {
+            keep.insert(j);
+        }
         let layer = self.layer.clone();
-        let fut = self.inner.call(req);
+        let fut = self.inner.call(lean);
         Box::pin(async move {
             let answered = fut.await.map_err(Into::into)?;
             let Some(call) = call else {

@@ -62,7 +62,8 @@ impl<S> Layer<S> for ProviderLimitLayer {
     fn layer(&self, inner: S) -> Self::Service {
         ProviderLimit {
             inner,
-            layer: self.clone(),
+            // One Arc for the whole configuration: a service is cloned per call.
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -71,7 +72,7 @@ impl<S> Layer<S> for ProviderLimitLayer {
 #[derive(Clone, Debug)]
 pub struct ProviderLimit<S> {
     inner: S,
-    layer: ProviderLimitLayer,
+    layer: Arc<ProviderLimitLayer>,
 }
 
 impl<S, B, RB> Service<Request<B>> for ProviderLimit<S>

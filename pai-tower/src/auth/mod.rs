@@ -140,7 +140,8 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Auth {
             inner,
-            layer: self.clone(),
+            // One Arc for the whole configuration: a service is cloned per call.
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -149,7 +150,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Clone, Debug)]
 pub struct Auth<S> {
     inner: S,
-    layer: AuthLayer,
+    layer: Arc<AuthLayer>,
 }
 
 impl<S, B, RB> Service<Request<B>> for Auth<S>

@@ -293,7 +293,8 @@ impl<S> Layer<S> for BudgetLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Budget {
             inner,
-            layer: self.clone(),
+            // One Arc for the whole configuration: a service is cloned per call.
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -302,7 +303,7 @@ impl<S> Layer<S> for BudgetLayer {
 #[derive(Clone, Debug)]
 pub struct Budget<S> {
     inner: S,
-    layer: BudgetLayer,
+    layer: Arc<BudgetLayer>,
 }
 
 impl<S, B, RB> Service<Request<B>> for Budget<S>
@@ -325,11 +326,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            let ext = req.extensions_mut();
-            let principal = ext.get::<Principal>().cloned().ok_or(Error::MissingKey)?;
-            let candidate = ext.get::<Candidate>().cloned();
-            let log = ext.get::<CallLog>().cloned();
-            let Some(mut call) = ext.remove::<Arc<Call>>() else {
+            let ext = req.extensions();
+            let principal = ext.get::<Principal>().ok_or(Error::MissingKey)?;
+            let candidate = ext.get::<Candidate>();
+            let Some(call) = ext.get::<Arc<Call>>() else {
                 return Err(Error::Internal(
                     "BudgetLayer needs the parsed call: put ParseLayer outside it".to_owned(),
                 )
@@ -338,16 +338,18 @@ where
             let scopes = if call.operation == pai_core::Operation::CountTokens {
                 Vec::new()
             } else {
-                scopes_for(&principal, candidate.as_ref())
+                scopes_for(principal, candidate)
             };
-            let limit = candidate
-                .as_ref()
-                .and_then(Candidate::max_tokens_per_request);
+            let limit = candidate.and_then(Candidate::max_tokens_per_request);
+            if scopes.is_empty() && limit.is_none() {
+                // Nothing to reserve and nothing to bound.
+                return inner.call(req).await.map_err(Into::into);
+            }
             let bounded = limit.is_some();
             // Sized for whoever answers: the candidate's adapter, else the key's provider's,
             // else by the client's own dialect.
-            let upstream = match (&candidate, &principal.binding) {
-                (Some(c), _) => upstream_of(c, &call),
+            let upstream = match (candidate, &principal.binding) {
+                (Some(c), _) => upstream_of(c, call),
                 (None, Binding::Provider(p)) => match p.adapter.as_deref() {
                     Some(adapter) => pai_providers::estimate::Upstream::of(adapter),
                     None => pai_providers::estimate::Upstream::Dialect(call.client),
@@ -356,6 +358,7 @@ where
                     pai_providers::estimate::Upstream::Dialect(call.client)
                 }
             };
+            let log = ext.get::<CallLog>().cloned();
             if !scopes.is_empty() && log.is_none() {
                 return Err(Error::Internal(
                     "BudgetLayer settles through the call log: put CallLogLayer outside it"
@@ -363,7 +366,11 @@ where
                 )
                 .into());
             }
-            let first = candidate.as_ref().is_none_or(|c| c.position == 0);
+            let first = candidate.is_none_or(|c| c.position == 0);
+            // Taken out to be changed (its output bound) without a copy: nothing else holds it.
+            let Some(mut call) = req.extensions_mut().remove::<Arc<Call>>() else {
+                return Err(Error::Internal("the parsed call went missing".to_owned()).into());
+            };
             let admitted = admit(
                 layer.ledger.as_ref(),
                 layer.prices.as_ref(),

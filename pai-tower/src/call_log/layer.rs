@@ -71,7 +71,8 @@ impl<S> Layer<S> for CallLogLayer {
     fn layer(&self, inner: S) -> Self::Service {
         CallLogService {
             inner,
-            layer: self.clone(),
+            // One Arc for the whole configuration: a service is cloned per call.
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -80,7 +81,7 @@ impl<S> Layer<S> for CallLogLayer {
 #[derive(Clone, Debug)]
 pub struct CallLogService<S> {
     inner: S,
-    layer: CallLogLayer,
+    layer: Arc<CallLogLayer>,
 }
 
 /// The operation a record names: the gateway's own name for its routes, else the path (cut

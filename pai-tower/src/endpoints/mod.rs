@@ -68,7 +68,8 @@ impl<S> Layer<S> for EndpointsLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Endpoints {
             inner,
-            layer: self.clone(),
+            // One Arc for the whole configuration: a service is cloned per call.
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -77,7 +78,7 @@ impl<S> Layer<S> for EndpointsLayer {
 #[derive(Clone, Debug)]
 pub struct Endpoints<S> {
     inner: S,
-    layer: EndpointsLayer,
+    layer: Arc<EndpointsLayer>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

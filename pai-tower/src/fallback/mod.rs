@@ -69,7 +69,8 @@ impl<S> Layer<S> for FallbackLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Fallback {
             inner,
-            layer: self.clone(),
+            // One Arc for the whole configuration: a service is cloned per call.
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -78,7 +79,7 @@ impl<S> Layer<S> for FallbackLayer {
 #[derive(Clone, Debug)]
 pub struct Fallback<S> {
     inner: S,
-    layer: FallbackLayer,
+    layer: Arc<FallbackLayer>,
 }
 
 /// A copy of a request's head and body, for one more candidate.

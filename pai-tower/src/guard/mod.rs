@@ -233,7 +233,8 @@ impl<S> Layer<S> for GuardLayer {
     fn layer(&self, inner: S) -> Self::Service {
         GuardService {
             inner,
-            layer: self.clone(),
+            // One Arc for the whole configuration: a service is cloned per call.
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -242,7 +243,7 @@ impl<S> Layer<S> for GuardLayer {
 #[derive(Clone, Debug)]
 pub struct GuardService<S> {
     inner: S,
-    layer: GuardLayer,
+    layer: Arc<GuardLayer>,
 }
 
 impl<S, B, RB> Service<Request<B>> for GuardService<S>

@@ -6,7 +6,7 @@
 //! request shape to expect. The body is refused with 413 past its size limit and 408 when it
 //! stalls; a big body is parsed on the blocking pool. The layers below find the call as an
 //! `Arc<Call>` in the request's extensions, and the body itself, whole, as a `Full<Bytes>`
-//! (empty after [`ParseLayer::drop_body`]).
+//! (neither body nor headers after [`ParseLayer::call_only`]).
 //!
 //! # Example
 //!
@@ -119,9 +119,11 @@ impl ParseLayer {
 }
 
 impl ParseLayer {
-    /// Hand the layers below an empty body: the [`Call`](pai_core::Call) is all they read,
-    /// and the bytes are then not held twice for the whole call (the gateway does this).
-    pub fn drop_body(mut self) -> ParseLayer {
+    /// Hand the layers below the [`Call`](pai_core::Call) and the request's extensions only:
+    /// an empty body and no headers (the call keeps the headers an upstream may see). The
+    /// bytes are then not held twice for the whole call, and a retry or a fallback copies
+    /// less. The gateway does this; its layers below parse read nothing else.
+    pub fn call_only(mut self) -> ParseLayer {
         self.keep_body = false;
         self
     }
@@ -133,7 +135,8 @@ impl<S> Layer<S> for ParseLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Parse {
             inner,
-            layer: self.clone(),
+            // One Arc for the whole configuration: a service is cloned per call.
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -142,7 +145,7 @@ impl<S> Layer<S> for ParseLayer {
 #[derive(Clone, Debug)]
 pub struct Parse<S> {
     inner: S,
-    layer: ParseLayer,
+    layer: Arc<ParseLayer>,
 }
 
 fn route_for(op: Operation) -> Route {
@@ -237,6 +240,9 @@ where
                 });
             }
             parts.extensions.insert(Arc::new(call));
+            if !layer.keep_body {
+                parts.headers = http::HeaderMap::new();
+            }
             let req = Request::from_parts(parts, Full::new(kept));
             inner.call(req).await.map_err(Into::into)
         })

@@ -72,7 +72,8 @@ impl<S> Layer<S> for RateLimitLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RateLimit {
             inner,
-            layer: self.clone(),
+            // One Arc for the whole configuration: a service is cloned per call.
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -81,7 +82,7 @@ impl<S> Layer<S> for RateLimitLayer {
 #[derive(Clone, Debug)]
 pub struct RateLimit<S> {
     inner: S,
-    layer: RateLimitLayer,
+    layer: Arc<RateLimitLayer>,
 }
 
 /// The caller's own limits: its access key's, then its agent's.
