@@ -187,6 +187,15 @@ impl CallSink {
         })
     }
 
+    /// Room for one more call's record if there is some now, without waiting.
+    pub fn try_admit(&self) -> Option<RecordSlot> {
+        let room = self.room.clone().try_acquire_owned().ok()?;
+        Some(RecordSlot {
+            sink: self.clone(),
+            room,
+        })
+    }
+
     /// Calls admitted whose records are not yet written: in flight, queued or being written.
     pub fn backlog(&self) -> u64 {
         (self.limit - self.room.available_permits()) as u64

@@ -26,6 +26,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use pai_core::Error;
+use tokio::sync::OwnedSemaphorePermit;
 use tower::{Layer, Service};
 
 use crate::call_log::CallLog;
@@ -91,42 +92,62 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let Some(candidate) = req.extensions().get::<Candidate>() else {
+            return Box::pin(async {
+                Err(Error::Internal(
+                    "ProviderLimitLayer needs a Candidate: put FallbackLayer outside it".to_owned(),
+                )
+                .into())
+            });
+        };
+        let provider = &candidate.provider.resource;
+        let name = provider.metadata.name.clone();
+        if let Some(n) = provider.spec.max_requests_per_minute {
+            let snapshot = self.layer.snapshot.current();
+            if let Err(e) = self
+                .layer
+                .rates
+                .check(Owner::ModelProvider, &name, n, &snapshot)
+            {
+                return Box::pin(async move { Err(CallError::next_candidate(e, false)) });
+            }
+        }
+        // A free slot (the common case): no wait, and no copy of the services below.
+        if let Some(permit) = self.layer.slots.try_acquire(&name, &self.layer.reliability) {
+            let held = hold(&req, permit);
+            let fut = self.inner.call(req);
+            return Box::pin(async move {
+                let res = fut.await.map_err(Into::into);
+                drop(held);
+                res
+            });
+        }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            let Some(candidate) = req.extensions().get::<Candidate>().cloned() else {
-                return Err(Error::Internal(
-                    "ProviderLimitLayer needs a Candidate: put FallbackLayer outside it".to_owned(),
-                )
-                .into());
-            };
-            let provider = &candidate.provider.resource;
-            let name = &provider.metadata.name;
-            if let Some(n) = provider.spec.max_requests_per_minute {
-                let snapshot = layer.snapshot.current();
-                layer
-                    .rates
-                    .check(Owner::ModelProvider, name, n, &snapshot)
-                    .map_err(|e| CallError::next_candidate(e, false))?;
-            }
             let permit = layer
                 .slots
-                .acquire(name, &layer.reliability)
+                .acquire(&name, &layer.reliability)
                 .await
                 .map_err(|e| CallError::next_candidate(e, false))?;
-            // Kept until the call finishes; without a log, until the answer's head.
-            let held = match req.extensions().get::<CallLog>() {
-                Some(log) => {
-                    log.permit(permit);
-                    None
-                }
-                None => Some(permit),
-            };
+            let held = hold(&req, permit);
             let res = inner.call(req).await.map_err(Into::into);
             drop(held);
             res
         })
+    }
+}
+
+/// Keep `permit` until the call finishes: with its log, or (without one) until the answer's
+/// head, which is returned to drop then.
+fn hold<B>(req: &Request<B>, permit: OwnedSemaphorePermit) -> Option<OwnedSemaphorePermit> {
+    match req.extensions().get::<CallLog>() {
+        Some(log) => {
+            log.permit(permit);
+            None
+        }
+        None => Some(permit),
     }
 }
 

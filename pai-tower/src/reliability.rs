@@ -212,17 +212,19 @@ struct Gate {
 }
 
 impl Slots {
-    /// A slot towards `provider`, waiting in a bounded queue; a 503 when the queue is full or
-    /// the wait too long.
-    pub(crate) async fn acquire(
+    /// A slot towards `provider` if one is free now.
+    pub(crate) fn try_acquire(
         &self,
         provider: &str,
         policy: &Reliability,
-    ) -> Result<OwnedSemaphorePermit, Error> {
-        let gate = {
-            let Ok(mut map) = self.per_provider.lock() else {
-                return Err(Error::Internal("slot table poisoned".to_owned()));
-            };
+    ) -> Option<OwnedSemaphorePermit> {
+        let gate = self.gate(provider, policy)?;
+        gate.semaphore.clone().try_acquire_owned().ok()
+    }
+
+    fn gate(&self, provider: &str, policy: &Reliability) -> Option<Arc<Gate>> {
+        let mut map = self.per_provider.lock().ok()?;
+        Some(
             map.entry(provider.to_owned())
                 .or_insert_with(|| {
                     Arc::new(Gate {
@@ -230,7 +232,19 @@ impl Slots {
                         waiting: AtomicUsize::new(0),
                     })
                 })
-                .clone()
+                .clone(),
+        )
+    }
+
+    /// A slot towards `provider`, waiting in a bounded queue; a 503 when the queue is full or
+    /// the wait too long.
+    pub(crate) async fn acquire(
+        &self,
+        provider: &str,
+        policy: &Reliability,
+    ) -> Result<OwnedSemaphorePermit, Error> {
+        let Some(gate) = self.gate(provider, policy) else {
+            return Err(Error::Internal("slot table poisoned".to_owned()));
         };
         if let Ok(permit) = gate.semaphore.clone().try_acquire_owned() {
             return Ok(permit);

@@ -257,6 +257,21 @@ impl Drop for Hold {
     }
 }
 
+/// Whether `req` touches no budget and no `maxTokensPerRequest`.
+fn nothing_to_admit<B>(req: &Request<B>) -> bool {
+    let ext = req.extensions();
+    let (Some(principal), Some(call)) = (ext.get::<Principal>(), ext.get::<Arc<Call>>()) else {
+        return false;
+    };
+    let candidate = ext.get::<Candidate>();
+    let no_scopes = call.operation == pai_core::Operation::CountTokens
+        || scopes_for(principal, candidate).is_empty();
+    no_scopes
+        && candidate
+            .and_then(Candidate::max_tokens_per_request)
+            .is_none()
+}
+
 /// The output bound a candidate's `maxTokensPerRequest` set, in the request's extensions (for
 /// `x-pai-max-output-tokens`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -322,6 +337,11 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if nothing_to_admit(&req) {
+            // No budget and no bound: no reservation, and no copy of the services below.
+            let fut = self.inner.call(req);
+            return Box::pin(async move { fut.await.map_err(Into::into) });
+        }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();

@@ -14,7 +14,7 @@ use super::{set_usage_headers, CallLog, LogEntry, LoggedBody};
 use crate::auth::{Binding, Principal};
 use crate::call_id::CallId;
 use crate::error::CallError;
-use crate::meter::CallSink;
+use crate::meter::{CallSink, RecordSlot};
 use crate::metrics::Metrics;
 use crate::rescue::Journey;
 use crate::route::Route;
@@ -110,72 +110,95 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // Take the service that was driven to readiness; leave a clone in its place.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         let Some(principal) = req.extensions().get::<Principal>().cloned() else {
             // Nobody to charge: a public route.
+            let fut = self.inner.call(req);
             return Box::pin(async move {
-                let res = inner.call(req).await.map_err(Into::into)?;
+                let res = fut.await.map_err(Into::into)?;
                 Ok(res.map(|b| LoggedBody::new(b, None)))
             });
         };
+        // Room for this call's record first: a recorder that falls behind slows callers down.
+        // Usually there is room at once, and the call goes on without waiting (or a copy of
+        // the services below).
+        if let Some(slot) = self.layer.sink.try_admit() {
+            let log = self.layer.open(&principal, slot, &mut req);
+            let fut = self.inner.call(req);
+            return Box::pin(async move { close(log, fut.await.map_err(Into::into)) });
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            // Room for this call's record first: a recorder that falls behind slows callers
-            // down.
             let slot = layer.sink.admit().await?;
-            let call_id = req
-                .extensions()
-                .get::<CallId>()
-                .cloned()
-                .unwrap_or_default();
-            let record = CallRecord {
-                call_id: call_id.id.clone(),
-                started_at_ms: call_id.started_at_ms,
-                workload: principal.workload(),
-                provider: match &principal.binding {
-                    Binding::Provider(p) => p.resource.metadata.name.clone(),
-                    Binding::Agent(_) => String::new(),
-                },
-                access_key: principal.key_name().map(str::to_owned),
-                operation: operation(&layer.prefix, req.uri().path()),
-                client_ip: principal.client_ip.map(|ip| ip.to_string()),
-                ..CallRecord::default()
-            };
-            let log = CallLog::new(LogEntry::new(
-                record,
-                slot,
-                call_id.started,
-                layer.prices.clone(),
-                layer.metrics.clone(),
-                layer.sink.clone(),
-            ));
-            req.extensions_mut().insert(log.clone());
-            if let Some(journey) = req.extensions().get::<Journey>() {
-                journey.engage();
-            }
-            match inner.call(req).await.map_err(Into::into) {
-                Err(e) => {
-                    if let Some(mut entry) = log.take() {
-                        entry.fail(&e.error);
-                    }
-                    Err(e)
-                }
-                Ok(mut res) => {
-                    // Unclaimed: an application's own handler answered; its body ends the call.
-                    let entry = log.take().map(|mut entry| {
-                        entry.set_status(res.status().as_u16());
-                        let usage = res.extensions().get::<Usage>().copied();
-                        if let Some(u) = &usage {
-                            let cost = entry.cost(u);
-                            set_usage_headers(res.headers_mut(), u, cost);
-                        }
-                        (entry, usage)
-                    });
-                    Ok(res.map(|b| LoggedBody::new(b, entry)))
-                }
-            }
+            let log = layer.open(&principal, slot, &mut req);
+            close(log, inner.call(req).await.map_err(Into::into))
         })
+    }
+}
+
+impl CallLogLayer {
+    /// Open the log of `principal`'s call `req`, in its extensions.
+    fn open<B>(&self, principal: &Principal, slot: RecordSlot, req: &mut Request<B>) -> CallLog {
+        let call_id = req
+            .extensions()
+            .get::<CallId>()
+            .cloned()
+            .unwrap_or_default();
+        let record = CallRecord {
+            call_id: call_id.id.clone(),
+            started_at_ms: call_id.started_at_ms,
+            workload: principal.workload(),
+            provider: match &principal.binding {
+                Binding::Provider(p) => p.resource.metadata.name.clone(),
+                Binding::Agent(_) => String::new(),
+            },
+            access_key: principal.key_name().map(str::to_owned),
+            operation: operation(&self.prefix, req.uri().path()),
+            client_ip: principal.client_ip.map(|ip| ip.to_string()),
+            ..CallRecord::default()
+        };
+        let log = CallLog::new(LogEntry::new(
+            record,
+            slot,
+            call_id.started,
+            self.prices.clone(),
+            self.metrics.clone(),
+            self.sink.clone(),
+        ));
+        req.extensions_mut().insert(log.clone());
+        if let Some(journey) = req.extensions().get::<Journey>() {
+            journey.engage();
+        }
+        log
+    }
+}
+
+/// Finish the call if the layers below did not: with its error, or at the end of the body an
+/// application's own handler answered with.
+fn close<RB: http_body::Body>(
+    log: CallLog,
+    result: Result<Response<RB>, CallError>,
+) -> Result<Response<LoggedBody<RB>>, CallError> {
+    match result {
+        Err(e) => {
+            if let Some(mut entry) = log.take() {
+                entry.fail(&e.error);
+            }
+            Err(e)
+        }
+        Ok(mut res) => {
+            // Unclaimed: an application's own handler answered; its body ends the call.
+            let entry = log.take().map(|mut entry| {
+                entry.set_status(res.status().as_u16());
+                let usage = res.extensions().get::<Usage>().copied();
+                if let Some(u) = &usage {
+                    let cost = entry.cost(u);
+                    set_usage_headers(res.headers_mut(), u, cost);
+                }
+                (entry, usage)
+            });
+            Ok(res.map(|b| LoggedBody::new(b, entry)))
+        }
     }
 }

@@ -110,40 +110,57 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
-        Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
-            let principal = parts
-                .extensions
-                .get::<Principal>()
-                .cloned()
-                .ok_or(Error::MissingKey)?;
-            let mut base: Option<Arc<Call>> = parts.extensions.remove::<Arc<Call>>();
-            let Some(model) = base.as_ref().map(|c| c.model.clone()) else {
-                return Err(Error::Internal(
+        let (mut parts, body) = req.into_parts();
+        let Some(principal) = parts.extensions.get::<Principal>().cloned() else {
+            return Box::pin(async { Err(Error::MissingKey.into()) });
+        };
+        let Some(base) = parts.extensions.remove::<Arc<Call>>() else {
+            return Box::pin(async {
+                Err(Error::Internal(
                     "FallbackLayer needs the parsed call: put ParseLayer outside it".to_owned(),
                 )
-                .into());
+                .into())
+            });
+        };
+        let snapshot = self.layer.snapshot.current();
+        let candidates = match candidates::for_principal(&principal, &base.model, &snapshot) {
+            Ok(c) => c,
+            Err(e) => return Box::pin(async move { Err(e.into()) }),
+        };
+        drop(snapshot);
+        parts.extensions.insert(Deadline(
+            Instant::now() + self.layer.reliability.total_timeout,
+        ));
+        let walk = Walk {
+            log: parts.extensions.get::<CallLog>().cloned(),
+            journey: parts.extensions.get::<Journey>().cloned(),
+            primary: candidates.first().map(|c| c.label.clone()),
+            layer: self.layer.clone(),
+        };
+        // One candidate (the common case): no copy of the request, nor of the services below.
+        if candidates.len() == 1 {
+            let Some(candidate) = candidates.into_iter().next() else {
+                return Box::pin(async { Err(no_model()) });
             };
-            let log = parts.extensions.get::<CallLog>().cloned();
-            let journey = parts.extensions.get::<Journey>().cloned();
-            let snapshot = layer.snapshot.current();
-            let candidates = candidates::for_principal(&principal, &model, &snapshot)?;
-            drop(snapshot);
-            parts
-                .extensions
-                .insert(Deadline(Instant::now() + layer.reliability.total_timeout));
-            let cooldowns = &layer.cooldowns;
+            let (req, label) = walk.prepare(candidate, 0, Request::from_parts(parts, body), base);
+            let fut = self.inner.call(req);
+            return Box::pin(async move {
+                match fut.await.map_err(Into::into) {
+                    Ok(res) => Ok(walk.answered(&label, 0, res)),
+                    Err(e) => Err(walk.failed(&label, e).await.unwrap_or_else(|e| e)),
+                }
+            });
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let cooldowns = &walk.layer.cooldowns;
             let every_one_cooling = candidates.iter().all(|c| cooldowns.cooling(&c.label));
-            let primary = candidates.first().map(|c| c.label.clone());
             let count = candidates.len();
-            let mut parts = Some(parts);
-            let mut body = Some(body);
+            let mut head = Some((parts, body));
+            let mut base = Some(base);
             let mut last_error: Option<CallError> = None;
-
-            for (i, mut candidate) in candidates.into_iter().enumerate() {
+            for (i, candidate) in candidates.into_iter().enumerate() {
                 if !every_one_cooling && cooldowns.cooling(&candidate.label) {
                     tracing::debug!(candidate = %candidate.label, "skipped: cooling down");
                     last_error.get_or_insert_with(|| {
@@ -157,38 +174,15 @@ where
                     });
                     continue;
                 }
-                // The last candidate takes the call itself, so the common single-candidate
-                // call never copies the body; the others take a copy.
-                let last = i + 1 == count;
-                let (mut req, mut call): (Request<B>, Option<Arc<Call>>) =
-                    match (last, parts.as_ref(), body.as_ref()) {
-                        (false, Some(p), Some(b)) => (copy(p, b), base.clone()),
-                        _ => match (parts.take(), body.take()) {
-                            (Some(p), Some(b)) => (Request::from_parts(p, b), base.take()),
-                            _ => break,
-                        },
-                    };
-                let Some(mut call) = call.take() else { break };
-                if call.model != candidate.model {
-                    Arc::make_mut(&mut call).model = candidate.model.clone();
-                }
-                candidate.position = i;
-                if i > 0 {
-                    candidate.fell_back_from = primary.clone();
-                }
-                if let Some(log) = &log {
-                    log.record(|r| {
-                        r.provider = candidate.provider.resource.metadata.name.clone();
-                        r.model = candidate.model.clone();
-                        r.binding = candidate
-                            .binding
-                            .as_ref()
-                            .map(|b| b.resource.metadata.name.clone());
-                    });
-                }
-                let label = candidate.label.clone();
-                req.extensions_mut().insert(call);
-                req.extensions_mut().insert(candidate);
+                // The last candidate takes the call itself; the others take a copy.
+                let (req, call) = match (i + 1 == count, &head, &base) {
+                    (false, Some((p, b)), Some(call)) => (copy(p, b), call.clone()),
+                    _ => match (head.take(), base.take()) {
+                        (Some((p, b)), Some(call)) => (Request::from_parts(p, b), call),
+                        _ => break,
+                    },
+                };
+                let (req, label) = walk.prepare(candidate, i, req, call);
                 // The readiness the caller drove was for the first try; the others wait here.
                 if i > 0 {
                     std::future::poll_fn(|cx| inner.poll_ready(cx))
@@ -196,38 +190,88 @@ where
                         .map_err(Into::into)?;
                 }
                 match inner.call(req).await.map_err(Into::into) {
-                    Ok(res) => {
-                        cooldowns.success(&label);
-                        // The answer names the model it replaces (the upstream leaf also does
-                        // as it tries one, so an error after a fallback names it too).
-                        if let (Some(journey), true) = (&journey, i > 0) {
-                            if let Some(primary) = &primary {
-                                journey.fell_back_from(primary);
-                            }
-                        }
-                        return Ok(res);
-                    }
-                    Err(e) => {
-                        if let Some(log) = &log {
-                            log.release_candidate().await;
-                        }
-                        let cool = match e.next {
-                            Next::Final => return Err(e),
-                            Next::Retry { .. } => true,
-                            Next::NextCandidate { cool } => cool,
-                        };
-                        if cool && cooldowns.failure(&label, &layer.reliability) {
-                            tracing::warn!(candidate = %label, cooldown_s = layer.reliability.cooldown.as_secs(), "candidate keeps failing; cooling down");
-                        }
-                        tracing::info!(candidate = %label, error = %e.error, "candidate failed; trying the next");
-                        last_error = Some(e);
-                    }
+                    Ok(res) => return Ok(walk.answered(&label, i, res)),
+                    Err(e) => last_error = Some(walk.failed(&label, e).await?),
                 }
             }
-            Err(last_error.unwrap_or_else(|| {
-                Error::Unavailable("no model could take the call".to_owned()).into()
-            }))
+            Err(last_error.unwrap_or_else(no_model))
         })
+    }
+}
+
+fn no_model() -> CallError {
+    Error::Unavailable("no model could take the call".to_owned()).into()
+}
+
+/// What one call's walk over its candidates shares.
+struct Walk {
+    log: Option<CallLog>,
+    journey: Option<Journey>,
+    primary: Option<String>,
+    layer: Arc<FallbackLayer>,
+}
+
+impl Walk {
+    /// `req` for `candidate`, the `i`th: the call's model rewritten to the candidate's, the
+    /// candidate in the extensions and in the record.
+    fn prepare<B>(
+        &self,
+        mut candidate: Candidate,
+        i: usize,
+        mut req: Request<B>,
+        mut call: Arc<Call>,
+    ) -> (Request<B>, String) {
+        if call.model != candidate.model {
+            Arc::make_mut(&mut call).model = candidate.model.clone();
+        }
+        candidate.position = i;
+        if i > 0 {
+            candidate.fell_back_from = self.primary.clone();
+        }
+        if let Some(log) = &self.log {
+            log.record(|r| {
+                r.provider = candidate.provider.resource.metadata.name.clone();
+                r.model = candidate.model.clone();
+                r.binding = candidate
+                    .binding
+                    .as_ref()
+                    .map(|b| b.resource.metadata.name.clone());
+            });
+        }
+        let label = candidate.label.clone();
+        req.extensions_mut().insert(call);
+        req.extensions_mut().insert(candidate);
+        (req, label)
+    }
+
+    /// The `i`th candidate answered.
+    fn answered<R>(&self, label: &str, i: usize, res: R) -> R {
+        self.layer.cooldowns.success(label);
+        // The answer names the model it replaces (the upstream leaf also does as it tries
+        // one, so an error after a fallback names it too).
+        if let (Some(journey), Some(primary), true) = (&self.journey, &self.primary, i > 0) {
+            journey.fell_back_from(primary);
+        }
+        res
+    }
+
+    /// A candidate failed with `e`: what it held is given back, and its failure counted.
+    /// `Ok(e)` when the next candidate may try, `Err(e)` when the call is refused for good.
+    async fn failed(&self, label: &str, e: CallError) -> Result<CallError, CallError> {
+        if let Some(log) = &self.log {
+            log.release_candidate().await;
+        }
+        let cool = match e.next {
+            Next::Final => return Err(e),
+            Next::Retry { .. } => true,
+            Next::NextCandidate { cool } => cool,
+        };
+        let reliability = &self.layer.reliability;
+        if cool && self.layer.cooldowns.failure(label, reliability) {
+            tracing::warn!(candidate = %label, cooldown_s = reliability.cooldown.as_secs(), "candidate keeps failing; cooling down");
+        }
+        tracing::info!(candidate = %label, error = %e.error, "candidate failed; trying the next");
+        Ok(e)
     }
 }
 
