@@ -2,7 +2,7 @@
 //!
 //! A buffered answer is translated to the client's dialect and gets `x-pai-input-tokens`,
 //! `x-pai-output-tokens`, `x-pai-cached-input-tokens` and `x-pai-cost-usd`; a stream passes
-//! through event by event under a [`MeterBody`](crate::meter::MeterBody), which finishes the
+//! through event by event under a [`MeterBody`], which finishes the
 //! call when the stream ends, breaks or is dropped. Either way the call's [`CallLog`] entry is
 //! taken here and finished once, with the usage the adapter read: the budget settled, the cost
 //! priced, the record sent. Every answer names the model that answered (`x-pai-model-id`) and,
@@ -18,6 +18,12 @@
 //! // Per candidate, around the retry layer and the upstream leaf.
 //! let _layer = MeterLayer::new(None, pai_tower::Reliability::default());
 //! ```
+
+mod body;
+mod sink;
+
+pub use body::MeterBody;
+pub use sink::{CallSink, RecordSlot, DEFAULT_RECORD_BACKLOG, RECORD_BATCH};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,7 +41,6 @@ use crate::budget::OutputBound;
 use crate::call_log::{cost, set_usage_headers, CallLog};
 use crate::error::CallError;
 use crate::fallback::{Candidate, Deadline};
-use crate::meter::MeterBody;
 use crate::reliability::Reliability;
 use crate::rescue::Journey;
 use crate::upstream::{Answer, AnswerKind};
