@@ -227,6 +227,27 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         status == 429 && v["error"]["code"] == "rate_limit_exceeded",
         &format!("the fourth call must be rate limited: {status} {v}"),
     )?;
+    // Every call past auth is recorded once its answer has gone: the answered one with the
+    // handler's usage and its cost, the refused ones with why.
+    let mut records = Vec::new();
+    for _ in 0..200 {
+        records = store.recent_calls(10).await?;
+        if records.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let answered: Vec<_> = records.iter().filter(|r| r.status == 200).collect();
+    check(
+        records.len() == 4 && answered.len() == 1,
+        &format!("4 calls recorded, 1 answered: {records:?}"),
+    )?;
+    check(
+        answered[0].error.is_none()
+            && answered[0].usage.is_some_and(|u| u.output == 7)
+            && answered[0].cost_pico_usd.is_some(),
+        &format!("the answered call is recorded whole: {:?}", answered[0]),
+    )?;
     println!("layers on an own handler: auth, cost, guard, budget and rate limit all held");
     Ok(())
 }

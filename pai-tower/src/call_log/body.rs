@@ -55,9 +55,16 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
         match &polled {
+            // A server stops polling a body that says it has ended (a `Full` after its one
+            // frame), so its end is seen here, not only at `None`.
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => {
+                if let Some((mut entry, usage)) = this.entry.take() {
+                    entry.finish(usage, None);
+                }
+            }
             Poll::Ready(None) => {
                 if let Some((mut entry, usage)) = this.entry.take() {
                     entry.finish(usage, None);
