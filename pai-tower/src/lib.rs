@@ -66,6 +66,7 @@ pub mod reliability;
 mod rescue;
 mod retry;
 mod route;
+mod service;
 mod snapshot;
 #[cfg(test)]
 mod testing;

@@ -122,8 +122,7 @@ where
                 res
             });
         }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::service::take_ready(&mut self.inner);
         let layer = self.layer.clone();
         Box::pin(async move {
             let permit = layer

@@ -88,13 +88,7 @@ impl<B: Clone, RB> Policy<Request<B>, Response<RB>, CallError> for RetryPolicy {
     }
 
     fn clone_request(&mut self, req: &Request<B>) -> Option<Request<B>> {
-        let mut copy = Request::new(req.body().clone());
-        *copy.method_mut() = req.method().clone();
-        *copy.uri_mut() = req.uri().clone();
-        *copy.version_mut() = req.version();
-        *copy.headers_mut() = req.headers().clone();
-        *copy.extensions_mut() = req.extensions().clone();
-        Some(copy)
+        Some(crate::service::copy_request(req))
     }
 }
 

@@ -38,6 +38,7 @@ use crate::call_log::CallLog;
 use crate::error::{CallError, Next};
 use crate::reliability::{Cooldowns, Reliability};
 use crate::rescue::Journey;
+use crate::service::copy_request;
 use crate::snapshot::SharedSnapshot;
 
 /// When the whole call must be done, in the request's extensions.
@@ -80,17 +81,6 @@ impl<S> Layer<S> for FallbackLayer {
 pub struct Fallback<S> {
     inner: S,
     layer: Arc<FallbackLayer>,
-}
-
-/// A copy of a request's head and body, for one more candidate.
-fn copy<B: Clone>(parts: &http::request::Parts, body: &B) -> Request<B> {
-    let mut req = Request::new(body.clone());
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = parts.uri.clone();
-    *req.version_mut() = parts.version;
-    *req.headers_mut() = parts.headers.clone();
-    *req.extensions_mut() = parts.extensions.clone();
-    req
 }
 
 impl<S, B, RB> Service<Request<B>> for Fallback<S>
@@ -151,13 +141,12 @@ where
                 }
             });
         }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::service::take_ready(&mut self.inner);
         Box::pin(async move {
             let cooldowns = &walk.layer.cooldowns;
             let every_one_cooling = candidates.iter().all(|c| cooldowns.cooling(&c.label));
             let count = candidates.len();
-            let mut head = Some((parts, body));
+            let mut pending = Some(Request::from_parts(parts, body));
             let mut base = Some(base);
             let mut last_error: Option<CallError> = None;
             for (i, candidate) in candidates.into_iter().enumerate() {
@@ -175,10 +164,10 @@ where
                     continue;
                 }
                 // The last candidate takes the call itself; the others take a copy.
-                let (req, call) = match (i + 1 == count, &head, &base) {
-                    (false, Some((p, b)), Some(call)) => (copy(p, b), call.clone()),
-                    _ => match (head.take(), base.take()) {
-                        (Some((p, b)), Some(call)) => (Request::from_parts(p, b), call),
+                let (req, call) = match (i + 1 == count, &pending, &base) {
+                    (false, Some(req), Some(call)) => (copy_request(req), call.clone()),
+                    _ => match (pending.take(), base.take()) {
+                        (Some(req), Some(call)) => (req, call),
                         _ => break,
                     },
                 };

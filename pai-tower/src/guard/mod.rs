@@ -283,8 +283,7 @@ where
             })
             .collect();
         let call = req.extensions().get::<Arc<Call>>().cloned();
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::service::take_ready(&mut self.inner);
         let timeout = self.layer.timeout;
         Box::pin(async move {
             let guards = guards?;
