@@ -88,12 +88,17 @@ impl PriceTable for PriceBook {
     }
 }
 
-/// One layer of keys: exact ids, and wildcards kept longest prefix first.
+/// One layer of keys: exact ids, and wildcards by prefix.
+///
+/// A lookup costs the same however many prices the layer holds: a few hash lookups for the
+/// exact id, then one per distinct wildcard prefix length (longest first) that fits the model.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Layer {
     exact: HashMap<String, Price>,
-    /// `(prefix, price)`, sorted by prefix length, longest first.
-    wildcards: Vec<(String, Price)>,
+    /// Prices of `prefix*` keys, by prefix.
+    wildcards: HashMap<String, Price>,
+    /// The lengths of the prefixes in `wildcards`, longest first, each once.
+    prefix_lengths: Vec<usize>,
 }
 
 impl Layer {
@@ -101,12 +106,13 @@ impl Layer {
         let key = key.into();
         match key.strip_suffix('*') {
             Some(prefix) => {
-                match self.wildcards.iter_mut().find(|(p, _)| p == prefix) {
-                    Some((_, old)) => *old = price,
-                    None => self.wildcards.push((prefix.to_owned(), price)),
+                if let Err(at) = self
+                    .prefix_lengths
+                    .binary_search_by(|len| prefix.len().cmp(len))
+                {
+                    self.prefix_lengths.insert(at, prefix.len());
                 }
-                self.wildcards
-                    .sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+                self.wildcards.insert(prefix.to_owned(), price);
             }
             None => {
                 self.exact.insert(key, price);
@@ -125,10 +131,11 @@ impl Layer {
         if let Some(p) = undated(model).and_then(|m| self.exact.get(m)) {
             return Some(*p);
         }
-        self.wildcards
+        self.prefix_lengths
             .iter()
-            .find(|(prefix, _)| model.starts_with(prefix.as_str()))
-            .map(|(_, p)| *p)
+            .filter_map(|&len| model.get(..len))
+            .find_map(|prefix| self.wildcards.get(prefix))
+            .copied()
     }
 }
 
@@ -180,6 +187,21 @@ mod tests {
         assert_eq!(out(&book, "claude-sonnet-5"), Some(2_000_000));
         assert_eq!(out(&book, "claude-haiku-4-5"), Some(1_000_000));
         assert_eq!(out(&book, "gpt-4o"), None);
+    }
+
+    #[test]
+    fn many_wildcards_of_one_length_and_a_catch_all() {
+        // Thousands of prefixes of the same few lengths, a replaced one, and `*` for the rest.
+        let mut book = PriceBook::empty().with_override("*", usd(9.0, 9.0));
+        for i in 0..5_000 {
+            book = book.with_override(format!("family-{i:04}-*"), usd(1.0, f64::from(i)));
+        }
+        book = book.with_override("family-0042-*", usd(1.0, 0.5));
+        assert_eq!(out(&book, "family-0042-large"), Some(500_000));
+        assert_eq!(out(&book, "family-4999-x"), Some(4_999_000_000));
+        assert_eq!(out(&book, "family-5000-x"), Some(9_000_000));
+        assert_eq!(out(&book, "héllo"), Some(9_000_000));
+        assert_eq!(book.override_count(), 5_001);
     }
 
     #[test]
