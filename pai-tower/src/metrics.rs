@@ -10,8 +10,10 @@
 //! There is no process-wide registry: a [`Metrics`] is a handle (cheap to clone) that one
 //! [`crate::Gateway`] counts into, or several if an embedder hands the same one to each
 //! ([`crate::GatewayBuilder::metrics`]); two gateways built apart never see each other's
-//! calls. The registry is one small map behind a mutex held only to add numbers — never across
-//! I/O.
+//! calls. A finished call costs two map lookups under a read lock (its workload and model's
+//! series, created once) and a few additions under that series' own lock: no allocation, no
+//! formatting and no lock shared by every call. Labels are escaped and numbers formatted only
+//! when the metrics are rendered.
 //!
 //! # Example
 //!
@@ -23,7 +25,7 @@
 //!     .contains("my_app_reloads_total{source=\"file\"} 1"));
 //! ```
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -41,22 +43,42 @@ struct Histogram {
     count: u64,
 }
 
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+}
+
+/// Counters added by name and labels ([`Metrics::add`]): rare events, not calls.
 #[derive(Default)]
 struct Registry {
     counters: BTreeMap<(String, String), f64>,
-    histograms: BTreeMap<String, Histogram>,
 }
 
-impl Registry {
-    fn add_all(&mut self, increments: Vec<(&str, String, f64)>) {
-        for (name, labels, value) in increments {
-            *self
-                .counters
-                .entry((name.to_owned(), labels))
-                .or_insert(0.0) += value;
-        }
-    }
+/// The token kinds of `pai_tokens_total`, in [`CallCounts::tokens`] order.
+const TOKEN_KINDS: [&str; 4] = ["input", "cached_input", "cache_write", "output"];
+/// The cost kinds of `pai_cost_usd_total`, in [`CallCounts::cost_pico_usd`] order.
+const COST_KINDS: [&str; 3] = ["input", "cached_input", "output"];
+
+/// What the calls of one workload and model added up to.
+#[derive(Default)]
+struct CallCounts {
+    /// Calls by status, in the order first seen (a handful).
+    by_status: Vec<(u16, u64)>,
+    tokens: [u64; TOKEN_KINDS.len()],
+    /// Exact sums, in pico-USD; a kind stays absent until a call costs something in it.
+    cost_pico_usd: [u128; COST_KINDS.len()],
+    duration: Histogram,
 }
+
+/// Series of calls by workload, then model: looked up by `&str` without building a key.
+type CallSeries = HashMap<String, HashMap<String, Arc<Mutex<CallCounts>>>>;
 
 /// A gateway's metrics: the series it counts and the models it may name in labels. Clones
 /// share them. See the module docs.
@@ -68,6 +90,7 @@ pub struct Metrics {
 #[derive(Default)]
 struct Shared {
     registry: Mutex<Registry>,
+    calls: RwLock<CallSeries>,
     /// The models the configuration names; only these (and priced ones) become `model` labels.
     known_models: RwLock<HashSet<String>>,
 }
@@ -135,13 +158,10 @@ impl Metrics {
 
     /// Add `value` to the counter `name{labels}`.
     pub fn add(&self, name: &str, pairs: &[(&str, &str)], value: f64) {
-        self.add_all(vec![(name, labels(pairs), value)]);
-    }
-
-    /// Several increments under one short lock.
-    fn add_all(&self, increments: Vec<(&str, String, f64)>) {
         if let Ok(mut r) = self.shared.registry.lock() {
-            r.add_all(increments);
+            *r.counters
+                .entry((name.to_owned(), labels(pairs)))
+                .or_insert(0.0) += value;
         }
     }
 
@@ -153,74 +173,103 @@ impl Metrics {
         usage: Option<&Usage>,
         prices: Option<&dyn PriceTable>,
     ) {
-        let status = record.status.to_string();
-        let base = [
-            ("workload", record.workload.as_str()),
-            ("model", self.model_label(&record.model, prices)),
-        ];
-        let mut increments = vec![(
-            "pai_requests_total",
-            labels(&[base[0], base[1], ("status", &status)]),
-            1.0,
-        )];
+        let model = self.model_label(&record.model, prices);
+        let Some(series) = self.series(&record.workload, model) else {
+            return;
+        };
+        let Ok(mut counts) = series.lock() else {
+            return;
+        };
+        match counts
+            .by_status
+            .iter_mut()
+            .find(|(s, _)| *s == record.status)
+        {
+            Some((_, n)) => *n += 1,
+            None => counts.by_status.push((record.status, 1)),
+        }
         if let Some(u) = usage {
-            for (kind, n) in [
-                ("input", u.input),
-                ("cached_input", u.cached_input),
-                ("cache_write", u.cache_write),
-                ("output", u.output),
-            ] {
-                if n > 0 {
-                    increments.push((
-                        "pai_tokens_total",
-                        labels(&[base[0], base[1], ("kind", kind)]),
-                        n as f64,
-                    ));
-                }
+            let tokens = [u.input, u.cached_input, u.cache_write, u.output];
+            for (sum, n) in counts.tokens.iter_mut().zip(tokens) {
+                *sum = sum.saturating_add(n);
             }
             if let Some(price) = prices.and_then(|p| p.price(&record.model)) {
                 let pico = |n: u64, p: u64| u128::from(n) * u128::from(p);
-                for (kind, cost) in [
-                    (
-                        "input",
-                        pico(u.input, price.input) + pico(u.cache_write, price.cache_write),
-                    ),
-                    ("cached_input", pico(u.cached_input, price.cached_input)),
-                    ("output", pico(u.output, price.output)),
-                ] {
-                    if cost > 0 {
-                        increments.push((
-                            "pai_cost_usd_total",
-                            labels(&[base[0], base[1], ("kind", kind)]),
-                            cost as f64 / 1e12,
-                        ));
-                    }
+                let costs = [
+                    pico(u.input, price.input) + pico(u.cache_write, price.cache_write),
+                    pico(u.cached_input, price.cached_input),
+                    pico(u.output, price.output),
+                ];
+                for (sum, cost) in counts.cost_pico_usd.iter_mut().zip(costs) {
+                    *sum = sum.saturating_add(cost);
                 }
             }
         }
-        let series = labels(&base);
-        if let Ok(mut r) = self.shared.registry.lock() {
-            r.add_all(increments);
-            let h = r.histograms.entry(series).or_default();
-            let secs = record.duration_ms as f64 / 1000.0;
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                if secs <= *bound {
-                    h.counts[i] += 1;
-                }
-            }
-            h.sum += secs;
-            h.count += 1;
+        counts.duration.observe(record.duration_ms as f64 / 1000.0);
+    }
+
+    /// The counts of `workload` and `model`, made on their first call.
+    fn series(&self, workload: &str, model: &str) -> Option<Arc<Mutex<CallCounts>>> {
+        let found = self
+            .shared
+            .calls
+            .read()
+            .ok()?
+            .get(workload)
+            .and_then(|models| models.get(model))
+            .cloned();
+        if found.is_some() {
+            return found;
         }
+        let mut calls = self.shared.calls.write().ok()?;
+        let models = calls.entry(workload.to_owned()).or_default();
+        Some(models.entry(model.to_owned()).or_default().clone())
     }
 
     /// Everything in the Prometheus text format.
     pub fn render(&self) -> String {
+        let mut counters: BTreeMap<(String, String), String> = BTreeMap::new();
+        let mut histograms: BTreeMap<String, (u64, f64, [u64; BUCKETS.len()])> = BTreeMap::new();
+        if let Ok(r) = self.shared.registry.lock() {
+            for ((name, labels), value) in &r.counters {
+                counters.insert((name.clone(), labels.clone()), value.to_string());
+            }
+        }
+        if let Ok(calls) = self.shared.calls.read() {
+            for (workload, models) in calls.iter() {
+                for (model, counts) in models {
+                    let Ok(c) = counts.lock() else { continue };
+                    let base = [("workload", workload.as_str()), ("model", model.as_str())];
+                    let mut put = |name: &str, extra: (&str, &str), value: String| {
+                        let key = (name.to_owned(), labels(&[base[0], base[1], extra]));
+                        counters.insert(key, value);
+                    };
+                    for (status, n) in &c.by_status {
+                        put(
+                            "pai_requests_total",
+                            ("status", &status.to_string()),
+                            n.to_string(),
+                        );
+                    }
+                    for (kind, n) in TOKEN_KINDS.iter().zip(c.tokens) {
+                        if n > 0 {
+                            put("pai_tokens_total", ("kind", kind), n.to_string());
+                        }
+                    }
+                    for (kind, pico) in COST_KINDS.iter().zip(c.cost_pico_usd) {
+                        if pico > 0 {
+                            let usd = (pico as f64 / 1e12).to_string();
+                            put("pai_cost_usd_total", ("kind", kind), usd);
+                        }
+                    }
+                    let h = &c.duration;
+                    histograms.insert(labels(&base), (h.count, h.sum, h.counts));
+                }
+            }
+        }
         let mut out = String::new();
-        let Ok(r) = self.shared.registry.lock() else {
-            return out;
-        };
         let mut last = "";
-        for ((name, labels), value) in &r.counters {
+        for ((name, labels), value) in &counters {
             if name != last {
                 let _ = writeln!(out, "# TYPE {name} counter");
                 last = name;
@@ -231,20 +280,20 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{{labels}}} {value}");
             }
         }
-        if !r.histograms.is_empty() {
+        if !histograms.is_empty() {
             let name = "pai_request_duration_seconds";
             let _ = writeln!(out, "# TYPE {name} histogram");
-            for (labels, h) in &r.histograms {
+            for (labels, (count, sum, buckets)) in &histograms {
                 for (i, bound) in BUCKETS.iter().enumerate() {
                     let _ = writeln!(
                         out,
                         "{name}_bucket{{{labels},le=\"{bound}\"}} {}",
-                        h.counts[i]
+                        buckets[i]
                     );
                 }
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-                let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
-                let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+                let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+                let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
             }
         }
         out
@@ -326,6 +375,68 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("made-up"), "{text}");
+    }
+
+    #[test]
+    fn calls_counted_from_many_threads_add_up_exactly() {
+        let metrics = Metrics::new();
+        metrics.know_models(vec!["m".into()]);
+        let book =
+            PriceBook::empty().with_override("m", Price::from_usd_per_million(3.0, 0.0, 0.0, 15.0));
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (metrics, book) = (&metrics, &book);
+                s.spawn(move || {
+                    for _ in 0..1_000 {
+                        metrics.call_finished(
+                            &call(&format!("w{}", t % 2), "m"),
+                            Some(&usage(100, 10)),
+                            Some(book),
+                        );
+                    }
+                });
+            }
+        });
+        let text = metrics.render();
+        for w in ["w0", "w1"] {
+            let line =
+                |name: &str, extra: &str| format!("{name}{{workload=\"{w}\",model=\"m\"{extra}}}");
+            assert!(
+                text.contains(&format!(
+                    "{} 2000\n",
+                    line("pai_requests_total", ",status=\"200\"")
+                )),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "{} 200000\n",
+                    line("pai_tokens_total", ",kind=\"input\"")
+                )),
+                "{text}"
+            );
+            // 2,000 calls × 100 input tokens × $3/M = $0.6, summed exactly in pico-USD.
+            assert!(
+                text.contains(&format!(
+                    "{} 0.6\n",
+                    line("pai_cost_usd_total", ",kind=\"input\"")
+                )),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "{} 0.3\n",
+                    line("pai_cost_usd_total", ",kind=\"output\"")
+                )),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "pai_request_duration_seconds_count{{workload=\"{w}\",model=\"m\"}} 2000\n"
+                )),
+                "{text}"
+            );
+        }
     }
 
     #[test]
