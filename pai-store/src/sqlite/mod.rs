@@ -38,7 +38,7 @@ use crate::apply::same_json;
 use crate::totals::{UsageTally, WorkloadTally};
 use crate::{unix_now, Revision, SecretBox};
 
-use rows::{bind_call, db_error, to_db, CALL_COLUMNS, RESOURCE_COLUMNS};
+use rows::{db_error, insert_calls, to_db, CALLS_PER_INSERT, CALL_COLUMNS, RESOURCE_COLUMNS};
 
 static MIGRATOR: Migrator = sqlx::migrate!();
 
@@ -356,11 +356,8 @@ impl Store for SqliteStore {
     }
 
     async fn record_call(&self, record: &CallRecord) -> Result<(), StoreError> {
-        let insert = format!(
-            "INSERT INTO calls ({CALL_COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        );
-        bind_call(sqlx::query(&insert), record)
+        insert_calls(std::slice::from_ref(record))
+            .build()
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
@@ -374,13 +371,10 @@ impl Store for SqliteStore {
             written: 0,
             error: db_error(e),
         };
-        let insert = format!(
-            "INSERT INTO calls ({CALL_COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        );
         let mut tx = self.pool.begin().await.map_err(none)?;
-        for record in records {
-            bind_call(sqlx::query(&insert), record)
+        for chunk in records.chunks(CALLS_PER_INSERT) {
+            insert_calls(chunk)
+                .build()
                 .execute(&mut *tx)
                 .await
                 .map_err(none)?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use pai_core::resource::Secret;
 use pai_core::{CallRecord, Kind, Resource, StoreError, Stored, Usage, WorkloadTotals};
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::SecretBox;
 
@@ -126,32 +126,36 @@ pub(crate) fn stored(
     })
 }
 
-/// Bind a call's columns, in `CALL_COLUMNS` order, to an insert.
-pub(crate) fn bind_call<'q>(
-    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    call: &'q CallRecord,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    let usage = call.usage.as_ref();
-    query
-        .bind(&call.call_id)
-        .bind(to_db(call.started_at_ms))
-        .bind(&call.workload)
-        .bind(&call.provider)
-        .bind(call.access_key.as_deref())
-        .bind(&call.model)
-        .bind(&call.operation)
-        .bind(call.stream)
-        .bind(i64::from(call.status))
-        .bind(usage.map(|u| to_db(u.input)))
-        .bind(usage.map(|u| to_db(u.cached_input)))
-        .bind(usage.map(|u| to_db(u.cache_write)))
-        .bind(usage.map(|u| to_db(u.output)))
-        .bind(usage.map(|u| to_db(u.reasoning)))
-        .bind(call.cost_pico_usd.map(|c| c.to_string()))
-        .bind(to_db(call.duration_ms))
-        .bind(call.client_ip.as_deref())
-        .bind(call.error.as_deref())
-        .bind(call.binding.as_deref())
+/// Most rows in one `INSERT`: 19 variables each stays under SQLite's limit of 32,766.
+pub(crate) const CALLS_PER_INSERT: usize = 1_000;
+
+/// One `INSERT INTO calls` for all of `calls` (at most [`CALLS_PER_INSERT`]): one statement,
+/// so one hand-off to the connection's thread for the lot, not one per row.
+pub(crate) fn insert_calls(calls: &[CallRecord]) -> QueryBuilder<'_, Sqlite> {
+    let mut insert = QueryBuilder::new(format!("INSERT INTO calls ({CALL_COLUMNS}) "));
+    insert.push_values(calls, |mut row, call| {
+        let usage = call.usage.as_ref();
+        row.push_bind(&call.call_id)
+            .push_bind(to_db(call.started_at_ms))
+            .push_bind(&call.workload)
+            .push_bind(&call.provider)
+            .push_bind(call.access_key.as_deref())
+            .push_bind(&call.model)
+            .push_bind(&call.operation)
+            .push_bind(call.stream)
+            .push_bind(i64::from(call.status))
+            .push_bind(usage.map(|u| to_db(u.input)))
+            .push_bind(usage.map(|u| to_db(u.cached_input)))
+            .push_bind(usage.map(|u| to_db(u.cache_write)))
+            .push_bind(usage.map(|u| to_db(u.output)))
+            .push_bind(usage.map(|u| to_db(u.reasoning)))
+            .push_bind(call.cost_pico_usd.map(|c| c.to_string()))
+            .push_bind(to_db(call.duration_ms))
+            .push_bind(call.client_ip.as_deref())
+            .push_bind(call.error.as_deref())
+            .push_bind(call.binding.as_deref());
+    });
+    insert
 }
 
 /// A `calls` row read back.

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::rows::{encode_scopes, to_db};
 use super::{Shared, FLUSH_INTERVAL};
@@ -60,42 +60,55 @@ pub(super) async fn run(shared: Arc<Shared>, pool: SqlitePool) {
     }
 }
 
-/// One batch, one transaction, one fsync.
+/// Rows per statement: at most 4 variables each, far under SQLite's limit of 32,766.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// One batch, one transaction, one fsync; a statement per kind of change (per
+/// [`ROWS_PER_STATEMENT`] rows), not per row, so a busy ledger's batches cost few hand-offs to
+/// the connection's thread.
 async fn write(pool: &SqlitePool, batch: &Batch) -> Result<(), String> {
     let db = |e: sqlx::Error| e.to_string();
+    let opened = batch
+        .opened
+        .iter()
+        .map(|(r, expires_at_ms)| Ok((r, *expires_at_ms, encode_scopes(&r.scopes)?)))
+        .collect::<Result<Vec<_>, String>>()?;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    for (key, day, spent) in &batch.spent {
-        sqlx::query(
-            "INSERT INTO ledger_spent (scope_kind, scope_name, day, spent) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (scope_kind, scope_name, day) DO UPDATE SET spent = excluded.spent",
-        )
-        .bind(key.kind)
-        .bind(&key.name)
-        .bind(to_db(*day))
-        .bind(spent.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+    for rows in batch.spent.chunks(ROWS_PER_STATEMENT) {
+        let mut upsert: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO ledger_spent (scope_kind, scope_name, day, spent) ");
+        upsert.push_values(rows, |mut row, (key, day, spent)| {
+            row.push_bind(key.kind)
+                .push_bind(&key.name)
+                .push_bind(to_db(*day))
+                .push_bind(spent.to_string());
+        });
+        upsert.push(
+            " ON CONFLICT (scope_kind, scope_name, day) DO UPDATE SET spent = excluded.spent",
+        );
+        upsert.build().execute(&mut *tx).await.map_err(db)?;
     }
-    for (reservation, expires_at_ms) in &batch.opened {
-        sqlx::query(
-            "INSERT OR REPLACE INTO ledger_reservations (id, day, expires_at_ms, scopes) \
-             VALUES (?, ?, ?, ?)",
-        )
-        .bind(to_db(reservation.id))
-        .bind(to_db(reservation.day))
-        .bind(to_db(*expires_at_ms))
-        .bind(encode_scopes(&reservation.scopes)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+    for rows in opened.chunks(ROWS_PER_STATEMENT) {
+        let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT OR REPLACE INTO ledger_reservations (id, day, expires_at_ms, scopes) ",
+        );
+        insert.push_values(rows, |mut row, (r, expires_at_ms, scopes)| {
+            row.push_bind(to_db(r.id))
+                .push_bind(to_db(r.day))
+                .push_bind(to_db(*expires_at_ms))
+                .push_bind(scopes.as_str());
+        });
+        insert.build().execute(&mut *tx).await.map_err(db)?;
     }
-    for id in &batch.closed {
-        sqlx::query("DELETE FROM ledger_reservations WHERE id = ?")
-            .bind(to_db(*id))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+    for ids in batch.closed.chunks(ROWS_PER_STATEMENT) {
+        let mut delete: QueryBuilder<Sqlite> =
+            QueryBuilder::new("DELETE FROM ledger_reservations WHERE id IN (");
+        let mut list = delete.separated(", ");
+        for id in ids {
+            list.push_bind(to_db(*id));
+        }
+        delete.push(")");
+        delete.build().execute(&mut *tx).await.map_err(db)?;
     }
     tx.commit().await.map_err(db)
 }
