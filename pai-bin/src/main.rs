@@ -19,6 +19,10 @@
 //! Secrets: the master secret, the admin token, provider keys and raw access keys are never
 //! logged; a raw access key is shown once, when it is minted.
 
+/// See the comment on `mimalloc` in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod admin;
 mod api;
 mod cli;
