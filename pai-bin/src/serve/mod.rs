@@ -197,8 +197,9 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             metrics.clone(),
         );
     }
-    // The BPE tables load once, now, not on the first request.
-    tokio::task::spawn_blocking(pai_providers::estimate::warm_up);
+    // The BPE tables are not loaded here: they hold tens of megabytes, and only a call whose
+    // budget decision the byte bounds cannot settle needs them (loaded then, once, on the
+    // blocking pool; see `pai_providers::estimate::input_bounds`).
 
     let hasher = AccessKeyHasher::new(&keys.hash);
     let mut builder = pai_tower::Gateway::builder()
