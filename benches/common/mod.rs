@@ -13,8 +13,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full};
+use pai_core::price::PriceBook;
 use pai_core::resource::{load, AccessKey, Resource};
-use pai_core::{access_key, AccessKeyHasher, Store};
+use pai_core::{access_key, AccessKeyHasher, Price, Store};
 use pai_mock::{MockConfig, MockUpstream};
 use pai_store::MemoryStore;
 use pai_tower::Gateway;
@@ -86,9 +87,12 @@ spec:
         let hasher = AccessKeyHasher::new(SECRET);
         let openai_key = mint(&store, &hasher, "k-oai", "oai").await?;
         let anthropic_key = mint(&store, &hasher, "k-ant", "ant").await?;
+        let extra = Extra::from_env()?;
+        extra.add_to(&store, &hasher, &url).await?;
         let gateway = Gateway::builder()
             .store(store.clone())
             .key_hasher(hasher)
+            .prices(Arc::new(extra.prices()))
             .build()
             .await?;
         Ok(Fixture {
@@ -135,6 +139,73 @@ spec:
             &self.anthropic_key,
             messages_body(stream),
         )
+    }
+}
+
+/// More configuration than the benchmark uses, to show that a call's cost does not grow with
+/// it: `PAI_LOAD_EXTRA_KEYS` access keys, `PAI_LOAD_EXTRA_PROVIDERS` ModelProviders (each with
+/// a key of its own) and `PAI_LOAD_EXTRA_PRICES` price overrides (half exact model ids, half
+/// `prefix-*` wildcards) on top of the built-in prices. All default to 0.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extra {
+    pub keys: usize,
+    pub providers: usize,
+    pub prices: usize,
+}
+
+impl Extra {
+    pub fn from_env() -> Result<Extra, BoxError> {
+        let read = |name: &str| -> Result<usize, BoxError> {
+            match std::env::var(name) {
+                Ok(v) => Ok(v.trim().parse().map_err(|e| format!("{name}={v}: {e}"))?),
+                Err(_) => Ok(0),
+            }
+        };
+        Ok(Extra {
+            keys: read("PAI_LOAD_EXTRA_KEYS")?,
+            providers: read("PAI_LOAD_EXTRA_PROVIDERS")?,
+            prices: read("PAI_LOAD_EXTRA_PRICES")?,
+        })
+    }
+
+    async fn add_to(
+        &self,
+        store: &MemoryStore,
+        hasher: &AccessKeyHasher,
+        url: &str,
+    ) -> Result<(), BoxError> {
+        let mut yaml = String::new();
+        for i in 0..self.providers {
+            yaml.push_str(&format!(
+                "---\napiVersion: pai.io/v1\nkind: ModelProvider\nmetadata: {{name: extra-{i}}}\n\
+                 spec:\n  provider: openai\n  endpoint: {url}/v1\n  \
+                 apiKeySecretRef: {{name: keys, key: openai}}\n  allowedModels: [model-{i}]\n  \
+                 maxTokensPerDay: 1000000000\n  externalAccess: {{enabled: true}}\n"
+            ));
+        }
+        if !yaml.is_empty() {
+            for r in load(&yaml)?.resources {
+                store.apply(&r).await?;
+            }
+        }
+        for i in 0..self.keys {
+            let provider = match self.providers {
+                0 => "oai".to_owned(),
+                n => format!("extra-{}", i % n),
+            };
+            mint(store, hasher, &format!("extra-key-{i}"), &provider).await?;
+        }
+        Ok(())
+    }
+
+    fn prices(&self) -> PriceBook {
+        PriceBook::with_overrides((0..self.prices).map(|i| {
+            let key = match i % 2 {
+                0 => format!("model-{i}"),
+                _ => format!("family-{i}-*"),
+            };
+            (key, Price::from_usd_per_million(1.0, 0.5, 1.25, 2.0))
+        }))
     }
 }
 
