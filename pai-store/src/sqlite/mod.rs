@@ -38,7 +38,8 @@ use crate::apply::same_json;
 use crate::totals::{UsageTally, WorkloadTally};
 use crate::{unix_now, Revision, SecretBox};
 
-use rows::{db_error, insert_calls, to_db, CALLS_PER_INSERT, CALL_COLUMNS, RESOURCE_COLUMNS};
+pub(crate) use rows::statement_runs;
+use rows::{db_error, insert_calls, to_db, CALL_COLUMNS, RESOURCE_COLUMNS};
 
 static MIGRATOR: Migrator = sqlx::migrate!();
 
@@ -372,7 +373,7 @@ impl Store for SqliteStore {
             error: db_error(e),
         };
         let mut tx = self.pool.begin().await.map_err(none)?;
-        for chunk in records.chunks(CALLS_PER_INSERT) {
+        for chunk in statement_runs(records) {
             insert_calls(chunk)
                 .build()
                 .execute(&mut *tx)

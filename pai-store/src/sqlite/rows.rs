@@ -126,11 +126,29 @@ pub(crate) fn stored(
     })
 }
 
-/// Most rows in one `INSERT`: 19 variables each stays under SQLite's limit of 32,766.
-pub(crate) const CALLS_PER_INSERT: usize = 1_000;
+/// The most rows one multi-row statement takes.
+const MAX_ROWS_PER_STATEMENT: usize = 64;
 
-/// One `INSERT INTO calls` for all of `calls` (at most [`CALLS_PER_INSERT`]): one statement,
-/// so one hand-off to the connection's thread for the lot, not one per row.
+/// `items` in runs for multi-row statements: runs of [`MAX_ROWS_PER_STATEMENT`], then what is
+/// left in runs of 32, 16, 8, 4, 2 and 1. A statement is prepared once per distinct length and
+/// kept in the connection's cache, so only seven lengths ever occur, whatever the batch sizes.
+pub(crate) fn statement_runs<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let len = match items.len() {
+            n if n >= MAX_ROWS_PER_STATEMENT => MAX_ROWS_PER_STATEMENT,
+            n => 1 << n.ilog2(),
+        };
+        let (run, rest) = items.split_at(len);
+        items = rest;
+        Some(run)
+    })
+}
+
+/// One `INSERT INTO calls` for all of `calls` (a run of [`statement_runs`]): one statement, so
+/// one hand-off to the connection's thread for the lot, not one per row.
 pub(crate) fn insert_calls(calls: &[CallRecord]) -> QueryBuilder<'_, Sqlite> {
     let mut insert = QueryBuilder::new(format!("INSERT INTO calls ({CALL_COLUMNS}) "));
     insert.push_values(calls, |mut row, call| {
@@ -241,5 +259,25 @@ fn usage(row: &SqliteRow) -> Result<Option<Usage>, StoreError> {
         _ => Err(StoreError::Corrupt(
             "a call's usage columns are partly empty".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod runs_tests {
+    use super::statement_runs;
+
+    #[test]
+    fn runs_cover_every_item_once_in_seven_lengths_at_most() {
+        let mut lengths = std::collections::BTreeSet::new();
+        for n in 0..300usize {
+            let items: Vec<usize> = (0..n).collect();
+            let runs: Vec<&[usize]> = statement_runs(&items).collect();
+            assert_eq!(runs.concat(), items);
+            lengths.extend(runs.iter().map(|r| r.len()));
+        }
+        assert_eq!(
+            lengths.into_iter().collect::<Vec<_>>(),
+            [1, 2, 4, 8, 16, 32, 64]
+        );
     }
 }

@@ -9,6 +9,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use super::rows::{encode_scopes, to_db};
 use super::{Shared, FLUSH_INTERVAL};
 use crate::ledger::core::Batch;
+use crate::sqlite::statement_runs;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -60,11 +61,8 @@ pub(super) async fn run(shared: Arc<Shared>, pool: SqlitePool) {
     }
 }
 
-/// Rows per statement: at most 4 variables each, far under SQLite's limit of 32,766.
-const ROWS_PER_STATEMENT: usize = 1_000;
-
-/// One batch, one transaction, one fsync; a statement per kind of change (per
-/// [`ROWS_PER_STATEMENT`] rows), not per row, so a busy ledger's batches cost few hand-offs to
+/// One batch, one transaction, one fsync; a statement per kind of change (per run of
+/// [`statement_runs`]), not per row, so a busy ledger's batches cost few hand-offs to
 /// the connection's thread.
 async fn write(pool: &SqlitePool, batch: &Batch) -> Result<(), String> {
     let db = |e: sqlx::Error| e.to_string();
@@ -74,7 +72,7 @@ async fn write(pool: &SqlitePool, batch: &Batch) -> Result<(), String> {
         .map(|(r, expires_at_ms)| Ok((r, *expires_at_ms, encode_scopes(&r.scopes)?)))
         .collect::<Result<Vec<_>, String>>()?;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    for rows in batch.spent.chunks(ROWS_PER_STATEMENT) {
+    for rows in statement_runs(&batch.spent) {
         let mut upsert: QueryBuilder<Sqlite> =
             QueryBuilder::new("INSERT INTO ledger_spent (scope_kind, scope_name, day, spent) ");
         upsert.push_values(rows, |mut row, (key, day, spent)| {
@@ -88,7 +86,7 @@ async fn write(pool: &SqlitePool, batch: &Batch) -> Result<(), String> {
         );
         upsert.build().execute(&mut *tx).await.map_err(db)?;
     }
-    for rows in opened.chunks(ROWS_PER_STATEMENT) {
+    for rows in statement_runs(&opened) {
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT OR REPLACE INTO ledger_reservations (id, day, expires_at_ms, scopes) ",
         );
@@ -100,7 +98,7 @@ async fn write(pool: &SqlitePool, batch: &Batch) -> Result<(), String> {
         });
         insert.build().execute(&mut *tx).await.map_err(db)?;
     }
-    for ids in batch.closed.chunks(ROWS_PER_STATEMENT) {
+    for ids in statement_runs(&batch.closed) {
         let mut delete: QueryBuilder<Sqlite> =
             QueryBuilder::new("DELETE FROM ledger_reservations WHERE id IN (");
         let mut list = delete.separated(", ");
