@@ -37,6 +37,11 @@
 //! `openai-chat,openai-chat-stream,anthropic-messages-stream`). A run that takes more than 120 s is aborted and the benchmark fails.
 //! Without `--bench` (`cargo test --benches`), it runs 50 requests per run as a smoke test.
 //!
+//! Configuration size: `PAI_LOAD_EXTRA_KEYS`, `PAI_LOAD_EXTRA_PROVIDERS` and
+//! `PAI_LOAD_EXTRA_PRICES` add that many access keys, ModelProviders and price overrides the
+//! benchmark never calls, to show that a call costs the same however big the configuration is
+//! (`benches/compare.py --sections config` runs both sizes, alternating).
+//!
 //! The table goes to stdout, followed by one line `RESULT {json}` for scripts.
 
 mod common;

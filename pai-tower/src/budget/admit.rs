@@ -22,7 +22,9 @@ use super::{size, Hold, DEFAULT_OUTPUT_RESERVE};
 use crate::fallback::Candidate;
 use crate::parse::{bound_output, choices, output_bound};
 
-use crate::parse::INLINE_BYTES;
+/// Bodies up to this size are counted on the runtime thread. Lower than the parse layer's:
+/// a BPE count costs far more per byte than parsing.
+const INLINE_COUNT_BYTES: usize = 16 << 10;
 
 /// What admitting a candidate settled.
 pub(crate) struct Admission {
@@ -183,7 +185,7 @@ async fn off_runtime<T: Send + 'static>(
         .filter_map(|k| call.body.raw(k))
         .map(|v| v.get().len())
         .sum();
-    if bytes <= INLINE_BYTES {
+    if bytes <= INLINE_COUNT_BYTES {
         return Ok(f(call.client, &call.model, &call.body));
     }
     // Lend the body to the blocking pool rather than copy it.
