@@ -57,6 +57,10 @@ pub mod access_keys;
 pub mod apply;
 pub mod ledger;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod resource_row;
 mod revision;
 mod seal;
 #[cfg(feature = "sqlite")]
@@ -67,12 +71,23 @@ pub mod totals;
 pub mod contract;
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod ledger_contract;
+#[cfg(all(
+    any(test, feature = "contract-tests"),
+    any(feature = "postgres", feature = "redis")
+))]
+pub mod test_servers;
 
+#[cfg(feature = "postgres")]
+pub use ledger::PostgresLedger;
+#[cfg(feature = "redis")]
+pub use ledger::RedisLedger;
 pub use ledger::{MemoryLedger, DEFAULT_RESERVATION_TTL};
 #[cfg(feature = "sqlite")]
 pub use ledger::{SqliteLedger, FLUSH_INTERVAL};
 pub use memory::MemoryStore;
 pub use pai_core::store::{Applied, CallRecord, Store, StoreError, Stored, UsageTotals};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, RESYNC_INTERVAL};
 pub use revision::Revision;
 pub use seal::SecretBox;
 #[cfg(feature = "sqlite")]
