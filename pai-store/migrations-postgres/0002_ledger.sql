@@ -26,28 +26,53 @@ CREATE TABLE ledger_reservations (
 );
 CREATE INDEX ledger_reservations_by_deadline ON ledger_reservations (expires_at_ms);
 
--- Charge every reservation past its deadline in full: reserved drops, spent grows, on the day
--- it was made. Rows another transaction is expiring or settling are skipped, not waited for.
-CREATE FUNCTION pai_ledger_expire(p_now_ms BIGINT) RETURNS VOID
-LANGUAGE sql AS $$
-    WITH due AS (
-        DELETE FROM ledger_reservations
-        WHERE id IN (
-            SELECT r.id FROM ledger_reservations r
-            WHERE r.expires_at_ms <= p_now_ms
-            ORDER BY r.id LIMIT 1000
-            FOR UPDATE SKIP LOCKED
-        )
-        RETURNING day, kinds, names, amounts
-    ), charges AS (
-        SELECT s.kind, s.name, due.day, SUM(s.amount) AS amount
-        FROM due, unnest(due.kinds, due.names, due.amounts) AS s(kind, name, amount)
-        GROUP BY s.kind, s.name, due.day
-    )
+-- Close one reservation: release what it holds and charge `p_actual[i]` (or, where missing,
+-- the amount reserved) on its day. The counters are locked in key order first, as reserves lock
+-- them, so a settle and a reserve on the same scopes never deadlock. One already closed changes
+-- nothing.
+CREATE FUNCTION pai_ledger_close(p_id BIGINT, p_actual NUMERIC[]) RETURNS VOID
+LANGUAGE plpgsql AS $$
+DECLARE
+    r RECORD;
+BEGIN
+    DELETE FROM ledger_reservations WHERE id = p_id
+    RETURNING day, kinds, names, amounts INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM ledger_counters c
+    WHERE c.day = r.day
+      AND (c.scope_kind, c.scope_name) IN (SELECT t.k, t.nm FROM unnest(r.kinds, r.names) AS t(k, nm))
+    ORDER BY c.scope_kind, c.scope_name
+    FOR UPDATE;
     UPDATE ledger_counters c
-    SET reserved = c.reserved - ch.amount, spent = c.spent + ch.amount
-    FROM charges ch
-    WHERE c.scope_kind = ch.kind AND c.scope_name = ch.name AND c.day = ch.day;
+    SET reserved = c.reserved - ch.amount, spent = c.spent + ch.charge
+    FROM (
+        SELECT t.k, t.nm, SUM(t.a) AS amount, SUM(coalesce(p_actual[t.ord::INTEGER], t.a)) AS charge
+        FROM unnest(r.kinds, r.names, r.amounts) WITH ORDINALITY AS t(k, nm, a, ord)
+        GROUP BY t.k, t.nm
+    ) ch
+    WHERE c.scope_kind = ch.k AND c.scope_name = ch.nm AND c.day = r.day;
+END;
+$$;
+
+-- Charge in full every reservation past its deadline (at most 1,000 a call, so no call does
+-- unbounded work), skipping rows another transaction is expiring or settling. The index makes
+-- this one probe when nothing is due, which is almost always.
+CREATE FUNCTION pai_ledger_expire(p_now_ms BIGINT) RETURNS VOID
+LANGUAGE plpgsql AS $$
+DECLARE
+    due RECORD;
+BEGIN
+    FOR due IN
+        SELECT r.id FROM ledger_reservations r
+        WHERE r.expires_at_ms <= p_now_ms
+        ORDER BY r.id LIMIT 1000
+        FOR UPDATE SKIP LOCKED
+    LOOP
+        PERFORM pai_ledger_close(due.id, ARRAY[]::NUMERIC[]);
+    END LOOP;
+END;
 $$;
 
 -- Reserve on every scope or on none. Answers the new reservation's id, or (out_id NULL) the
@@ -100,27 +125,12 @@ BEGIN
 END;
 $$;
 
--- Close a reservation: release what it holds and charge `p_actual[i]` (or, where missing, the
--- amount reserved) on its day. One already settled or expired changes nothing.
+-- Settle: close a reservation with what was used, after charging what expired.
 CREATE FUNCTION pai_ledger_settle(p_id BIGINT, p_actual NUMERIC[], p_now_ms BIGINT) RETURNS VOID
 LANGUAGE plpgsql AS $$
-DECLARE
-    r RECORD;
 BEGIN
     PERFORM pai_ledger_expire(p_now_ms);
-    DELETE FROM ledger_reservations WHERE id = p_id
-    RETURNING day, kinds, names, amounts INTO r;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-    UPDATE ledger_counters c
-    SET reserved = c.reserved - ch.amount, spent = c.spent + ch.charge
-    FROM (
-        SELECT t.k, t.nm, SUM(t.a) AS amount, SUM(coalesce(p_actual[t.ord::INTEGER], t.a)) AS charge
-        FROM unnest(r.kinds, r.names, r.amounts) WITH ORDINALITY AS t(k, nm, a, ord)
-        GROUP BY t.k, t.nm
-    ) ch
-    WHERE c.scope_kind = ch.k AND c.scope_name = ch.nm AND c.day = r.day;
+    PERFORM pai_ledger_close(p_id, p_actual);
 END;
 $$;
 

@@ -30,7 +30,9 @@ use redis::Script;
 use super::DEFAULT_RESERVATION_TTL;
 
 /// How long one script may take, the connection included, before the ledger is unavailable.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// A script takes microseconds on the server; this covers a busy replica's scheduling too,
+/// and is how long a call waits on a server that went silent before it is refused.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 const COMMON: &str = include_str!("common.lua");
 
@@ -100,7 +102,7 @@ impl RedisLedger {
             .set_number_of_retries(1)
             .set_max_delay(500);
         let conn = tokio::time::timeout(
-            COMMAND_TIMEOUT * 2,
+            COMMAND_TIMEOUT,
             ConnectionManager::new_with_config(client, config),
         )
         .await
