@@ -58,3 +58,6 @@ CREATE TABLE calls (
     error              TEXT
 );
 CREATE INDEX calls_by_started_at ON calls (started_at_ms);
+-- A call is recorded once: a batch whose commit was answered by a dropped connection is
+-- written again from the outage backlog, and its rows that did land are skipped.
+CREATE UNIQUE INDEX calls_by_call_id ON calls (call_id) WHERE call_id <> '';

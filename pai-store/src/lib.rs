@@ -87,7 +87,7 @@ pub use ledger::{SqliteLedger, FLUSH_INTERVAL};
 pub use memory::MemoryStore;
 pub use pai_core::store::{Applied, CallRecord, Store, StoreError, Stored, UsageTotals};
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresStore, RESYNC_INTERVAL};
+pub use postgres::{PostgresStore, RECORD_BACKLOG, RESYNC_INTERVAL};
 pub use revision::Revision;
 pub use seal::SecretBox;
 #[cfg(feature = "sqlite")]

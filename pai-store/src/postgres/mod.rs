@@ -22,9 +22,14 @@
 //! replica, and an unchanged `apply` (rolled back) does not move the revision. Admin writes
 //! are rare; call records and the ledger do not touch that row.
 //!
+//! **Outages.** A gateway keeps serving from its last snapshot while the database is down;
+//! call records wait in a bounded in-memory backlog and are written in order when it is back
+//! (see `backlog`). Reads and admin writes answer [`StoreError::Unavailable`] meanwhile.
+//!
 //! **Secrets** are sealed ([`SecretBox`]) before they leave the process: the database, its WAL
 //! and its backups hold only ciphertext. Access keys reach it only as hashes.
 
+mod backlog;
 mod follow;
 mod rows;
 #[cfg(test)]
@@ -52,6 +57,8 @@ use crate::totals::{UsageTally, WorkloadTally};
 use crate::{unix_now, SecretBox};
 
 use rows::{bind_call, db_error, to_db, CALL_COLUMNS, CALL_VALUES, RESOURCE_COLUMNS};
+
+pub use backlog::RECORD_BACKLOG;
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations-postgres");
 
@@ -88,6 +95,7 @@ pub struct PostgresStore {
     pool: PgPool,
     secrets: SecretBox,
     revision: Arc<watch::Sender<u64>>,
+    backlog: Arc<backlog::Backlog>,
     /// Dropped with the store, which stops its follower tasks.
     _stop: watch::Sender<()>,
 }
@@ -111,12 +119,19 @@ impl PostgresStore {
         let now = follow::read_revision(&pool).await?;
         let revision = Arc::new(watch::Sender::new(now));
         let (stop, stopped) = watch::channel(());
-        follow::spawn(pool.clone(), Arc::downgrade(&revision), stopped);
+        follow::spawn(pool.clone(), Arc::downgrade(&revision), stopped.clone());
+        let backlog = Arc::new(backlog::Backlog::default());
+        tokio::spawn(backlog::flush(
+            pool.clone(),
+            Arc::downgrade(&backlog),
+            stopped,
+        ));
         tracing::debug!("connected to the PostgreSQL store at revision {now}");
         Ok(PostgresStore {
             pool,
             secrets,
             revision,
+            backlog,
             _stop: stop,
         })
     }
@@ -129,6 +144,11 @@ impl PostgresStore {
     /// Close every connection. Later calls answer [`StoreError::Unavailable`].
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Call records waiting for the database to come back.
+    pub fn records_waiting(&self) -> usize {
+        self.backlog.len()
     }
 
     /// Move the watch forward to `revision` (never back).
@@ -247,6 +267,24 @@ pub(crate) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         sqlx::migrate::MigrateError::Execute(e) => db_error(e),
         other => StoreError::Unavailable(format!("schema migration failed: {other}")),
     })
+}
+
+/// Write `records` in one transaction: one commit for the batch, all or none. A record whose
+/// call id is already stored is skipped, so writing a batch again after an ambiguous failure
+/// (the connection dropped with the commit's answer) records each call once.
+async fn write_calls(pool: &PgPool, records: &[CallRecord]) -> Result<(), StoreError> {
+    let insert = format!(
+        "INSERT INTO calls ({CALL_COLUMNS}) VALUES ({CALL_VALUES}) \
+         ON CONFLICT (call_id) WHERE call_id <> '' DO NOTHING"
+    );
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    for record in records {
+        bind_call(sqlx::query(&insert), record)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)
 }
 
 #[async_trait]
@@ -391,31 +429,21 @@ impl Store for PostgresStore {
     }
 
     async fn record_call(&self, record: &CallRecord) -> Result<(), StoreError> {
-        let insert = format!("INSERT INTO calls ({CALL_COLUMNS}) VALUES ({CALL_VALUES})");
-        bind_call(sqlx::query(&insert), record)
-            .execute(&self.pool)
+        self.record_calls(std::slice::from_ref(record))
             .await
-            .map_err(db_error)?;
-        Ok(())
+            .map_err(|e| e.error)
     }
 
     async fn record_calls(&self, records: &[CallRecord]) -> Result<(), PartlyRecorded> {
-        // One transaction: one commit for the whole batch. All or none, so a failure has
-        // written nothing.
-        let none = |e: sqlx::Error| PartlyRecorded {
-            written: 0,
-            error: db_error(e),
-        };
-        let insert = format!("INSERT INTO calls ({CALL_COLUMNS}) VALUES ({CALL_VALUES})");
-        let mut tx = self.pool.begin().await.map_err(none)?;
-        for record in records {
-            bind_call(sqlx::query(&insert), record)
-                .execute(&mut *tx)
-                .await
-                .map_err(none)?;
+        // Behind records already waiting, so the table keeps the order they came in.
+        if self.backlog.len() > 0 {
+            return self.backlog.push(records, "PostgreSQL is unreachable");
         }
-        tx.commit().await.map_err(none)?;
-        Ok(())
+        match write_calls(&self.pool, records).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Unavailable(why)) => self.backlog.push(records, &why),
+            Err(error) => Err(PartlyRecorded { written: 0, error }),
+        }
     }
 
     async fn usage_since(&self, since_ms: u64) -> Result<Vec<UsageTotals>, StoreError> {
