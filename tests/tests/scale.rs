@@ -289,6 +289,14 @@ async fn revocation_and_configuration_reach_every_replica_within_a_second() {
     );
     assert!(revoked[revoked.len() - 1] < Duration::from_secs(1));
 
+    // The CLI works against any replica's admin API: a key minted through A is listed by C.
+    cluster.mint(&http, "listed", &[]).await;
+    let listed = c.cli(&bin, &["get", "access-keys"], None);
+    assert!(
+        listed.contains("listed"),
+        "C lists a key minted on A: {listed}"
+    );
+
     // A provider change on A: the model is denied on C within a second.
     let key = cluster.mint(&http, "config", &[]).await;
     let (status, body) = http.chat(&c.url, &key, 20, 1).await;
@@ -309,5 +317,44 @@ async fn revocation_and_configuration_reach_every_replica_within_a_second() {
         applied.elapsed()
     );
     assert!(refused < Duration::from_secs(1));
+    cluster.stop().await;
+}
+
+/// Throughput of one replica against three on the same machine, 1,000 budgeted requests at
+/// 64 in flight, on the Redis ledger. Run by hand (with `PAI_BIN` pointing at a release build
+/// for figures that mean something):
+/// `cargo test -p pai-tests --test scale -- --ignored --nocapture throughput`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "timing; run by hand with --nocapture"]
+async fn throughput_of_one_and_of_three_replicas() {
+    let Some(cluster) = Cluster::start("replica throughput", true).await else {
+        return;
+    };
+    let http = Http::new();
+    let key = Arc::new(
+        cluster
+            .mint(&http, "busy", &["--max-tokens-day", "1000000000"])
+            .await,
+    );
+    let urls: Vec<String> = cluster.replicas.iter().map(|r| r.url.clone()).collect();
+    for spread in [1, 3, 1, 3] {
+        let gate = Arc::new(tokio::sync::Semaphore::new(64));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..REQUESTS)
+            .map(|i| {
+                let (http, key, gate) = (http.clone(), Arc::clone(&key), Arc::clone(&gate));
+                let url = urls[i % spread].clone();
+                tokio::spawn(async move {
+                    let _turn = gate.acquire().await.unwrap();
+                    http.chat(&url, &key, 64, 16).await.0
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), StatusCode::OK);
+        }
+        let rate = REQUESTS as f64 / started.elapsed().as_secs_f64();
+        eprintln!("{spread} replica(s): {REQUESTS} budgeted requests, 64 in flight: {rate:.0}/s");
+    }
     cluster.stop().await;
 }
