@@ -11,7 +11,12 @@
 //! plain text, and a file opened with the wrong key answers [`StoreError::Corrupt`] rather than
 //! garbage. Access keys reach the store only as the hashes `pai_core::access_key` makes of them.
 //!
-//! Both stores keep the same semantics, which the `contract` module (cargo feature
+//! [`PostgresStore`] (cargo feature `postgres`) is the store replicas share: the same tables in
+//! PostgreSQL, migrated on connect, with changes reaching every replica through
+//! `LISTEN/NOTIFY` (and a read of the revision every [`RESYNC_INTERVAL`] for notifications
+//! lost), and call records held in a bounded backlog while the database is unreachable.
+//!
+//! All three keep the same semantics, which the `contract` module (cargo feature
 //! `contract-tests`) checks, and which other `Store` implementations can check against
 //! themselves the same way:
 //! - `apply` answers `Created`, `Configured` or `Unchanged` by comparing the resource's JSON; a
@@ -30,7 +35,9 @@
 //!
 //! Budgets live here too: [`MemoryLedger`] and [`SqliteLedger`] implement
 //! [`pai_core::BudgetLedger`] from one in-memory core (see the `ledger` module for the design),
-//! the second writing behind to the same SQLite file as the store. The `ledger_contract` module
+//! the second writing behind to the same SQLite file as the store. [`PostgresLedger`] (feature
+//! `postgres`, one transaction per call) and [`RedisLedger`] (feature `redis`, one Lua script per
+//! call) keep the same contract across replicas. The `ledger_contract` module
 //! (same feature) checks the ledger contract, concurrency included, against any implementation.
 //!
 //! # Writing another store
@@ -57,6 +64,10 @@ pub mod access_keys;
 pub mod apply;
 pub mod ledger;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod resource_row;
 mod revision;
 mod seal;
 #[cfg(feature = "sqlite")]
@@ -67,12 +78,23 @@ pub mod totals;
 pub mod contract;
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod ledger_contract;
+#[cfg(all(
+    any(test, feature = "contract-tests"),
+    any(feature = "postgres", feature = "redis")
+))]
+pub mod test_servers;
 
+#[cfg(feature = "postgres")]
+pub use ledger::PostgresLedger;
+#[cfg(feature = "redis")]
+pub use ledger::RedisLedger;
 pub use ledger::{MemoryLedger, DEFAULT_RESERVATION_TTL};
 #[cfg(feature = "sqlite")]
 pub use ledger::{SqliteLedger, FLUSH_INTERVAL};
 pub use memory::MemoryStore;
 pub use pai_core::store::{Applied, CallRecord, Store, StoreError, Stored, UsageTotals};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, RECORD_BACKLOG, RESYNC_INTERVAL};
 pub use revision::Revision;
 pub use seal::SecretBox;
 #[cfg(feature = "sqlite")]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::Args;
 use pai_core::net::Cidr;
-use pai_core::{AccessKeyHasher, Store};
+use pai_core::{AccessKeyHasher, BudgetLedger, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
@@ -42,6 +42,38 @@ pub struct ServeArgs {
         default_value = "./pai-data"
     )]
     pub data_dir: PathBuf,
+    /// Where resources, secrets and call records live: a `postgres://user@host:port/db` URL
+    /// that every replica shares [default: the SQLite file DIR/pai.db, for one process].
+    /// Replicas must also share DIR/master.key.
+    #[arg(
+        long = "store",
+        value_name = "URL",
+        env = "PAI_STORE_URL",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
+    /// Where daily budgets are counted: `redis://host:port` or `postgres://…`, shared by
+    /// every replica [default: the store's database].
+    #[arg(
+        long = "ledger",
+        value_name = "URL",
+        env = "PAI_LEDGER_URL",
+        hide_env_values = true
+    )]
+    pub ledger: Option<String>,
+    /// The namespace of the ledger's keys in Redis: replicas that share budgets use the same,
+    /// gateways that must not share them use different ones.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "PAI_LEDGER_PREFIX",
+        default_value = "pai"
+    )]
+    pub ledger_prefix: String,
+    /// Seconds an unsettled budget reservation is held before it is charged in full (the
+    /// replica holding it died).
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub reservation_ttl: u64,
     /// Resource files (YAML or JSON) applied at start; repeatable.
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -162,20 +194,9 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         );
     }
 
-    let store_path = dir.store_path();
-    let sqlite = pai_store::SqliteStore::open(&store_path, keys.encryption)
-        .await
-        .map_err(|e| StartError::new(format!("{}: {e}", store_path.display())))?;
     // One clock for the whole server: budget days, key expiry and call times agree.
     let clock: Arc<dyn pai_core::Clock> = Arc::new(pai_core::SystemClock);
-    let ledger = Arc::new(
-        pai_store::SqliteLedger::open(&sqlite, clock.clone())
-            .await
-            .map_err(|e| {
-                StartError::new(format!("{}: budget ledger: {e}", store_path.display()))
-            })?,
-    );
-    let store: Arc<dyn Store> = Arc::new(sqlite);
+    let (store, ledger) = open_store(&args, &dir, keys.encryption, clock.clone()).await?;
     // The binary calls pai's own adapters only: a ModelProvider naming another is refused.
     let adapters = pai_providers::Adapters::builtin();
     apply_files(store.as_ref(), &adapters, &args.files).await?;
@@ -317,11 +338,82 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     }
     // Give settles spawned by the last streams a moment, then make the ledger durable.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    if let Err(e) = pai_core::BudgetLedger::flush(ledger.as_ref()).await {
+    if let Err(e) = ledger.flush().await {
         tracing::error!(error = %e, "could not make the budget ledger durable before exit");
     }
     tracing::info!("pai stopped");
     Ok(())
+}
+
+/// Whether `url` names a PostgreSQL database.
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The store and the ledger `--store` and `--ledger` name. Errors never repeat a URL, which
+/// may hold a password.
+async fn open_store(
+    args: &ServeArgs,
+    dir: &DataDir,
+    encryption: [u8; 32],
+    clock: Arc<dyn pai_core::Clock>,
+) -> Result<(Arc<dyn Store>, Arc<dyn BudgetLedger>), StartError> {
+    let ttl = Duration::from_secs(args.reservation_ttl.max(1));
+    let (store, default_ledger): (Arc<dyn Store>, Option<Arc<dyn BudgetLedger>>) =
+        match args.store.as_deref() {
+            None => {
+                let store_path = dir.store_path();
+                let sqlite = pai_store::SqliteStore::open(&store_path, encryption)
+                    .await
+                    .map_err(|e| StartError::new(format!("{}: {e}", store_path.display())))?;
+                let ledger = pai_store::SqliteLedger::open(&sqlite, clock.clone())
+                    .await
+                    .map_err(|e| {
+                        StartError::new(format!("{}: budget ledger: {e}", store_path.display()))
+                    })?
+                    .with_reservation_ttl(ttl);
+                (Arc::new(sqlite), Some(Arc::new(ledger)))
+            }
+            Some(url) if is_postgres(url) => {
+                let store = pai_store::PostgresStore::connect(url, encryption)
+                    .await
+                    .map_err(|e| StartError::new(format!("--store (PostgreSQL): {e}")))?;
+                tracing::info!("store: PostgreSQL, shared with every replica");
+                (Arc::new(store), None)
+            }
+            Some(_) => {
+                return Err(StartError::new(
+                    "--store (PAI_STORE_URL) must be a postgres:// URL; leave it out for the embedded SQLite store",
+                ))
+            }
+        };
+    let ledger_url = args.ledger.as_deref().or(args.store.as_deref());
+    let ledger: Arc<dyn BudgetLedger> = match (ledger_url, default_ledger) {
+        (Some(url), _) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            let ledger = pai_store::RedisLedger::connect(url, &args.ledger_prefix, clock)
+                .await
+                .map_err(|e| StartError::new(format!("--ledger (Redis): {e}")))?
+                .with_reservation_ttl(ttl);
+            tracing::info!("budget ledger: Redis, shared with every replica");
+            Arc::new(ledger)
+        }
+        (Some(url), _) if is_postgres(url) => {
+            let ledger = pai_store::PostgresLedger::connect(url, clock)
+                .await
+                .map_err(|e| StartError::new(format!("--ledger (PostgreSQL): {e}")))?
+                .with_reservation_ttl(ttl);
+            tracing::info!("budget ledger: PostgreSQL, shared with every replica");
+            Arc::new(ledger)
+        }
+        (Some(_), _) => {
+            return Err(StartError::new(
+                "--ledger (PAI_LEDGER_URL) must be a redis:// or postgres:// URL",
+            ))
+        }
+        (None, Some(ledger)) => ledger,
+        (None, None) => return Err(StartError::new("no budget ledger")),
+    };
+    Ok((store, ledger))
 }
 
 /// Logs go to stderr; `--log-level` beats RUST_LOG, which beats `info`.

@@ -48,6 +48,12 @@
 mod arithmetic;
 mod core;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(all(test, feature = "postgres", feature = "redis"))]
+mod shared_timing;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 #[cfg(test)]
@@ -59,6 +65,10 @@ use std::time::Duration;
 
 pub use arithmetic::{admit, charges};
 pub use memory::MemoryLedger;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresLedger;
+#[cfg(feature = "redis")]
+pub use redis::{RedisLedger, COMMAND_TIMEOUT};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteLedger, FLUSH_INTERVAL};
 

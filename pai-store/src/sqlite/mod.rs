@@ -222,7 +222,7 @@ async fn prepare_file(path: &Path) -> Result<(), StoreError> {
 impl Store for SqliteStore {
     async fn apply(&self, resource: &Resource) -> Result<Applied, StoreError> {
         let (kind, name) = (resource.kind(), resource.name());
-        let (json, sealed) = rows::encode(resource, &self.secrets)?;
+        let (json, sealed) = crate::resource_row::encode(resource, &self.secrets)?;
         let mut tx = self.begin_write().await?;
         let existing = sqlx::query(&format!(
             "SELECT {RESOURCE_COLUMNS} FROM resources WHERE kind = ? AND name = ?"

@@ -1,14 +1,11 @@
 //! Between SQLite rows and the store's types: resources (sealing and opening secrets on the
 //! way), call records, and the integer and error conversions both need.
 
-use std::collections::BTreeMap;
-
-use pai_core::resource::Secret;
-use pai_core::{CallRecord, Kind, Resource, StoreError, Stored, Usage, WorkloadTotals};
+use pai_core::{CallRecord, Kind, StoreError, Stored, Usage, WorkloadTotals};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use crate::SecretBox;
+use crate::{resource_row, SecretBox};
 
 /// The columns `stored` reads, in a statement over `resources` aliased or not.
 pub(crate) const RESOURCE_COLUMNS: &str = "json, sealed, created_at, updated_at, generation";
@@ -58,36 +55,6 @@ where
     row.try_get(name).map_err(db_error)
 }
 
-/// The associated data that binds a sealed value to one secret.
-fn seal_context(name: &str) -> Vec<u8> {
-    format!("{}/{name}", Kind::Secret).into_bytes()
-}
-
-/// The `json` and `sealed` columns for a resource: a Secret's values are sealed and left out
-/// of its JSON.
-pub(crate) fn encode(
-    resource: &Resource,
-    secrets: &SecretBox,
-) -> Result<(String, Option<Vec<u8>>), StoreError> {
-    let unencodable =
-        |_| StoreError::Conflict(format!("{} cannot be stored as JSON", resource.describe()));
-    match resource {
-        Resource::Secret(secret) => {
-            let data = serde_json::to_vec(&secret.data).map_err(unencodable)?;
-            let sealed = secrets.seal(&seal_context(&secret.metadata.name), &data)?;
-            let shell = Resource::Secret(Secret {
-                data: BTreeMap::new(),
-                ..secret.clone()
-            });
-            Ok((
-                serde_json::to_string(&shell).map_err(unencodable)?,
-                Some(sealed),
-            ))
-        }
-        other => Ok((serde_json::to_string(other).map_err(unencodable)?, None)),
-    }
-}
-
 /// A `resources` row read back, checked to be the `kind` and `name` asked for, secrets opened.
 pub(crate) fn stored(
     row: &SqliteRow,
@@ -96,28 +63,8 @@ pub(crate) fn stored(
     secrets: &SecretBox,
 ) -> Result<Stored, StoreError> {
     let json: String = column(row, "json")?;
-    let mut resource: Resource = serde_json::from_str(&json)
-        .map_err(|e| StoreError::Corrupt(format!("{kind} {name:?} does not parse: {e}")))?;
-    if resource.kind() != kind || resource.name() != name {
-        return Err(StoreError::Corrupt(format!(
-            "the row for {kind} {name:?} holds {}",
-            resource.describe()
-        )));
-    }
-    if let Resource::Secret(secret) = &mut resource {
-        let sealed: Option<Vec<u8>> = column(row, "sealed")?;
-        // Neither message says anything about the plaintext: a serde error would quote it.
-        let unreadable = || {
-            StoreError::Corrupt(format!(
-                "Secret {name:?} cannot be decrypted: the store was opened with another secret \
-                 key, or the row was altered"
-            ))
-        };
-        let plaintext = sealed
-            .and_then(|sealed| secrets.open(&seal_context(name), &sealed))
-            .ok_or_else(unreadable)?;
-        secret.data = serde_json::from_slice(&plaintext).map_err(|_| unreadable())?;
-    }
+    let sealed: Option<Vec<u8>> = column(row, "sealed")?;
+    let resource = resource_row::decode(&json, sealed.as_deref(), kind, name, secrets)?;
     Ok(Stored {
         resource,
         created_at: from_db(column(row, "created_at")?, "created_at")?,
