@@ -358,7 +358,7 @@ impl Store for SqliteStore {
     async fn record_call(&self, record: &CallRecord) -> Result<(), StoreError> {
         let insert = format!(
             "INSERT INTO calls ({CALL_COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
         bind_call(sqlx::query(&insert), record)
             .execute(&self.pool)
@@ -376,7 +376,7 @@ impl Store for SqliteStore {
         };
         let insert = format!(
             "INSERT INTO calls ({CALL_COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
         let mut tx = self.pool.begin().await.map_err(none)?;
         for record in records {

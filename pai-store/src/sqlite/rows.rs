@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use pai_core::resource::Secret;
-use pai_core::{CallRecord, Kind, Resource, StoreError, Stored, Usage, WorkloadTotals};
+use pai_core::{
+    CallRecord, GuardVerdict, Kind, Resource, StoreError, Stored, Usage, WorkloadTotals,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -16,7 +18,7 @@ pub(crate) const RESOURCE_COLUMNS: &str = "json, sealed, created_at, updated_at,
 /// The columns `call` reads.
 pub(crate) const CALL_COLUMNS: &str = "call_id, started_at_ms, workload, provider, access_key, \
      model, operation, stream, status, usage_input, usage_cached_input, usage_cache_write, \
-     usage_output, usage_reasoning, cost_pico_usd, duration_ms, client_ip, error, binding";
+     usage_output, usage_reasoning, cost_pico_usd, duration_ms, client_ip, error, binding, guards";
 
 /// What a failed statement means to the gateway: damage it cannot read past is `Corrupt`,
 /// everything else (I/O, locks held too long, a closed pool) is `Unavailable`.
@@ -152,6 +154,24 @@ pub(crate) fn bind_call<'q>(
         .bind(call.client_ip.as_deref())
         .bind(call.error.as_deref())
         .bind(call.binding.as_deref())
+        .bind(guards_json(&call.guards))
+}
+
+/// The `guards` column: the verdicts as a JSON array, NULL when no guard ran.
+fn guards_json(guards: &[GuardVerdict]) -> Option<String> {
+    if guards.is_empty() {
+        return None;
+    }
+    serde_json::to_string(guards).ok()
+}
+
+/// The verdicts a `guards` column holds.
+fn guards_of(row: &SqliteRow) -> Result<Vec<GuardVerdict>, StoreError> {
+    match column::<Option<String>>(row, "guards")? {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("calls.guards does not hold verdicts: {e}"))),
+    }
 }
 
 /// A `calls` row read back.
@@ -174,6 +194,7 @@ pub(crate) fn call(row: &SqliteRow) -> Result<CallRecord, StoreError> {
         duration_ms: from_db(column(row, "duration_ms")?, "duration_ms")?,
         client_ip: column(row, "client_ip")?,
         error: column(row, "error")?,
+        guards: guards_of(row)?,
     })
 }
 
