@@ -57,7 +57,11 @@ fn guard(name: &str, threshold: f64) -> Resource {
             name: name.to_owned(),
             ..Metadata::default()
         },
-        spec: serde_json::json!({ "threshold": threshold }),
+        spec: pai_core::resource::GuardBindingSpec {
+            guard: "prompt-guard".to_owned(),
+            threshold: Some(threshold),
+            ..Default::default()
+        },
     })
 }
 

@@ -4,8 +4,10 @@
 //! `pai_tokens_total{workload,model,kind}` (kind input|cached_input|cache_write|output),
 //! `pai_cost_usd_total{workload,model,kind}` (kind input|cached_input|output, from the
 //! gateway's price table; absent for unpriced models) and
-//! `pai_request_duration_seconds{workload,model}` (histogram). Labels never carry key material:
-//! the workload is `ext:<access-key-name>` or an agent's name.
+//! `pai_request_duration_seconds{workload,model}` (histogram),
+//! `pai_guard_verdicts_total{binding,verdict,enforcement}` and `pai_guard_scan_seconds{binding}`
+//! (histogram). Labels never carry key material: the workload is `ext:<access-key-name>` or an
+//! agent's name; a binding is a GuardBinding's name.
 //!
 //! There is no process-wide registry: a [`Metrics`] is a handle (cheap to clone) that one
 //! [`crate::Gateway`] counts into, or several if an embedder hands the same one to each
@@ -34,6 +36,11 @@ const BUCKETS: [f64; 12] = [
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
+/// Guard scans take micro- to milliseconds (an external classifier, up to its timeout).
+const GUARD_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
 #[derive(Default)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
@@ -41,10 +48,36 @@ struct Histogram {
     count: u64,
 }
 
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64; 12], secs: f64) {
+        for (i, bound) in bounds.iter().enumerate() {
+            if secs <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64; 12]) {
+        for (i, bound) in bounds.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{bound}\"}} {}",
+                self.counts[i]
+            );
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
 #[derive(Default)]
 struct Registry {
     counters: BTreeMap<(String, String), f64>,
     histograms: BTreeMap<String, Histogram>,
+    guard_scans: BTreeMap<String, Histogram>,
 }
 
 impl Registry {
@@ -202,14 +235,30 @@ impl Metrics {
         if let Ok(mut r) = self.shared.registry.lock() {
             r.add_all(increments);
             let h = r.histograms.entry(series).or_default();
-            let secs = record.duration_ms as f64 / 1000.0;
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                if secs <= *bound {
-                    h.counts[i] += 1;
-                }
-            }
-            h.sum += secs;
-            h.count += 1;
+            h.observe(&BUCKETS, record.duration_ms as f64 / 1000.0);
+        }
+    }
+
+    /// Count one guard's verdict on a call and how long its scan took. `binding` is a
+    /// GuardBinding's name (configuration, not request data), so the label set stays bounded.
+    pub(crate) fn guard_verdict(
+        &self,
+        binding: &str,
+        verdict: &str,
+        enforcement: &str,
+        took: std::time::Duration,
+    ) {
+        let counted = labels(&[
+            ("binding", binding),
+            ("verdict", verdict),
+            ("enforcement", enforcement),
+        ]);
+        if let Ok(mut r) = self.shared.registry.lock() {
+            r.add_all(vec![("pai_guard_verdicts_total", counted, 1.0)]);
+            r.guard_scans
+                .entry(labels(&[("binding", binding)]))
+                .or_default()
+                .observe(&GUARD_BUCKETS, took.as_secs_f64());
         }
     }
 
@@ -235,16 +284,14 @@ impl Metrics {
             let name = "pai_request_duration_seconds";
             let _ = writeln!(out, "# TYPE {name} histogram");
             for (labels, h) in &r.histograms {
-                for (i, bound) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "{name}_bucket{{{labels},le=\"{bound}\"}} {}",
-                        h.counts[i]
-                    );
-                }
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-                let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
-                let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+                h.render(&mut out, name, labels, &BUCKETS);
+            }
+        }
+        if !r.guard_scans.is_empty() {
+            let name = "pai_guard_scan_seconds";
+            let _ = writeln!(out, "# TYPE {name} histogram");
+            for (labels, h) in &r.guard_scans {
+                h.render(&mut out, name, labels, &GUARD_BUCKETS);
             }
         }
         out
