@@ -126,11 +126,9 @@ impl Detector {
         if source == TextSource::System {
             return found;
         }
-        for window in features::windows(&text) {
-            // A rule's family says more than the classifier's "injection or jailbreak": it
-            // stays the category whichever scores higher.
-            found.score = found.score.max(self.model.score(window));
-        }
+        // A rule's family says more than the classifier's "injection or jailbreak": it stays
+        // the category whichever scores higher.
+        found.score = found.score.max(self.model.score_windows(&text));
         found
     }
 

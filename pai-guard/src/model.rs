@@ -72,6 +72,32 @@ impl<'a> Model<'a> {
         f32::from(i16::from_le_bytes(b)) * self.scale
     }
 
+    /// The probability that the highest-scoring window of `text` (normalised) is an attack:
+    /// one pass over its features, each window's sum and count taken from running totals.
+    pub fn score_windows(&self, text: &str) -> f32 {
+        let bounds = features::window_bounds(text);
+        if bounds.len() == 1 {
+            return self.score(text);
+        }
+        let mut sum = vec![0f32; text.len() + 1];
+        let mut count = vec![0u32; text.len() + 1];
+        features::for_each_at(text, |at, i| {
+            sum[at + 1] += self.weight(i);
+            count[at + 1] += 1;
+        });
+        for i in 1..sum.len() {
+            sum[i] += sum[i - 1];
+            count[i] += count[i - 1];
+        }
+        bounds
+            .iter()
+            .map(|&(s, e)| {
+                let n = (count[e] - count[s]) as usize;
+                sigmoid(self.bias + (sum[e] - sum[s]) / norm(n))
+            })
+            .fold(0f32, f32::max)
+    }
+
     /// The probability that `window` (a normalised text) is an attack.
     pub fn score(&self, window: &str) -> f32 {
         let mut sum = 0f32;

@@ -35,6 +35,18 @@ pub fn normalise(text: &str) -> String {
 fn fold(text: &str, out: &mut String) {
     let mut space = out.is_empty() || out.ends_with(' ');
     for c in text.chars() {
+        if c.is_ascii() {
+            if c.is_ascii_whitespace() {
+                if !space {
+                    out.push(' ');
+                    space = true;
+                }
+            } else {
+                out.push(c.to_ascii_lowercase());
+                space = false;
+            }
+            continue;
+        }
         let Some(c) = plain(c) else { continue };
         if c.is_whitespace() {
             if !space {
@@ -146,6 +158,9 @@ fn join_spaced_letters(text: &str) -> String {
 
 /// A token of single letters joined by `.`, `-`, `_` or `*` (at least four), without them.
 fn undotted(token: &str) -> std::borrow::Cow<'_, str> {
+    if token.len() < 7 || !token.contains(['.', '-', '_', '*']) {
+        return std::borrow::Cow::Borrowed(token);
+    }
     let parts: Vec<&str> = token.split(['.', '-', '_', '*']).collect();
     let letters = parts
         .iter()

@@ -251,40 +251,71 @@ fn matches(word: &str, pattern: &str) -> bool {
     }
 }
 
-/// The family of the first rule `text` (normalised) matches.
+/// The family of the first rule `text` (normalised) matches, reading from its start.
 pub fn check(text: &str) -> Option<&'static str> {
     let words: Vec<&str> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .collect();
-    RULES
-        .iter()
-        .find(|rule| matched(rule, &words))
-        .map(|rule| rule.family)
+    let index = first_words();
+    for (i, w) in words.iter().enumerate() {
+        let Some(rules) = index.get(&key(w)) else {
+            continue;
+        };
+        for &r in rules {
+            if matched_at(&RULES[r], &words, i) {
+                return Some(RULES[r].family);
+            }
+        }
+    }
+    None
 }
 
-fn matched(rule: &Rule, words: &[&str]) -> bool {
+/// The first two bytes of a word: which rules may start at it.
+fn key(word: &str) -> [u8; 2] {
+    let b = word.as_bytes();
+    [b[0], b.get(1).copied().unwrap_or(0)]
+}
+
+/// For each two-byte start, the rules whose first slot has a word starting so: one lookup per
+/// word of a long text instead of every rule's every word.
+fn first_words() -> &'static std::collections::HashMap<[u8; 2], Vec<usize>> {
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<[u8; 2], Vec<usize>>> =
+        std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut index: std::collections::HashMap<[u8; 2], Vec<usize>> = Default::default();
+        for (r, rule) in RULES.iter().enumerate() {
+            for p in rule.slots.first().copied().unwrap_or_default() {
+                let rules = index.entry(key(p.trim_end_matches('*'))).or_default();
+                if !rules.contains(&r) {
+                    rules.push(r);
+                }
+            }
+        }
+        index
+    })
+}
+
+/// Whether `rule` matches with its first slot at `words[i]`.
+fn matched_at(rule: &Rule, words: &[&str], i: usize) -> bool {
     let Some((first, rest)) = rule.slots.split_first() else {
         return false;
     };
-    'start: for (i, w) in words.iter().enumerate() {
-        if !first.iter().any(|p| matches(w, p)) {
-            continue;
-        }
-        let mut at = i;
-        for slot in rest {
-            let window = words.iter().enumerate().skip(at + 1).take(rule.gap + 1);
-            match window
-                .into_iter()
-                .find(|(_, w)| slot.iter().any(|p| matches(w, p)))
-            {
-                Some((j, _)) => at = j,
-                None => continue 'start,
-            }
-        }
-        return true;
+    if !first.iter().any(|p| matches(words[i], p)) {
+        return false;
     }
-    false
+    let mut at = i;
+    for slot in rest {
+        let window = words.iter().enumerate().skip(at + 1).take(rule.gap + 1);
+        match window
+            .into_iter()
+            .find(|(_, w)| slot.iter().any(|p| matches(w, p)))
+        {
+            Some((j, _)) => at = j,
+            None => return false,
+        }
+    }
+    true
 }
 
 #[cfg(test)]

@@ -107,8 +107,9 @@ const BENIGN_TRIGGERS: &[&str] = &[
 ];
 
 struct Row {
-    /// The windows of the normalised text.
-    windows: Vec<String>,
+    /// The normalised text and its windows.
+    normal: String,
+    windows: Vec<(usize, usize)>,
     text: String,
     injection: bool,
     file: String,
@@ -220,7 +221,8 @@ fn run() -> Result<(), String> {
 fn row(text: &str, injection: bool, file: &str) -> Row {
     let normal = normalise::normalise(text);
     Row {
-        windows: features::windows(&normal).map(str::to_owned).collect(),
+        windows: features::window_bounds(&normal),
+        normal,
         text: text.to_owned(),
         injection,
         file: file.to_owned(),
@@ -289,7 +291,13 @@ fn fit(rows: &[&Row]) -> (Vec<f32>, f32) {
         for &(i, k) in &order {
             let r = rows[i];
             idx.clear();
-            features::for_each(&r.windows[k], |f| idx.push(f));
+            let (s, e) = r.windows[k];
+            // The features that start in the window, as the guard scores it.
+            features::for_each_at(&r.normal, |at, f| {
+                if at >= s && at < e {
+                    idx.push(f);
+                }
+            });
             let norm = norm(idx.len());
             let z = bias + idx.iter().map(|&f| w[f]).sum::<f32>() / norm;
             let y = if r.injection { 1.0 } else { 0.0 };
