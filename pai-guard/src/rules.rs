@@ -109,7 +109,7 @@ const RULES: &[Rule] = &[
     Rule {
         family: "instruction override",
         slots: &[
-            &["olvida", "olvide", "olvidа", "ignora", "ignore"],
+            &["olvida", "olvide", "olvidar", "ignora", "ignore"],
             &["todo"],
             &["que", "lo", "dije", "anterior*"],
         ],
