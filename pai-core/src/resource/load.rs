@@ -699,6 +699,70 @@ spec: {provider: vllm-local, model: meta/llama, apiKeySecretRef: {name: llama-to
     }
 
     #[test]
+    fn guard_bindings_and_references_are_checked() {
+        let guard = |spec: &str| {
+            problems(&format!(
+                "apiVersion: pai.io/v1\nkind: GuardBinding\nmetadata: {{name: g}}\nspec: {{{spec}}}\n"
+            ))
+        };
+        assert!(
+            guard("guard: prompt-guard, threshold: 0.8, timeoutMs: 300, onError: allow").is_empty()
+        );
+        for (spec, says) in [
+            ("threshold: 0.8", "spec.guard is required"),
+            (
+                "guard: prompt-guard, threshold: 1.5",
+                "spec.threshold 1.5 must be above 0",
+            ),
+            (
+                "guard: prompt-guard, threshold: 0",
+                "spec.threshold 0 must be above 0",
+            ),
+            (
+                "guard: prompt-guard, timeoutMs: 0",
+                "spec.timeoutMs 0 must be between 1 and 60000",
+            ),
+            (
+                "guard: prompt-guard, config: {a: 1}",
+                "prompt-guard takes none",
+            ),
+            ("guard: prompt-guard, onError: maybe", "spec.onError"),
+            (
+                "guard: prompt-guard, treshold: 0.8",
+                "did you mean threshold?",
+            ),
+        ] {
+            let p = guard(spec);
+            assert!(p.iter().any(|p| p.contains(says)), "{spec}: {p:?}");
+        }
+        // A kind of a library's own takes free-form config.
+        assert!(guard("guard: keywords, config: {phrases: [a]}").is_empty());
+        let refs = |guards: &str| {
+            problems(&format!(
+                "apiVersion: pai.io/v1\nkind: Agent\nmetadata: {{name: a}}\nspec: {{models: [p/m], guards: {guards}}}\n"
+            ))
+        };
+        assert!(refs("[g, {binding: h, enforcement: audit}]").is_empty());
+        let p = refs("[{binding: h, enforcement: sometimes}]");
+        assert!(
+            p.iter()
+                .any(|p| p.contains("spec.guards[0]") && p.contains("sometimes")),
+            "{p:?}"
+        );
+        let p = refs("[{binding: Bad_Name}]");
+        assert!(
+            p.iter()
+                .any(|p| p.contains("spec.guards[0].binding \"Bad_Name\"")),
+            "{p:?}"
+        );
+        let p = refs("[{bindng: h}]");
+        assert!(
+            p.iter().any(|p| p.contains("did you mean binding?")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
     fn json_round_trip_of_the_typed_form() {
         let loaded =
             load("apiVersion: pai.io/v1\nkind: Secret\nmetadata: {name: s}\ndata: {api-key: v}\n")
