@@ -54,17 +54,19 @@ impl Guard for KeywordGuard {
     }
 }
 
-/// The `keywords` kind: its GuardBinding's `spec.phrases`, a list of strings.
+/// The `keywords` kind: its GuardBinding's `spec.config.phrases`, a list of strings.
 pub fn keyword_kind(binding: &GuardBinding) -> Result<Arc<dyn Guard>, String> {
     let phrases = binding
         .spec
-        .get("phrases")
+        .config
+        .as_ref()
+        .and_then(|c| c.get("phrases"))
         .and_then(|v| v.as_array())
-        .ok_or("spec.phrases must be a list of strings")?
+        .ok_or("spec.config.phrases must be a list of strings")?
         .iter()
         .map(|p| p.as_str().map(str::to_lowercase))
         .collect::<Option<Vec<_>>>()
-        .ok_or("spec.phrases must be a list of strings")?;
+        .ok_or("spec.config.phrases must be a list of strings")?;
     Ok(Arc::new(KeywordGuard { phrases }))
 }
 
@@ -130,8 +132,8 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     store
         .apply(&resource(serde_json::json!({
             "kind": "GuardBinding", "metadata": {"name": "no-jailbreaks"},
-            "spec": {"kind": "keywords", "enforcement": "enforce",
-                     "phrases": ["ignore previous instructions"]}
+            "spec": {"guard": "keywords",
+                     "config": {"phrases": ["ignore previous instructions"]}}
         }))?)
         .await?;
     store
@@ -141,7 +143,7 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
                      "apiKeySecretRef": {"name": "openai-key"},
                      "allowedModels": ["gpt-4o-mini"],
                      "externalAccess": {"enabled": true},
-                     "guards": ["no-jailbreaks"]}
+                     "guards": [{"binding": "no-jailbreaks", "enforcement": "enforce"}]}
         }))?)
         .await?;
     let hasher = AccessKeyHasher::new(b"example secret, 32 bytes or more");

@@ -159,7 +159,7 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let resource = |v: serde_json::Value| serde_json::from_value::<Resource>(v);
     for r in [
         serde_json::json!({"kind": "GuardBinding", "metadata": {"name": "shell"},
-            "spec": {"kind": "no-shell"}}),
+            "spec": {"guard": "no-shell"}}),
         serde_json::json!({"kind": "ModelProvider", "metadata": {"name": "summarizer"},
             "spec": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1",
                      "allowedModels": ["gpt-4o-mini"], "externalAccess": {"enabled": true},

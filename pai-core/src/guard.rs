@@ -1,15 +1,27 @@
 //! Guards inspect what a request says before it reaches a model.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 /// Whether a guard's verdict blocks the request or is only recorded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Enforcement {
     /// Block the request when the guard says so.
     #[default]
     Enforce,
     /// Let it through and record the verdict in the audit log.
     Audit,
+}
+
+impl Enforcement {
+    /// As written in `enforcement:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Enforce => "enforce",
+            Enforcement::Audit => "audit",
+        }
+    }
 }
 
 /// Where a piece of text came from.

@@ -66,6 +66,50 @@ pub struct CallRecord {
     pub client_ip: Option<String>,
     /// What went wrong, if anything.
     pub error: Option<String>,
+    /// What each guard that ran said, in the order they ran. Empty when no guard is bound (and
+    /// in records written before guards were recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<GuardVerdict>,
+}
+
+/// What one guard said about a call, as records keep it. Never the text it read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GuardVerdict {
+    /// The GuardBinding's name.
+    pub binding: String,
+    /// What it decided.
+    pub verdict: GuardDecision,
+    /// Whether a block refused the call or was only recorded.
+    pub enforcement: crate::guard::Enforcement,
+    /// The guard's score, for a block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// What was found (for a block) or what failed (for an error), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+/// A guard's decision about one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuardDecision {
+    /// Nothing found.
+    Allow,
+    /// Found something at or above its threshold.
+    Block,
+    /// The guard failed or did not answer in time; `onError` decided.
+    Error,
+}
+
+impl GuardDecision {
+    /// `allow`, `block` or `error`, as labels and headers write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardDecision::Allow => "allow",
+            GuardDecision::Block => "block",
+            GuardDecision::Error => "error",
+        }
+    }
 }
 
 /// Totals over a period, per provider and access key.

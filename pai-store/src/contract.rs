@@ -57,7 +57,11 @@ fn guard(name: &str, threshold: f64) -> Resource {
             name: name.to_owned(),
             ..Metadata::default()
         },
-        spec: serde_json::json!({ "threshold": threshold }),
+        spec: pai_core::resource::GuardBindingSpec {
+            guard: "prompt-guard".to_owned(),
+            threshold: Some(threshold),
+            ..Default::default()
+        },
     })
 }
 
@@ -422,6 +426,17 @@ fn call(n: u32, started_at_ms: u64, provider: &str, key: Option<&str>) -> CallRe
         duration_ms: 100 + u64::from(n),
         client_ip: Some("10.0.0.7".to_owned()),
         error: None,
+        // One call carries a guard's verdict, so that every store is seen to keep them.
+        guards: match n {
+            2 => vec![pai_core::GuardVerdict {
+                binding: "prompt-guard-default".to_owned(),
+                verdict: pai_core::GuardDecision::Block,
+                enforcement: pai_core::Enforcement::Audit,
+                score: Some(0.97),
+                category: Some("instruction override".to_owned()),
+            }],
+            _ => Vec::new(),
+        },
     }
 }
 

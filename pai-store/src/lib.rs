@@ -62,6 +62,8 @@
 
 pub mod access_keys;
 pub mod apply;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod guard_column;
 pub mod ledger;
 mod memory;
 #[cfg(feature = "postgres")]

@@ -12,7 +12,7 @@
 //!                     down), then the call's log, finished once however the call ends
 //!      RateLimitLayer the caller's requests per minute, before its body is read
 //!       ParseLayer    the body, read once within its limits, into a Call
-//!        GuardLayer   the guards the configuration assigns to the call; a blocked prompt
+//!        GuardLayer   the guards the configuration assigns to the call, providers' first; a blocked prompt
 //!                     never reaches a model, nor costs a reservation
 //!         FallbackLayer   for each candidate (the model asked for, then its fallbacks):
 //!          BudgetLayer        reserve the worst case; the log's finish settles it
@@ -204,7 +204,7 @@ impl GatewayBuilder {
         self
     }
 
-    /// Let GuardBindings of `spec.kind: <name>` run as `kind` builds them (see
+    /// Let GuardBindings of `spec.guard: <name>` run as `kind` builds them (see
     /// [`crate::GuardLayer`]). A guard of a kind the gateway does not know refuses the calls it
     /// guards.
     pub fn guard_kind(mut self, name: &str, kind: Arc<dyn GuardKind>) -> Self {
@@ -312,7 +312,7 @@ impl GatewayBuilder {
                     .prefix(prefix)
                     .call_only(),
             )
-            .layer(GuardLayer::new(snapshot.clone(), self.guard_kinds))
+            .layer(GuardLayer::new(snapshot.clone(), self.guard_kinds).metrics(metrics.clone()))
             .layer(FallbackLayer::new(snapshot.clone(), reliability.clone()))
             .layer(BudgetLayer::new(self.ledger, self.prices.clone()))
             .layer(ProviderLimitLayer::new(

@@ -4,8 +4,10 @@
 //! `pai_tokens_total{workload,model,kind}` (kind input|cached_input|cache_write|output),
 //! `pai_cost_usd_total{workload,model,kind}` (kind input|cached_input|output, from the
 //! gateway's price table; absent for unpriced models) and
-//! `pai_request_duration_seconds{workload,model}` (histogram). Labels never carry key material:
-//! the workload is `ext:<access-key-name>` or an agent's name.
+//! `pai_request_duration_seconds{workload,model}` (histogram),
+//! `pai_guard_verdicts_total{binding,verdict,enforcement}` and `pai_guard_scan_seconds{binding}`
+//! (histogram). Labels never carry key material: the workload is `ext:<access-key-name>` or an
+//! agent's name; a binding is a GuardBinding's name.
 //!
 //! There is no process-wide registry: a [`Metrics`] is a handle (cheap to clone) that one
 //! [`crate::Gateway`] counts into, or several if an embedder hands the same one to each
@@ -36,7 +38,12 @@ const BUCKETS: [f64; 12] = [
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
-#[derive(Default)]
+/// Guard scans take micro- to milliseconds (an external classifier, up to its timeout).
+const GUARD_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+#[derive(Clone, Default)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
     sum: f64,
@@ -44,8 +51,8 @@ struct Histogram {
 }
 
 impl Histogram {
-    fn observe(&mut self, secs: f64) {
-        for (i, bound) in BUCKETS.iter().enumerate() {
+    fn observe(&mut self, bounds: &[f64; 12], secs: f64) {
+        for (i, bound) in bounds.iter().enumerate() {
             if secs <= *bound {
                 self.counts[i] += 1;
             }
@@ -53,12 +60,26 @@ impl Histogram {
         self.sum += secs;
         self.count += 1;
     }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64; 12]) {
+        for (i, bound) in bounds.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{bound}\"}} {}",
+                self.counts[i]
+            );
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
 }
 
-/// Counters added by name and labels ([`Metrics::add`]): rare events, not calls.
+/// Counters added by name and labels ([`Metrics::add`]) and guard scans: not one per call.
 #[derive(Default)]
 struct Registry {
     counters: BTreeMap<(String, String), f64>,
+    guard_scans: BTreeMap<String, Histogram>,
 }
 
 /// The token kinds of `pai_tokens_total`, in [`CallCounts::tokens`] order.
@@ -205,7 +226,9 @@ impl Metrics {
                 }
             }
         }
-        counts.duration.observe(record.duration_ms as f64 / 1000.0);
+        counts
+            .duration
+            .observe(&BUCKETS, record.duration_ms as f64 / 1000.0);
     }
 
     /// The counts of `workload` and `model`, made on their first call.
@@ -226,14 +249,41 @@ impl Metrics {
         Some(models.entry(model.to_owned()).or_default().clone())
     }
 
+    /// Count one guard's verdict on a call and how long its scan took. `binding` is a
+    /// GuardBinding's name (configuration, not request data), so the label set stays bounded.
+    pub(crate) fn guard_verdict(
+        &self,
+        binding: &str,
+        verdict: &str,
+        enforcement: &str,
+        took: std::time::Duration,
+    ) {
+        let counted = labels(&[
+            ("binding", binding),
+            ("verdict", verdict),
+            ("enforcement", enforcement),
+        ]);
+        if let Ok(mut r) = self.shared.registry.lock() {
+            *r.counters
+                .entry(("pai_guard_verdicts_total".to_owned(), counted))
+                .or_insert(0.0) += 1.0;
+            r.guard_scans
+                .entry(labels(&[("binding", binding)]))
+                .or_default()
+                .observe(&GUARD_BUCKETS, took.as_secs_f64());
+        }
+    }
+
     /// Everything in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut counters: BTreeMap<(String, String), String> = BTreeMap::new();
-        let mut histograms: BTreeMap<String, (u64, f64, [u64; BUCKETS.len()])> = BTreeMap::new();
+        let mut histograms: BTreeMap<String, Histogram> = BTreeMap::new();
+        let mut guard_scans: BTreeMap<String, Histogram> = BTreeMap::new();
         if let Ok(r) = self.shared.registry.lock() {
             for ((name, labels), value) in &r.counters {
                 counters.insert((name.clone(), labels.clone()), value.to_string());
             }
+            guard_scans = r.guard_scans.clone();
         }
         if let Ok(calls) = self.shared.calls.read() {
             for (workload, models) in calls.iter() {
@@ -262,8 +312,7 @@ impl Metrics {
                             put("pai_cost_usd_total", ("kind", kind), usd);
                         }
                     }
-                    let h = &c.duration;
-                    histograms.insert(labels(&base), (h.count, h.sum, h.counts));
+                    histograms.insert(labels(&base), c.duration.clone());
                 }
             }
         }
@@ -283,17 +332,15 @@ impl Metrics {
         if !histograms.is_empty() {
             let name = "pai_request_duration_seconds";
             let _ = writeln!(out, "# TYPE {name} histogram");
-            for (labels, (count, sum, buckets)) in &histograms {
-                for (i, bound) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "{name}_bucket{{{labels},le=\"{bound}\"}} {}",
-                        buckets[i]
-                    );
-                }
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
-                let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-                let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+            for (labels, h) in &histograms {
+                h.render(&mut out, name, labels, &BUCKETS);
+            }
+        }
+        if !guard_scans.is_empty() {
+            let name = "pai_guard_scan_seconds";
+            let _ = writeln!(out, "# TYPE {name} histogram");
+            for (labels, h) in &guard_scans {
+                h.render(&mut out, name, labels, &GUARD_BUCKETS);
             }
         }
         out

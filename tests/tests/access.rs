@@ -102,7 +102,7 @@ async fn resources_naming_guards_are_never_called_unguarded() {
     let Resource::ModelProvider(mut oai) = stored.resource else {
         panic!("a provider")
     };
-    oai.spec.guards = vec!["prompt-guard-default".to_owned()];
+    oai.spec.guards = vec![pai_core::resource::GuardRef::named("prompt-guard-default")];
     h.store.apply(&Resource::ModelProvider(oai)).await.unwrap();
     let Some(stored) = h.store.get(pai_core::Kind::Agent, "bot").await.unwrap() else {
         panic!("agent stored")
@@ -110,7 +110,7 @@ async fn resources_naming_guards_are_never_called_unguarded() {
     let Resource::Agent(mut bot) = stored.resource else {
         panic!("an agent")
     };
-    bot.spec.guards = vec!["prompt-guard-default".to_owned()];
+    bot.spec.guards = vec![pai_core::resource::GuardRef::named("prompt-guard-default")];
     h.store.apply(&Resource::Agent(bot)).await.unwrap();
     h.gateway.reload().await.unwrap();
 

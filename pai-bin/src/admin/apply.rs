@@ -6,7 +6,10 @@
 //! stored (its key hash above all), and a key applied from a file never gets a hash from it, so
 //! it cannot be used until `pai access-key rotate` mints one. A ModelBinding that could never be
 //! called (what it calls, or its key, missing from both the store and the same apply) is
-//! refused before anything is stored. After applying, other references to resources that do
+//! refused before anything is stored, and so is a guard that could never run: a GuardBinding
+//! of a kind the binary does not have ([`GUARD_KINDS`]), or a ModelProvider or Agent whose
+//! `spec.guards` names a GuardBinding that is neither stored nor in the same apply. After
+//! applying, other references to resources that do
 //! not exist are reported as warnings, since the order of documents or files may be about to
 //! fix them.
 
@@ -82,6 +85,7 @@ pub async fn apply_loaded(
     problems.extend(uncallable_providers(adapters, &loaded.resources));
     let mut warnings = loaded.warnings;
     uncallable_bindings(store, &loaded.resources, &mut problems, &mut warnings).await?;
+    unrunnable_guards(store, &loaded.resources, &mut problems).await?;
     if !problems.is_empty() {
         return Err(ApplyError::Invalid(problems));
     }
@@ -153,6 +157,55 @@ fn uncallable_providers(adapters: &Adapters, resources: &[Resource]) -> Vec<Stri
             _ => None,
         })
         .collect()
+}
+
+/// The guard kinds the `pai` binary runs (`serve` registers each).
+pub const GUARD_KINDS: &[&str] = &[pai_guard::KIND];
+
+/// A guard that could never run is refused: accepted means enforced, and a call it guards
+/// would only ever fail closed.
+async fn unrunnable_guards(
+    store: &dyn Store,
+    resources: &[Resource],
+    problems: &mut Vec<String>,
+) -> Result<(), StoreError> {
+    for resource in resources {
+        let who = resource.describe();
+        let refs = match resource {
+            Resource::GuardBinding(g) => {
+                let kind = g.spec.guard.as_str();
+                if !GUARD_KINDS.contains(&kind) {
+                    let near = close_matches(kind, GUARD_KINDS.iter().copied());
+                    let hint = near
+                        .first()
+                        .map(|k| format!("did you mean {k:?}? "))
+                        .unwrap_or_default();
+                    problems.push(format!(
+                        "{who}: spec.guard: this gateway has no guard kind {kind:?}; {hint}it has {}",
+                        GUARD_KINDS.join(", ")
+                    ));
+                }
+                continue;
+            }
+            Resource::ModelProvider(p) => &p.spec.guards,
+            Resource::Agent(a) => &a.spec.guards,
+            _ => continue,
+        };
+        for (i, g) in refs.iter().enumerate() {
+            let in_batch = resources
+                .iter()
+                .any(|r| r.kind() == Kind::GuardBinding && r.name() == g.binding);
+            if in_batch || store.get(Kind::GuardBinding, &g.binding).await?.is_some() {
+                continue;
+            }
+            problems.push(format!(
+                "{who}: spec.guards[{i}].binding names GuardBinding {:?}, which does not exist; apply it first or in the same file (kind: GuardBinding, spec: {{guard: {}}})",
+                g.binding,
+                pai_guard::KIND
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A ModelBinding that could never be called is refused, saying what is missing: what its
@@ -253,9 +306,6 @@ async fn dangling_references(
             if let Some(r) = &p.spec.api_key_secret_ref {
                 wanted.push((Kind::Secret, &r.name, "spec.apiKeySecretRef", Some(&r.key)));
             }
-            for g in &p.spec.guards {
-                wanted.push((Kind::GuardBinding, g, "spec.guards", None));
-            }
         }
         // Checked before storing: a binding that could never be called is refused.
         Resource::ModelBinding(_) => {}
@@ -270,9 +320,6 @@ async fn dangling_references(
         Resource::Agent(a) => {
             for b in &a.spec.model_bindings {
                 wanted.push((Kind::ModelBinding, b, "spec.modelBindings", None));
-            }
-            for g in &a.spec.guards {
-                wanted.push((Kind::GuardBinding, g, "spec.guards", None));
             }
         }
         Resource::Secret(_) | Resource::GuardBinding(_) => {}

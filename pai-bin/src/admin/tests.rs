@@ -696,17 +696,17 @@ async fn rotation_grace_is_at_most_a_week() {
 }
 
 #[tokio::test]
-async fn resources_naming_guards_are_refused_until_guards_run() {
+async fn guards_that_could_never_run_are_refused_at_apply() {
     let h = Harness::new();
     let guarded = PROVIDER.replace(
         "externalAccess: {enabled: true}",
-        "externalAccess: {enabled: true}\n  guards: [prompt-guard-default]",
+        "externalAccess: {enabled: true}\n  guards: [{binding: prompt-guard-default, enforcement: audit}]",
     );
     let (status, body, text) = h.call("POST", "/admin/v1/apply", &guarded).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("spec.guards") && message.contains("not available yet"),
+        message.contains("spec.guards[0].binding names GuardBinding \"prompt-guard-default\", which does not exist"),
         "{message}"
     );
     // Nothing of the file was stored, not even its Secret.
@@ -716,10 +716,34 @@ async fn resources_naming_guards_are_refused_until_guards_run() {
         .await
         .unwrap()
         .is_empty());
-    let guard =
-        "apiVersion: pai.io/v1\nkind: GuardBinding\nmetadata: {name: g}\nspec: {threshold: 0.8}\n";
-    let (status, _, text) = h.call("POST", "/admin/v1/apply", guard).await;
+    // A kind the binary does not have.
+    let odd = "apiVersion: pai.io/v1\nkind: GuardBinding\nmetadata: {name: g}\nspec: {guard: prompt-gaurd}\n";
+    let (status, body, text) = h.call("POST", "/admin/v1/apply", odd).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.guard: this gateway has no guard kind \"prompt-gaurd\"; did you mean \"prompt-guard\"?"),
+        "{message}"
+    );
+    // The binding in the same file: both are applied.
+    let both = format!(
+        "apiVersion: pai.io/v1\nkind: GuardBinding\nmetadata: {{name: prompt-guard-default}}\nspec: {{guard: prompt-guard, threshold: 0.8}}\n---\n{guarded}"
+    );
+    let (status, _, text) = h.call("POST", "/admin/v1/apply", &both).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let Some(stored) = h
+        .store
+        .get(pai_core::Kind::ModelProvider, "openai")
+        .await
+        .unwrap()
+    else {
+        panic!("stored")
+    };
+    let pai_core::Resource::ModelProvider(p) = stored.resource else {
+        panic!("a provider")
+    };
+    assert_eq!(p.spec.guards[0].binding, "prompt-guard-default");
+    assert_eq!(p.spec.guards[0].enforcement, pai_core::Enforcement::Audit);
 }
 
 #[tokio::test]

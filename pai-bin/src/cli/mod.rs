@@ -11,6 +11,7 @@ mod create;
 mod delete;
 mod gateway;
 mod get;
+mod guard;
 mod login;
 mod metrics;
 mod model;
@@ -73,6 +74,12 @@ enum Command {
         #[command(subcommand)]
         command: gateway::GatewayCommand,
     },
+    /// The built-in guard without a server: `pai guard scan < prompts.jsonl`,
+    /// `pai guard eval labelled.jsonl`.
+    Guard {
+        #[command(subcommand)]
+        command: guard::GuardCommand,
+    },
 }
 
 /// How `get` and friends print.
@@ -123,6 +130,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Usage(args) => usage::run(args).await,
         Command::Login(args) => login::run(args).await,
         Command::Gateway { command } => gateway::run(command).await,
+        Command::Guard { command } => guard::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

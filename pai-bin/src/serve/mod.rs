@@ -242,6 +242,9 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     if let Some(limit) = args.max_body_bytes {
         builder = builder.max_body_bytes(limit);
     }
+    // The guard kinds apply accepts (admin::apply::GUARD_KINDS). The weights load on the first
+    // scan, so a gateway with no guard bound pays nothing for them.
+    builder = builder.guard_kind(pai_guard::KIND, Arc::new(pai_guard::kind));
     for (kind, url) in &args.provider_endpoints {
         tracing::info!(provider = %kind, endpoint = %url, "direct ModelBindings of this type call this endpoint");
         builder = builder.provider_endpoint(*kind, url);

@@ -22,7 +22,8 @@ enum Fate {
 
 use Fate::*;
 
-const GUARDS: &str = "guards are not available yet";
+const HTTP_GUARDS: &str = "external guards (guard: http) are not available";
+const RESPONSES: &str = "scanning answers is not available";
 
 /// Every field path per kind. Free-form maps (labels, annotations, secret data) are leaves.
 const FIELDS: &[(Kind, &str, Fate)] = &[
@@ -73,7 +74,24 @@ const FIELDS: &[(Kind, &str, Fate)] = &[
         "spec.maxRequestsPerMinute",
         Enforced("rate_limit, per candidate (proxy)"),
     ),
-    (Kind::ModelProvider, "spec.guards", Refused(GUARDS)),
+    (
+        Kind::ModelProvider,
+        "spec.guards.binding",
+        Enforced(
+            "guard layer: the GuardBinding runs on every call; one that does not exist is refused at apply (pai) and fails the call closed (503)",
+        ),
+    ),
+    (
+        Kind::ModelProvider,
+        "spec.guards.scan.prompts",
+        Enforced("guard layer, over every text of the request (guard_input); false is refused"),
+    ),
+    (Kind::ModelProvider, "spec.guards.scan.responses", Refused(RESPONSES)),
+    (
+        Kind::ModelProvider,
+        "spec.guards.enforcement",
+        Enforced("guard layer: enforce refuses with 403, audit records"),
+    ),
     (
         Kind::ModelProvider,
         "spec.externalAccess.enabled",
@@ -164,8 +182,55 @@ const FIELDS: &[(Kind, &str, Fate)] = &[
         "spec.rateLimits.maxRequestsPerMinute",
         Enforced("rate_limit, per principal (proxy)"),
     ),
-    (Kind::Agent, "spec.guards", Refused(GUARDS)),
-    (Kind::GuardBinding, "spec", Refused(GUARDS)),
+    (
+        Kind::Agent,
+        "spec.guards.binding",
+        Enforced(
+            "guard layer: the GuardBinding runs on every call; one that does not exist is refused at apply (pai) and fails the call closed (503)",
+        ),
+    ),
+    (
+        Kind::Agent,
+        "spec.guards.scan.prompts",
+        Enforced("guard layer, over every text of the request (guard_input); false is refused"),
+    ),
+    (Kind::Agent, "spec.guards.scan.responses", Refused(RESPONSES)),
+    (
+        Kind::Agent,
+        "spec.guards.enforcement",
+        Enforced("guard layer: enforce refuses with 403, audit records"),
+    ),
+    (
+        Kind::GuardBinding,
+        "spec.guard",
+        Enforced(
+            "the guard kind registered with the gateway (guard layer); one pai does not have is refused at apply (pai) and fails closed (503)",
+        ),
+    ),
+    (
+        Kind::GuardBinding,
+        "spec.threshold",
+        Enforced("guard layer: a block scored below it is an allow; prompt-guard's cut-off"),
+    ),
+    (Kind::GuardBinding, "spec.format", Refused(HTTP_GUARDS)),
+    (Kind::GuardBinding, "spec.endpoint", Refused(HTTP_GUARDS)),
+    (Kind::GuardBinding, "spec.apiKeySecretRef.name", Refused(HTTP_GUARDS)),
+    (Kind::GuardBinding, "spec.apiKeySecretRef.key", Refused(HTTP_GUARDS)),
+    (
+        Kind::GuardBinding,
+        "spec.timeoutMs",
+        Enforced("guard layer: how long the guard may take on one call"),
+    ),
+    (
+        Kind::GuardBinding,
+        "spec.onError",
+        Enforced("guard layer: a guard that fails or times out blocks the call or lets it through"),
+    ),
+    (
+        Kind::GuardBinding,
+        "spec.config",
+        Enforced("handed to the registered kind's GuardKind::build; refused for prompt-guard"),
+    ),
 ];
 
 /// Fields every kind has.
@@ -224,7 +289,7 @@ fn document(kind: Kind, extra: &str) -> String {
     let spec = match kind {
         Kind::ModelProvider => "provider: openai, apiKeySecretRef: {name: k}",
         Kind::Agent => "models: [openai/gpt-4o-mini]",
-        Kind::GuardBinding => "threshold: 0.8",
+        Kind::GuardBinding => "guard: prompt-guard, threshold: 0.8",
         _ => unreachable!("only kinds with refused fields"),
     };
     let spec = if extra.is_empty() {
@@ -240,22 +305,61 @@ fn fields_not_enforced_yet_are_refused_at_apply_time() {
     for (kind, path, fate) in FIELDS {
         let Refused(why) = fate else { continue };
         let yaml = match (kind, *path) {
-            (Kind::GuardBinding, "spec") => document(*kind, ""),
-            (_, "spec.guards") => document(*kind, "guards: [prompt-guard-default]"),
+            (Kind::GuardBinding, "spec.format") => document(*kind, "format: tei"),
+            (Kind::GuardBinding, "spec.endpoint") => {
+                document(*kind, "endpoint: \"http://guard.internal:8080\"")
+            }
+            (Kind::GuardBinding, p) if p.starts_with("spec.apiKeySecretRef") => {
+                document(*kind, "apiKeySecretRef: {name: guard-key, key: api-key}")
+            }
+            (_, "spec.guards.scan.responses") => document(
+                *kind,
+                "guards: [{binding: prompt-guard-default, scan: {prompts: true, responses: true}}]",
+            ),
             other => panic!("no sample document for {other:?}"),
         };
+        let path = path.trim_end_matches(".name").trim_end_matches(".key");
+        let path = path.replace("spec.guards.", "spec.guards[0].");
         let problems = load(&yaml).err().map(|e| e.problems).unwrap_or_default();
         assert!(
-            problems.iter().any(|p| p.contains(why) && p.contains(path)),
+            problems
+                .iter()
+                .any(|p| p.contains(why) && p.contains(&path)),
             "{kind} {path}: {problems:?}"
         );
     }
-    // Without the refused field, the same documents load.
-    for kind in [Kind::ModelProvider, Kind::Agent] {
+    // Without the refused field, the same documents load; a guard is a name or an object.
+    for kind in [Kind::ModelProvider, Kind::Agent, Kind::GuardBinding] {
         assert!(load(&document(kind, "")).is_ok(), "{kind}");
     }
-    // An empty guard list names no guard: nothing to refuse.
-    assert!(load(&document(Kind::ModelProvider, "guards: []")).is_ok());
+    for guards in [
+        "guards: []",
+        "guards: [prompt-guard-default]",
+        "guards: [{binding: g, scan: {prompts: true}, enforcement: audit}]",
+    ] {
+        assert!(
+            load(&document(Kind::ModelProvider, guards)).is_ok(),
+            "{guards}"
+        );
+    }
+    // The guard kind http itself, and a guard that would scan nothing.
+    let problems = |yaml: String| load(&yaml).err().map(|e| e.problems).unwrap_or_default();
+    let http = problems(document(Kind::GuardBinding, "").replace("prompt-guard", "http"));
+    assert!(
+        http.iter()
+            .any(|p| p.contains("spec.guard:") && p.contains(HTTP_GUARDS)),
+        "{http:?}"
+    );
+    let nothing = problems(document(
+        Kind::Agent,
+        "guards: [{binding: g, scan: {prompts: false}}]",
+    ));
+    assert!(
+        nothing
+            .iter()
+            .any(|p| p.contains("spec.guards[0].scan.prompts is false")),
+        "{nothing:?}"
+    );
 }
 
 #[test]

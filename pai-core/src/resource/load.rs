@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::suggest::close_matches;
-use super::{Kind, ModelProvider, Resource, API_VERSION};
+use super::{GuardBinding, GuardRef, Kind, ModelProvider, Resource, API_VERSION};
 use crate::model::ModelRef;
 use crate::net::Cidr;
 
@@ -180,7 +180,7 @@ fn typed<T: DeserializeOwned>(doc: Value) -> Result<T, String> {
 }
 
 /// The field names allowed in the object at `path` of a `kind` document; `None` for free-form
-/// maps (labels, secret data, a GuardBinding's spec).
+/// maps (labels, secret data, a GuardBinding's `spec.config`).
 pub(super) fn known_fields(kind: Kind, path: &str) -> Option<&'static [&'static str]> {
     const TOP: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
     Some(match (kind, path) {
@@ -201,6 +201,8 @@ pub(super) fn known_fields(kind: Kind, path: &str) -> Option<&'static [&'static 
             "externalAccess",
             "fallbacks",
         ],
+        (Kind::ModelProvider | Kind::Agent, "spec.guards") => &["binding", "scan", "enforcement"],
+        (Kind::ModelProvider | Kind::Agent, "spec.guards.scan") => &["prompts", "responses"],
         (Kind::ModelProvider, "spec.apiKeySecretRef") => &["name", "key"],
         (Kind::ModelProvider, "spec.externalAccess") => &["enabled", "maxTokensPerDay"],
         (Kind::ModelBinding, "spec") => &[
@@ -222,6 +224,17 @@ pub(super) fn known_fields(kind: Kind, path: &str) -> Option<&'static [&'static 
         ],
         (Kind::Agent, "spec") => &["models", "modelBindings", "rateLimits", "guards"],
         (Kind::Agent, "spec.rateLimits") => &["maxCostPerDayUSD", "maxRequestsPerMinute"],
+        (Kind::GuardBinding, "spec") => &[
+            "guard",
+            "threshold",
+            "format",
+            "endpoint",
+            "apiKeySecretRef",
+            "timeoutMs",
+            "onError",
+            "config",
+        ],
+        (Kind::GuardBinding, "spec.apiKeySecretRef") => &["name", "key"],
         _ => return None,
     })
 }
@@ -295,7 +308,7 @@ pub(crate) fn validate(
     match resource {
         Resource::ModelProvider(p) => {
             validate_provider(p, problems, warnings);
-            refuse_guards(&p.spec.guards, problems);
+            validate_guard_refs(&p.spec.guards, problems);
         }
         Resource::ModelBinding(b) => {
             if b.spec.provider.is_empty() {
@@ -341,7 +354,7 @@ pub(crate) fn validate(
                     problems.push(format!("spec.models[{i}]: {e}"));
                 }
             }
-            refuse_guards(&a.spec.guards, problems);
+            validate_guard_refs(&a.spec.guards, problems);
             refuse_zero_rate(
                 "spec.rateLimits.maxRequestsPerMinute",
                 a.spec.rate_limits.max_requests_per_minute,
@@ -355,22 +368,86 @@ pub(crate) fn validate(
                 }
             }
         }
-        Resource::GuardBinding(_) => problems.push(format!(
-            "spec: {GUARDS_NOT_YET}; a GuardBinding cannot be applied until they are"
-        )),
+        Resource::GuardBinding(g) => validate_guard_binding(g, problems),
     }
 }
 
-/// Guards do not run yet. A resource naming them is refused rather than accepted and run
-/// without them: pai never accepts a field it does not enforce.
-const GUARDS_NOT_YET: &str = "guards are not available yet in this version of pai";
+/// The built-in guard kind.
+pub const PROMPT_GUARD: &str = "prompt-guard";
 
-fn refuse_guards(guards: &[String], problems: &mut Vec<String>) {
-    if !guards.is_empty() {
+/// External guards are not there yet: their configuration is refused rather than accepted and
+/// never called.
+const HTTP_NOT_YET: &str = "external guards (guard: http) are not available in this version of pai";
+
+/// The longest a guard may be given per call.
+const MAX_GUARD_TIMEOUT_MS: u64 = 60_000;
+
+fn validate_guard_binding(g: &GuardBinding, problems: &mut Vec<String>) {
+    let spec = &g.spec;
+    match spec.guard.as_str() {
+        "" => problems.push(format!(
+            "spec.guard is required: {PROMPT_GUARD} (built in), or a kind registered with the gateway"
+        )),
+        "http" => problems.push(format!(
+            "spec.guard: {HTTP_NOT_YET}; use guard: {PROMPT_GUARD}"
+        )),
+        _ => {}
+    }
+    let http_only = [
+        ("spec.format", spec.format.is_some()),
+        ("spec.endpoint", spec.endpoint.is_some()),
+        ("spec.apiKeySecretRef", spec.api_key_secret_ref.is_some()),
+    ];
+    for (path, set) in http_only {
+        if set && spec.guard != "http" {
+            problems.push(format!(
+                "{path} is only for guard: http, and {HTTP_NOT_YET}; remove {path}"
+            ));
+        }
+    }
+    if let Some(t) = spec.threshold {
+        if !(t.is_finite() && t > 0.0 && t <= 1.0) {
+            problems.push(format!(
+                "spec.threshold {t} must be above 0 and at most 1 (a block is a score at or above it)"
+            ));
+        }
+    }
+    if let Some(ms) = spec.timeout_ms {
+        if ms == 0 || ms > MAX_GUARD_TIMEOUT_MS {
+            problems.push(format!(
+                "spec.timeoutMs {ms} must be between 1 and {MAX_GUARD_TIMEOUT_MS}"
+            ));
+        }
+    }
+    if spec.config.is_some() && spec.guard == PROMPT_GUARD {
         problems.push(format!(
-            "spec.guards: {GUARDS_NOT_YET}, so these guards would never run; remove spec.guards ({})",
-            guards.join(", ")
+            "spec.config is for guard kinds a library registers; {PROMPT_GUARD} takes none (it has spec.threshold); remove spec.config"
         ));
+    }
+}
+
+/// A ModelProvider's or Agent's `spec.guards`.
+fn validate_guard_refs(guards: &[GuardRef], problems: &mut Vec<String>) {
+    for (i, g) in guards.iter().enumerate() {
+        if g.binding.is_empty() {
+            problems.push(format!(
+                "spec.guards[{i}].binding is required: the name of a GuardBinding"
+            ));
+        } else if !valid_name(&g.binding) {
+            problems.push(format!(
+                "spec.guards[{i}].binding {:?} is not a resource name (lower-case letters, digits, '-', '_' or '.')",
+                g.binding
+            ));
+        }
+        if g.scan.responses {
+            problems.push(format!(
+                "spec.guards[{i}].scan.responses: scanning answers is not available in this version of pai, so it would never run; remove it (prompts are scanned)"
+            ));
+        } else if !g.scan.prompts {
+            problems.push(format!(
+                "spec.guards[{i}].scan.prompts is false and nothing else is scanned, so the guard would never run; remove the guard or scan prompts"
+            ));
+        }
     }
 }
 
@@ -619,6 +696,70 @@ spec: {provider: vllm-local, model: meta/llama, apiKeySecretRef: {name: llama-to
         let p = problems("apiVersion: pai.io/v1\nkind: AccessKey\nmetadata: {name: k}\nspec: {restrictions: {allowedCIDRs: [10.0.0.0/40]}}\n");
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p[1].contains("allowedCIDRs[0]"));
+    }
+
+    #[test]
+    fn guard_bindings_and_references_are_checked() {
+        let guard = |spec: &str| {
+            problems(&format!(
+                "apiVersion: pai.io/v1\nkind: GuardBinding\nmetadata: {{name: g}}\nspec: {{{spec}}}\n"
+            ))
+        };
+        assert!(
+            guard("guard: prompt-guard, threshold: 0.8, timeoutMs: 300, onError: allow").is_empty()
+        );
+        for (spec, says) in [
+            ("threshold: 0.8", "spec.guard is required"),
+            (
+                "guard: prompt-guard, threshold: 1.5",
+                "spec.threshold 1.5 must be above 0",
+            ),
+            (
+                "guard: prompt-guard, threshold: 0",
+                "spec.threshold 0 must be above 0",
+            ),
+            (
+                "guard: prompt-guard, timeoutMs: 0",
+                "spec.timeoutMs 0 must be between 1 and 60000",
+            ),
+            (
+                "guard: prompt-guard, config: {a: 1}",
+                "prompt-guard takes none",
+            ),
+            ("guard: prompt-guard, onError: maybe", "spec.onError"),
+            (
+                "guard: prompt-guard, treshold: 0.8",
+                "did you mean threshold?",
+            ),
+        ] {
+            let p = guard(spec);
+            assert!(p.iter().any(|p| p.contains(says)), "{spec}: {p:?}");
+        }
+        // A kind of a library's own takes free-form config.
+        assert!(guard("guard: keywords, config: {phrases: [a]}").is_empty());
+        let refs = |guards: &str| {
+            problems(&format!(
+                "apiVersion: pai.io/v1\nkind: Agent\nmetadata: {{name: a}}\nspec: {{models: [p/m], guards: {guards}}}\n"
+            ))
+        };
+        assert!(refs("[g, {binding: h, enforcement: audit}]").is_empty());
+        let p = refs("[{binding: h, enforcement: sometimes}]");
+        assert!(
+            p.iter()
+                .any(|p| p.contains("spec.guards[0]") && p.contains("sometimes")),
+            "{p:?}"
+        );
+        let p = refs("[{binding: Bad_Name}]");
+        assert!(
+            p.iter()
+                .any(|p| p.contains("spec.guards[0].binding \"Bad_Name\"")),
+            "{p:?}"
+        );
+        let p = refs("[{bindng: h}]");
+        assert!(
+            p.iter().any(|p| p.contains("did you mean binding?")),
+            "{p:?}"
+        );
     }
 
     #[test]

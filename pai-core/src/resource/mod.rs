@@ -18,9 +18,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::guard::Enforcement;
 use crate::model::{ProviderKind, ProviderType};
 
-pub use load::{load, load_one, LoadError, Loaded};
+pub use load::{load, load_one, LoadError, Loaded, PROMPT_GUARD};
 
 /// The only API version there is.
 pub const API_VERSION: &str = "pai.io/v1";
@@ -211,9 +212,10 @@ pub struct ModelProviderSpec {
     /// to its next candidate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_requests_per_minute: Option<u32>,
-    /// Names of GuardBindings applied to all traffic.
+    /// Guards applied to all traffic, the organisation's baseline: they run before an
+    /// agent's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub guards: Vec<String>,
+    pub guards: Vec<GuardRef>,
     /// Access by AccessKeys.
     #[serde(default)]
     pub external_access: ExternalAccess,
@@ -490,9 +492,9 @@ pub struct AgentSpec {
     /// Rate limits.
     #[serde(default)]
     pub rate_limits: AgentRateLimits,
-    /// Names of GuardBindings applied to its traffic.
+    /// Guards applied to its traffic, after its providers' guards.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub guards: Vec<String>,
+    pub guards: Vec<GuardRef>,
 }
 
 /// An application principal.
@@ -508,7 +510,140 @@ pub struct Agent {
     pub spec: AgentSpec,
 }
 
-/// Guard configuration. Its fields arrive with the guards work; the spec is kept as written.
+/// What a guard reads of a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardScan {
+    /// Every text of the request: system prompts, messages, tool calls and tool results.
+    #[serde(default = "yes")]
+    pub prompts: bool,
+    /// The model's answer.
+    #[serde(default)]
+    pub responses: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for GuardScan {
+    fn default() -> GuardScan {
+        GuardScan {
+            prompts: true,
+            responses: false,
+        }
+    }
+}
+
+/// One guard a ModelProvider or an Agent runs: a GuardBinding, what it reads, and whether its
+/// block refuses the call. Written as an object, or as the binding's bare name (prompts
+/// scanned, enforced).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardRef {
+    /// The GuardBinding's name.
+    pub binding: String,
+    /// What it reads.
+    #[serde(default)]
+    pub scan: GuardScan,
+    /// `enforce` (a block is a 403) or `audit` (a block is only recorded).
+    #[serde(default)]
+    pub enforcement: Enforcement,
+}
+
+impl GuardRef {
+    /// The binding `name`, scanning prompts, enforced.
+    pub fn named(name: &str) -> GuardRef {
+        GuardRef {
+            binding: name.to_owned(),
+            scan: GuardScan::default(),
+            enforcement: Enforcement::Enforce,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for GuardRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<GuardRef, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Written {
+            binding: String,
+            #[serde(default)]
+            scan: GuardScan,
+            #[serde(default)]
+            enforcement: Enforcement,
+        }
+        use serde::de::Error as _;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(name) => Ok(GuardRef::named(&name)),
+            v @ serde_json::Value::Object(_) => serde_json::from_value::<Written>(v)
+                .map(|w| GuardRef {
+                    binding: w.binding,
+                    scan: w.scan,
+                    enforcement: w.enforcement,
+                })
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "a guard is a GuardBinding's name, or {binding, scan, enforcement}",
+            )),
+        }
+    }
+}
+
+/// The wire format of an external guard service (`guard: http`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuardFormat {
+    /// Hugging Face Text Embeddings Inference, `POST /predict`.
+    Tei,
+    /// Azure AI Content Safety Prompt Shields, `text:shieldPrompt`.
+    AzurePromptShields,
+    /// Lakera Guard, `POST /v2/guard`.
+    Lakera,
+}
+
+/// What happens to a call when its guard fails or does not answer in time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Refuse the call (fail closed).
+    #[default]
+    Block,
+    /// Let it through, recording that the guard could not tell.
+    Allow,
+}
+
+/// How one guard is configured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardBindingSpec {
+    /// The guard kind: `prompt-guard` (built in), `http`, or one a library user registered.
+    #[serde(default)]
+    pub guard: String,
+    /// Block at or above this score (0 to 1); unset, the kind's own default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// For `guard: http`: the service's wire format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<GuardFormat>,
+    /// For `guard: http`: the service's base URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// For `guard: http`: where the service's key is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretRef>,
+    /// How long the guard may take on one call; unset, the gateway's guard timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// What a failure or timeout of the guard does to the call.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// Free-form configuration handed to a guard kind a library user registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+}
+
+/// Guard configuration: which guard, how strict, and how it fails.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GuardBinding {
@@ -517,9 +652,9 @@ pub struct GuardBinding {
     pub api_version: String,
     /// Name and labels.
     pub metadata: Metadata,
-    /// The configuration, as written.
+    /// The configuration.
     #[serde(default)]
-    pub spec: serde_json::Value,
+    pub spec: GuardBindingSpec,
 }
 
 /// Any resource.

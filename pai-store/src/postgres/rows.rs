@@ -6,7 +6,7 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{Postgres, Row};
 
-use crate::{resource_row, SecretBox};
+use crate::{guard_column, resource_row, SecretBox};
 
 /// The columns `stored` reads.
 pub(crate) const RESOURCE_COLUMNS: &str = "json, sealed, created_at, updated_at, generation";
@@ -14,11 +14,11 @@ pub(crate) const RESOURCE_COLUMNS: &str = "json, sealed, created_at, updated_at,
 /// The columns `call` reads and `bind_call` binds, in that order.
 pub(crate) const CALL_COLUMNS: &str = "call_id, started_at_ms, workload, provider, access_key, \
      model, operation, stream, status, usage_input, usage_cached_input, usage_cache_write, \
-     usage_output, usage_reasoning, cost_pico_usd, duration_ms, client_ip, error, binding";
+     usage_output, usage_reasoning, cost_pico_usd, duration_ms, client_ip, error, binding, guards";
 
-/// The placeholders of one call's row, `$1` … `$19`.
+/// The placeholders of one call's row, `$1` … `$20`.
 pub(crate) const CALL_VALUES: &str =
-    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19";
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20";
 
 /// What a failed statement means to the gateway: rows it cannot decode are `Corrupt`;
 /// everything else (a lost connection, a server that is down or restarting, a pool that timed
@@ -94,6 +94,7 @@ pub(crate) fn bind_call<'q>(
         .bind(call.client_ip.as_deref())
         .bind(call.error.as_deref())
         .bind(call.binding.as_deref())
+        .bind(guard_column::encode(&call.guards))
 }
 
 /// A `calls` row read back.
@@ -120,6 +121,7 @@ pub(crate) fn call(row: &PgRow) -> Result<CallRecord, StoreError> {
         duration_ms: from_db(column(row, "duration_ms")?, "duration_ms")?,
         client_ip: column(row, "client_ip")?,
         error: column(row, "error")?,
+        guards: guard_column::decode(column(row, "guards")?)?,
     })
 }
 

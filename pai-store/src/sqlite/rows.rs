@@ -5,7 +5,7 @@ use pai_core::{CallRecord, Kind, StoreError, Stored, Usage, WorkloadTotals};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use crate::{resource_row, SecretBox};
+use crate::{guard_column, resource_row, SecretBox};
 
 /// The columns `stored` reads, in a statement over `resources` aliased or not.
 pub(crate) const RESOURCE_COLUMNS: &str = "json, sealed, created_at, updated_at, generation";
@@ -13,7 +13,7 @@ pub(crate) const RESOURCE_COLUMNS: &str = "json, sealed, created_at, updated_at,
 /// The columns `call` reads.
 pub(crate) const CALL_COLUMNS: &str = "call_id, started_at_ms, workload, provider, access_key, \
      model, operation, stream, status, usage_input, usage_cached_input, usage_cache_write, \
-     usage_output, usage_reasoning, cost_pico_usd, duration_ms, client_ip, error, binding";
+     usage_output, usage_reasoning, cost_pico_usd, duration_ms, client_ip, error, binding, guards";
 
 /// What a failed statement means to the gateway: damage it cannot read past is `Corrupt`,
 /// everything else (I/O, locks held too long, a closed pool) is `Unavailable`.
@@ -118,7 +118,8 @@ pub(crate) fn insert_calls(calls: &[CallRecord]) -> QueryBuilder<'_, Sqlite> {
             .push_bind(to_db(call.duration_ms))
             .push_bind(call.client_ip.as_deref())
             .push_bind(call.error.as_deref())
-            .push_bind(call.binding.as_deref());
+            .push_bind(call.binding.as_deref())
+            .push_bind(guard_column::encode(&call.guards));
     });
     insert
 }
@@ -143,6 +144,7 @@ pub(crate) fn call(row: &SqliteRow) -> Result<CallRecord, StoreError> {
         duration_ms: from_db(column(row, "duration_ms")?, "duration_ms")?,
         client_ip: column(row, "client_ip")?,
         error: column(row, "error")?,
+        guards: guard_column::decode(column(row, "guards")?)?,
     })
 }
 

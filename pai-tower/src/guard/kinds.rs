@@ -1,4 +1,4 @@
-//! Guard kinds: how a GuardBinding's `spec.kind` becomes a running [`Guard`].
+//! Guard kinds: how a GuardBinding's `spec.guard` becomes a running [`Guard`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use pai_core::resource::GuardBinding;
 use pai_core::Guard;
 
 /// Builds a guard from its GuardBinding (the binding's whole `spec` is the guard's
-/// configuration). Any `Fn(&GuardBinding) -> Result<Arc<dyn Guard>, String>` is one.
+/// configuration; a kind of a library's own reads `spec.config`). Any `Fn(&GuardBinding) -> Result<Arc<dyn Guard>, String>` is one.
 pub trait GuardKind: Send + Sync + 'static {
     /// The guard `binding` configures, or why its configuration is wrong.
     fn build(&self, binding: &GuardBinding) -> Result<Arc<dyn Guard>, String>;

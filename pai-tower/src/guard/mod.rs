@@ -1,17 +1,24 @@
 //! Runs the guards the configuration assigns to a call before any model sees it.
 //!
-//! Which guards: a ModelProvider's `spec.guards` first, then an Agent's `spec.guards`. For an
-//! access key those are its provider's; for an agent, the guards of every provider its list
-//! can reach (any of them may end up answering), then its own. Each name is a GuardBinding,
-//! whose `spec.kind` names a [`GuardKind`] registered with the gateway
-//! ([`crate::GatewayBuilder::guard_kind`]) and whose `spec.enforcement` is `enforce` (the
-//! default: a block refuses the call with 403) or `audit` (a block is only logged). Guards are
-//! built once per configuration snapshot and see every text of the request
-//! ([`pai_providers::guard_input`]).
+//! Which guards: a ModelProvider's `spec.guards` first (the organisation's baseline), then an
+//! Agent's `spec.guards`. For an access key those are its provider's; for an agent, the guards
+//! of every provider its list can reach (any of them may end up answering), then its own. Each
+//! names a GuardBinding, whose `spec.guard` names a [`GuardKind`] registered with the gateway
+//! ([`crate::GatewayBuilder::guard_kind`]), and says whether a block is enforced (`enforce`:
+//! the call is refused with 403, in the client's dialect, naming the binding and what was
+//! found, never the text) or only recorded (`audit`). Guards are built once per configuration
+//! snapshot and see every text of the request ([`pai_providers::guard_input`]); they run one
+//! after the other, so a provider's block stops the call before an agent's guard runs.
+//!
+//! Every verdict is written into the call's record ([`pai_core::GuardVerdict`]), counted in
+//! `pai_guard_verdicts_total{binding,verdict,enforcement}` and `pai_guard_scan_seconds`, and
+//! told to the client in `x-pai-guard` on the answer. A call with no guard bound costs
+//! nothing here: no copy of the request, no allocation.
 //!
 //! Fail closed: a guard that names a GuardBinding that does not exist, a kind the gateway does
-//! not know or a configuration its kind refuses makes the call 503, and so does an enforcing
-//! guard that does not answer within the layer's timeout (10 s by default).
+//! not know or a configuration its kind refuses makes the call 503. A guard that does not
+//! answer within its binding's `timeoutMs` (else the layer's timeout, 10 s by default) refuses
+//! the call with 503 unless the binding says `onError: allow`; under `audit` it is recorded.
 //!
 //! # Example
 //!
@@ -44,6 +51,7 @@
 //! ```
 
 mod kinds;
+mod verdicts;
 
 pub use kinds::{GuardKind, GuardKinds};
 
@@ -55,30 +63,42 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
-use pai_core::resource::GuardBinding;
-use pai_core::{Call, Enforcement, Error, Guard, GuardInput, ModelRef, Verdict};
+use pai_core::resource::{GuardRef, OnError};
+use pai_core::{Call, Enforcement, Error, Guard, GuardInput, ModelRef};
 use tower::{Layer, Service};
 
 use crate::auth::{Binding, Principal};
+use crate::call_log::CallLog;
 use crate::error::CallError;
+use crate::metrics::Metrics;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 
-/// How long an enforcing guard may take before the call is refused.
+/// How long an enforcing guard may take before the call is refused, unless its GuardBinding
+/// sets `timeoutMs`.
 pub const DEFAULT_GUARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A guard ready to run, as its GuardBinding configures it.
 #[derive(Clone)]
+struct Armed {
+    guard: Arc<dyn Guard>,
+    /// A block scored below this is an allow.
+    threshold: Option<f32>,
+    timeout: Option<Duration>,
+    on_error: OnError,
+}
+
+/// One guard of one call: the binding, how it is enforced, and the guard.
 struct Assigned {
     name: String,
-    guard: Arc<dyn Guard>,
     enforcement: Enforcement,
+    armed: Armed,
 }
 
 /// The guards built for one snapshot.
 #[derive(Default)]
 struct Built {
     revision: u64,
-    guards: HashMap<String, Result<Assigned, String>>,
+    guards: HashMap<String, Result<Armed, String>>,
 }
 
 /// Runs the guards assigned to each call. See the module docs.
@@ -88,6 +108,7 @@ pub struct GuardLayer {
     kinds: Arc<GuardKinds>,
     built: Arc<Mutex<Built>>,
     timeout: Duration,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for GuardLayer {
@@ -106,17 +127,25 @@ impl GuardLayer {
             kinds: Arc::new(kinds),
             built: Arc::new(Mutex::new(Built::default())),
             timeout: DEFAULT_GUARD_TIMEOUT,
+            metrics: Metrics::new(),
         }
     }
 
-    /// How long an enforcing guard may take (default [`DEFAULT_GUARD_TIMEOUT`]).
+    /// How long a guard may take when its binding does not say (default
+    /// [`DEFAULT_GUARD_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> GuardLayer {
         self.timeout = timeout;
         self
     }
 
+    /// Count verdicts and scan times into `metrics`.
+    pub fn metrics(mut self, metrics: Metrics) -> GuardLayer {
+        self.metrics = metrics;
+        self
+    }
+
     /// The guard GuardBinding `name` configures, built once per snapshot.
-    fn guard(&self, name: &str, snapshot: &Snapshot) -> Result<Assigned, String> {
+    fn guard(&self, name: &str, snapshot: &Snapshot) -> Result<Armed, String> {
         if let Ok(built) = self.built.lock() {
             if built.revision == snapshot.revision {
                 if let Some(found) = built.guards.get(name) {
@@ -137,55 +166,42 @@ impl GuardLayer {
         made
     }
 
-    fn build(&self, name: &str, snapshot: &Snapshot) -> Result<Assigned, String> {
+    fn build(&self, name: &str, snapshot: &Snapshot) -> Result<Armed, String> {
         let binding = snapshot
             .guard_binding(name)
             .ok_or_else(|| "does not exist".to_owned())?;
-        let kind_name = binding
-            .spec
-            .get("kind")
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| "has no spec.kind".to_owned())?;
-        let enforcement = enforcement(binding)?;
+        let kind_name = binding.spec.guard.as_str();
+        if kind_name.is_empty() {
+            return Err("has no spec.guard".to_owned());
+        }
         let kind = self.kinds.get(kind_name).ok_or_else(|| {
             format!(
-                "has kind {kind_name:?}, which this gateway does not know (it knows: {})",
+                "has guard {kind_name:?}, which this gateway does not know (it knows: {})",
                 self.kinds.names().join(", ")
             )
         })?;
         let guard = kind
             .build(binding)
             .map_err(|why| format!("is not a valid {kind_name:?} guard: {why}"))?;
-        Ok(Assigned {
-            name: name.to_owned(),
+        Ok(Armed {
             guard,
-            enforcement,
+            threshold: binding.spec.threshold.map(|t| t as f32),
+            timeout: binding.spec.timeout_ms.map(Duration::from_millis),
+            on_error: binding.spec.on_error,
         })
     }
 }
 
-fn enforcement(binding: &GuardBinding) -> Result<Enforcement, String> {
-    match binding
-        .spec
-        .get("enforcement")
-        .and_then(serde_json::Value::as_str)
-    {
-        None | Some("enforce") => Ok(Enforcement::Enforce),
-        Some("audit") => Ok(Enforcement::Audit),
-        Some(other) => Err(format!(
-            "has spec.enforcement {other:?}; it is \"enforce\" or \"audit\""
-        )),
-    }
-}
-
-/// The GuardBindings the call runs, in order, each with who names it: providers' first, then
-/// the agent's.
-fn assigned(principal: &Principal, snapshot: &Snapshot) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut add = |who: String, names: &[String]| {
-        for n in names {
-            if !out.iter().any(|(_, seen)| seen == n) {
-                out.push((who.clone(), n.clone()));
+/// The guards the call runs, in order, each with who names it: providers' first, then the
+/// agent's. A binding named twice runs once, enforced if either names it so.
+fn assigned<'a>(principal: &'a Principal, snapshot: &'a Snapshot) -> Vec<(String, &'a GuardRef)> {
+    let mut out: Vec<(String, &GuardRef)> = Vec::new();
+    let mut add = |who: String, refs: &'a [GuardRef]| {
+        for r in refs {
+            match out.iter_mut().find(|(_, seen)| seen.binding == r.binding) {
+                Some(seen) if r.enforcement == Enforcement::Enforce => seen.1 = r,
+                Some(_) => {}
+                None => out.push((who.clone(), r)),
             }
         }
     };
@@ -274,17 +290,27 @@ where
         }
         let guards: Result<Vec<Assigned>, Error> = names
             .iter()
-            .map(|(who, name)| {
-                self.layer.guard(name, &snapshot).map_err(|why| {
-                    Error::Unavailable(format!(
-                        "{who} names GuardBinding {name:?}, which {why}; the call is refused rather than sent unguarded"
-                    ))
-                })
+            .map(|(who, r)| {
+                let name = &r.binding;
+                self.layer
+                    .guard(name, &snapshot)
+                    .map(|armed| Assigned {
+                        name: name.clone(),
+                        enforcement: r.enforcement,
+                        armed,
+                    })
+                    .map_err(|why| {
+                        Error::Unavailable(format!(
+                            "{who} names GuardBinding {name:?}, which {why}; the call is refused rather than sent unguarded"
+                        ))
+                    })
             })
             .collect();
         let call = req.extensions().get::<Arc<Call>>().cloned();
+        let log = req.extensions().get::<CallLog>().cloned();
         let mut inner = crate::service::take_ready(&mut self.inner);
         let timeout = self.layer.timeout;
+        let metrics = self.layer.metrics.clone();
         Box::pin(async move {
             let guards = guards?;
             let Some(call) = call else {
@@ -294,10 +320,22 @@ where
                 .into());
             };
             let input = input_of(call).await?;
+            let mut found = Vec::with_capacity(guards.len());
             for g in &guards {
-                inspect(g, &input, timeout).await?;
+                let (verdict, refusal) = verdicts::inspect(g, &input, timeout, &metrics).await;
+                found.push(verdict);
+                if let Some(refusal) = refusal {
+                    verdicts::record(log.as_ref(), found);
+                    return Err(refusal.into());
+                }
             }
-            inner.call(req).await.map_err(Into::into)
+            let header = verdicts::header(&found);
+            verdicts::record(log.as_ref(), found);
+            let mut res = inner.call(req).await.map_err(Into::into)?;
+            if let Some(h) = header {
+                res.headers_mut().insert("x-pai-guard", h);
+            }
+            Ok(res)
         })
     }
 }
@@ -316,34 +354,6 @@ async fn input_of(call: Arc<Call>) -> Result<GuardInput, Error> {
     tokio::task::spawn_blocking(move || pai_providers::guard_input::guard_input(&call))
         .await
         .map_err(|e| Error::Internal(format!("reading the request for guards failed: {e}")))
-}
-
-/// Run one guard; a block under `enforce` (or no answer in time) refuses the call.
-async fn inspect(g: &Assigned, input: &GuardInput, timeout: Duration) -> Result<(), Error> {
-    let enforce = g.enforcement == Enforcement::Enforce;
-    match tokio::time::timeout(timeout, g.guard.inspect(input)).await {
-        Ok(Verdict::Allow) => Ok(()),
-        Ok(Verdict::Block { reason, score }) if enforce => {
-            tracing::info!(guard = %g.name, %reason, score, "guard blocked the request");
-            Err(Error::PermissionDenied(format!(
-                "GuardBinding {:?} blocked the request: {reason} (score {score:.2})",
-                g.name
-            )))
-        }
-        Ok(Verdict::Block { reason, score }) => {
-            tracing::warn!(guard = %g.name, %reason, score, "guard flagged the request (audit only)");
-            Ok(())
-        }
-        Err(_) if enforce => Err(Error::Unavailable(format!(
-            "GuardBinding {:?} did not answer within {} s; the call is refused rather than sent unguarded",
-            g.name,
-            timeout.as_secs_f64()
-        ))),
-        Err(_) => {
-            tracing::warn!(guard = %g.name, "guard did not answer in time (audit only)");
-            Ok(())
-        }
-    }
 }
 
 #[cfg(test)]

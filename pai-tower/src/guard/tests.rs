@@ -60,7 +60,9 @@ fn kinds(ran: &Ran) -> GuardKinds {
         Arc::new(move |b: &GuardBinding| {
             let verdict = b
                 .spec
-                .get("verdict")
+                .config
+                .as_ref()
+                .and_then(|c| c.get("verdict"))
                 .and_then(Value::as_str)
                 .unwrap_or("allow");
             Ok(Arc::new(Scripted {
@@ -73,8 +75,9 @@ fn kinds(ran: &Ran) -> GuardKinds {
     kinds
 }
 
-/// Provider `p`, guarded by `guards`, with the GuardBindings in `bindings`.
-async fn guarded(guards: &[&str], bindings: &[Value]) -> SharedSnapshot {
+/// Provider `p`, guarded by `guards` (names or `{binding, enforcement}`), with the
+/// GuardBindings in `bindings`.
+async fn guarded(guards: Value, bindings: &[Value]) -> SharedSnapshot {
     let mut resources = vec![provider(
         "p",
         json!({"allowedModels": ["m"], "guards": guards}),
@@ -84,7 +87,10 @@ async fn guarded(guards: &[&str], bindings: &[Value]) -> SharedSnapshot {
 }
 
 fn scripted(name: &str, verdict: &str) -> Value {
-    guard_binding(name, json!({"kind": "scripted", "verdict": verdict}))
+    guard_binding(
+        name,
+        json!({"guard": "scripted", "config": {"verdict": verdict}}),
+    )
 }
 
 /// `layer` around a handler, counting the handler's calls.
@@ -107,7 +113,7 @@ fn by_key(snapshot: &SharedSnapshot) -> Request<Full<Bytes>> {
 
 #[tokio::test]
 async fn an_enforcing_guard_that_blocks_refuses_the_call() {
-    let snapshot = guarded(&["no"], &[scripted("no", "block")]).await;
+    let snapshot = guarded(json!(["no"]), &[scripted("no", "block")]).await;
     let ran = Ran::default();
     let calls = Calls::default();
     let service = guard(GuardLayer::new(snapshot.clone(), kinds(&ran)), &calls);
@@ -123,33 +129,66 @@ async fn an_enforcing_guard_that_blocks_refuses_the_call() {
 
 #[tokio::test]
 async fn an_auditing_guard_that_blocks_lets_the_call_through() {
-    let audit = guard_binding(
-        "watch",
-        json!({"kind": "scripted", "verdict": "block", "enforcement": "audit"}),
-    );
-    let snapshot = guarded(&["watch"], &[audit]).await;
+    let snapshot = guarded(
+        json!([{"binding": "watch", "enforcement": "audit"}]),
+        &[scripted("watch", "block")],
+    )
+    .await;
     let ran = Ran::default();
     let calls = Calls::default();
     let service = guard(GuardLayer::new(snapshot.clone(), kinds(&ran)), &calls);
     let res = service.oneshot(by_key(&snapshot)).await.unwrap();
     assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["x-pai-guard"],
+        "binding=watch; verdict=block; enforcement=audit; score=0.90"
+    );
     assert_eq!(calls.get(), 1);
     assert_eq!(*ran.lock().unwrap(), ["watch"]);
 }
 
 #[tokio::test]
-async fn a_guard_the_gateway_cannot_run_refuses_the_call_with_503() {
-    let unknown = guard_binding("odd", json!({"kind": "no-such-kind"}));
-    let bad_enforcement = guard_binding(
-        "lax",
-        json!({"kind": "scripted", "enforcement": "sometimes"}),
+async fn a_block_below_the_binding_threshold_is_an_allow() {
+    let strict = guard_binding(
+        "strict",
+        json!({"guard": "scripted", "threshold": 0.95, "config": {"verdict": "block"}}),
     );
+    let snapshot = guarded(json!(["strict"]), &[strict]).await;
+    let calls = Calls::default();
+    let metrics = crate::metrics::Metrics::new();
+    let layer = GuardLayer::new(snapshot.clone(), kinds(&Ran::default())).metrics(metrics.clone());
+    let res = guard(layer, &calls)
+        .oneshot(by_key(&snapshot))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["x-pai-guard"],
+        "binding=strict; verdict=allow"
+    );
+    assert_eq!(calls.get(), 1);
+    let text = metrics.render();
+    assert!(
+        text.contains(
+            "pai_guard_verdicts_total{binding=\"strict\",verdict=\"allow\",enforcement=\"enforce\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("pai_guard_scan_seconds_count{binding=\"strict\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_guard_the_gateway_cannot_run_refuses_the_call_with_503() {
+    let unknown = guard_binding("odd", json!({"guard": "no-such-kind"}));
+    let no_kind = guard_binding("lax", json!({}));
     for (name, bindings) in [
         ("odd", vec![unknown]),
         ("ghost", vec![]),
-        ("lax", vec![bad_enforcement]),
+        ("lax", vec![no_kind]),
     ] {
-        let snapshot = guarded(&[name], &bindings).await;
+        let snapshot = guarded(json!([name]), &bindings).await;
         let calls = Calls::default();
         let service = guard(
             GuardLayer::new(snapshot.clone(), kinds(&Ran::default())),
@@ -164,7 +203,7 @@ async fn a_guard_the_gateway_cannot_run_refuses_the_call_with_503() {
 
 #[tokio::test]
 async fn an_enforcing_guard_that_does_not_answer_in_time_refuses_the_call() {
-    let snapshot = guarded(&["slow"], &[scripted("slow", "slow")]).await;
+    let snapshot = guarded(json!(["slow"]), &[scripted("slow", "slow")]).await;
     let calls = Calls::default();
     let layer = GuardLayer::new(snapshot.clone(), kinds(&Ran::default()))
         .timeout(Duration::from_millis(20));
@@ -178,11 +217,11 @@ async fn an_enforcing_guard_that_does_not_answer_in_time_refuses_the_call() {
     assert_eq!(calls.get(), 0);
 
     // Auditing, the same silence lets the call through.
-    let audit = guard_binding(
-        "slow",
-        json!({"kind": "scripted", "verdict": "slow", "enforcement": "audit"}),
-    );
-    let snapshot = guarded(&["slow"], &[audit]).await;
+    let snapshot = guarded(
+        json!([{"binding": "slow", "enforcement": "audit"}]),
+        &[scripted("slow", "slow")],
+    )
+    .await;
     let layer = GuardLayer::new(snapshot.clone(), kinds(&Ran::default()))
         .timeout(Duration::from_millis(20));
     let res = guard(layer, &calls).oneshot(by_key(&snapshot)).await;
@@ -190,9 +229,38 @@ async fn an_enforcing_guard_that_does_not_answer_in_time_refuses_the_call() {
 }
 
 #[tokio::test]
+async fn the_binding_timeout_and_on_error_decide_a_silent_guard() {
+    let calls = Calls::default();
+    for (on_error, status) in [("block", 503), ("allow", 200)] {
+        let slow = guard_binding(
+            "slow",
+            json!({"guard": "scripted", "timeoutMs": 20, "onError": on_error,
+                   "config": {"verdict": "slow"}}),
+        );
+        let snapshot = guarded(json!(["slow"]), &[slow]).await;
+        // The layer's own timeout is long: the binding's 20 ms decides.
+        let layer = GuardLayer::new(snapshot.clone(), kinds(&Ran::default()));
+        let started = std::time::Instant::now();
+        let got = match guard(layer, &calls).oneshot(by_key(&snapshot)).await {
+            Ok(res) => {
+                assert_eq!(res.headers()["x-pai-guard"], "binding=slow; verdict=error");
+                res.status().as_u16()
+            }
+            Err(e) => e.error.status().as_u16(),
+        };
+        assert_eq!(got, status, "onError: {on_error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    assert_eq!(calls.get(), 1, "only onError: allow lets the call through");
+}
+
+#[tokio::test]
 async fn an_agent_runs_its_providers_guards_then_its_own() {
     let snapshot = snapshot(&[
-        provider("p1", json!({"allowedModels": ["m"], "guards": ["g-p1"]})),
+        provider(
+            "p1",
+            json!({"allowedModels": ["m"], "guards": [{"binding": "g-p1"}]}),
+        ),
         provider(
             "p2",
             json!({"allowedModels": ["m"], "guards": ["g-p2", "g-shared"]}),
@@ -222,7 +290,7 @@ async fn an_agent_runs_its_providers_guards_then_its_own() {
 
 #[tokio::test]
 async fn a_call_without_guards_passes_untouched() {
-    let snapshot = guarded(&[], &[]).await;
+    let snapshot = guarded(json!([]), &[]).await;
     let calls = Calls::default();
     let service = guard(GuardLayer::new(snapshot.clone(), GuardKinds::new()), &calls);
     // No parsed call needed when there is nothing to run.

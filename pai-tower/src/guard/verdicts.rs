@@ -1,0 +1,100 @@
+//! One guard's run over one call, and what is kept of it: the call's record, the metrics and
+//! the `x-pai-guard` header. None of them ever holds the text the guard read.
+
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+use pai_core::resource::OnError;
+use pai_core::{Enforcement, Error, GuardDecision, GuardInput, GuardVerdict, Verdict};
+
+use super::Assigned;
+use crate::call_log::CallLog;
+use crate::metrics::Metrics;
+
+/// Run one guard: its verdict, and the error that refuses the call when it must be refused (a
+/// block under `enforce`, or a guard that did not answer in time under `enforce` with
+/// `onError: block`).
+pub(super) async fn inspect(
+    g: &Assigned,
+    input: &GuardInput,
+    default_timeout: Duration,
+    metrics: &Metrics,
+) -> (GuardVerdict, Option<Error>) {
+    let enforce = g.enforcement == Enforcement::Enforce;
+    let timeout = g.armed.timeout.unwrap_or(default_timeout);
+    let started = Instant::now();
+    let answer = tokio::time::timeout(timeout, g.armed.guard.inspect(input)).await;
+    let elapsed = started.elapsed();
+    let verdict = |verdict, score, category: Option<String>| GuardVerdict {
+        binding: g.name.clone(),
+        verdict,
+        enforcement: g.enforcement,
+        score,
+        category,
+    };
+    let (found, refusal) = match answer {
+        Ok(Verdict::Block { reason, score }) if g.armed.threshold.is_none_or(|t| score >= t) => {
+            let refusal = enforce.then(|| {
+                Error::PermissionDenied(format!(
+                    "GuardBinding {:?} blocked the request: {reason} (score {score:.2})",
+                    g.name
+                ))
+            });
+            if enforce {
+                tracing::info!(guard = %g.name, %reason, score, "guard blocked the request");
+            } else {
+                tracing::warn!(guard = %g.name, %reason, score, "guard flagged the request (audit only)");
+            }
+            (
+                verdict(GuardDecision::Block, Some(score), Some(reason)),
+                refusal,
+            )
+        }
+        Ok(_) => (verdict(GuardDecision::Allow, None, None), None),
+        Err(_) => {
+            let why = format!("no answer within {} ms", timeout.as_millis());
+            let refusal = (enforce && g.armed.on_error == OnError::Block).then(|| {
+                Error::Unavailable(format!(
+                    "GuardBinding {:?} did not answer within {} ms; the call is refused rather than sent unguarded",
+                    g.name,
+                    timeout.as_millis()
+                ))
+            });
+            tracing::warn!(guard = %g.name, refused = refusal.is_some(), "guard did not answer in time");
+            (verdict(GuardDecision::Error, None, Some(why)), refusal)
+        }
+    };
+    metrics.guard_verdict(
+        &found.binding,
+        found.verdict.as_str(),
+        found.enforcement.as_str(),
+        elapsed,
+    );
+    (found, refusal)
+}
+
+/// Write the verdicts into the call's record.
+pub(super) fn record(log: Option<&CallLog>, found: Vec<GuardVerdict>) {
+    if let Some(log) = log {
+        log.record(move |r| r.guards = found);
+    }
+}
+
+/// `x-pai-guard`: each guard that ran, as `binding=NAME; verdict=allow|block|error[;
+/// enforcement=audit][; score=0.97]`, joined by `, `. Names and categories only: never text.
+pub(super) fn header(found: &[GuardVerdict]) -> Option<HeaderValue> {
+    let parts: Vec<String> = found
+        .iter()
+        .map(|v| {
+            let mut part = format!("binding={}; verdict={}", v.binding, v.verdict.as_str());
+            if v.enforcement == Enforcement::Audit {
+                part.push_str("; enforcement=audit");
+            }
+            if let Some(score) = v.score {
+                part.push_str(&format!("; score={score:.2}"));
+            }
+            part
+        })
+        .collect();
+    HeaderValue::from_str(&parts.join(", ")).ok()
+}
