@@ -618,7 +618,7 @@ def section_config(a) -> dict:
             rows.setdefault(name, {})[f"c{level}"] = {
                 "added_p50_us": statistics.median(r["added"]["p50_us"] for r in runs),
                 "added_cpu_us": statistics.median(r["added"]["cpu_us_per_req"] for r in runs),
-                "rps": statistics.median(r["gateway"]["req_per_s"] for r in runs),
+                "rps": statistics.median(r["gateway"]["rps"] for r in runs),
             }
     print(f"\n## configuration size (in-process load benchmark, medians of {a.rounds} runs)\n")
     print("| configuration | added p50 µs c=1 | added CPU µs c=1 | rps c=32 | added CPU µs c=32 |\n|---|---|---|---|---|")
