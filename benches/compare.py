@@ -306,7 +306,7 @@ def start_proxy(work: pathlib.Path, upstream: int, name: str = "nginx", connecti
 class Pai(Server):
     """`pai serve` on a fresh data directory, configured with every feature on."""
 
-    def __init__(self, name: str, binary: str, work: pathlib.Path, upstream: int, extra: list[str] = ()):
+    def __init__(self, name: str, binary: str, work: pathlib.Path, upstream: int, guarded: bool = False):
         self.binary = binary
         self.data = work / name
         self.data.mkdir()
@@ -316,7 +316,7 @@ class Pai(Server):
         self.env.pop("RUST_LOG", None)
         argv = [
             binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{admin}",
-            "--data-dir", str(self.data), "--log-level", "warn", *extra,
+            "--data-dir", str(self.data), "--log-level", "warn",
         ]
         super().__init__(name, argv, self.data / "out.log", env=self.env)
         wait_port(self.port)
@@ -355,6 +355,30 @@ spec:
         )
         self.key = self.mint("bench", "fixed")
         self.stream_key = self.mint("bench-stream", "fixed-stream")
+        self.guarded_key = None
+        if guarded:
+            self.cli(
+                "apply", "-f", "-",
+                input=f"""
+apiVersion: pai.io/v1
+kind: GuardBinding
+metadata: {{name: prompt-guard-default}}
+spec: {{guard: prompt-guard}}
+---
+apiVersion: pai.io/v1
+kind: ModelProvider
+metadata: {{name: fixed-guarded}}
+spec:
+  provider: openai
+  endpoint: {up}/v1
+  apiKeySecretRef: {{name: upstream}}
+  allowedModels: [gpt-4o-mini]
+  maxTokensPerDay: 1000000000000000
+  guards: [{{binding: prompt-guard-default, enforcement: enforce}}]
+  externalAccess: {{enabled: true}}
+""",
+            )
+            self.guarded_key = self.mint("bench-guarded", "fixed-guarded")
 
     def cli(self, *args: str, input: str | None = None) -> str:
         r = subprocess.run([self.binary, *args], input=input, capture_output=True, text=True, env=self.env, timeout=120)
@@ -451,7 +475,7 @@ def med(runs: list[dict], key: str) -> float:
 # Sections
 
 
-def section_hop(a, work, targets: list[Target], direct: Target, stream: bool = False) -> dict:
+def section_hop(a, work, targets: list[Target], direct: Target, stream: bool = False, title: str = "") -> dict:
     body = request_body(stream=stream)
     if stream:
         direct = Target(direct.name, direct.url.replace("/v1/", "/stream/v1/"))
@@ -486,8 +510,9 @@ def section_hop(a, work, targets: list[Target], direct: Target, stream: bool = F
             if stream:
                 row["cpu_us_per_event"] = row["cpu_us_total"] / (EVENTS + 4)
         out[t.name] = row
-    title = "streamed, c=32" if stream else "buffered: added latency at c=1, throughput at c=32"
-    print(f"\n## {title} (medians of {a.rounds} rounds of {a.seconds} s)\n")
+    if not title:
+        title = "streamed, c=32" if stream else "buffered: added latency at c=1, throughput at c=32"
+        print(f"\n## {title} (medians of {a.rounds} rounds of {a.seconds} s)\n")
     cols = ["added_p50_us", "added_p99_us", "rps_c32", "cpu_us_inline", "cpu_us_total", "drain_s", "rss_after_mb"]
     if stream:
         cols = ["rps_c32", "cpu_us_inline", "cpu_us_total", "cpu_us_per_event", "drain_s", "rss_after_mb"]
@@ -509,6 +534,16 @@ def section_hop(a, work, targets: list[Target], direct: Target, stream: bool = F
                 print(f"{name} vs nginx: added p50 ×{ratios['p50']:.2f} (target ≤ 1.2), added p99 ×{ratios['p99']:.2f} "
                       f"(≤ 1.5), rps ×{ratios['rps']:.2f} (≥ 0.8), CPU with deferred work {row['cpu_us_total']:.1f} µs (≤ 40)")
     return out
+
+
+def section_guard(a, work, p: Pai, direct: Target) -> dict:
+    """The same buffered call through a provider with the built-in prompt-guard bound, beside
+    the unguarded one: what a guard adds per call."""
+    url = f"http://127.0.0.1:{p.port}/ext/v1/chat/completions"
+    plain = Target("pai", url, p.key, p)
+    guarded = Target("pai + prompt-guard", url, p.guarded_key, p)
+    print(f"\n## a guard bound to the provider (medians of {a.rounds} rounds of {a.seconds} s)\n")
+    return section_hop(a, work, [plain, guarded], direct, title="prompt-guard")
 
 
 def section_sustained(a, work, pais: list[Pai]) -> dict:
@@ -640,7 +675,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pai", help="the pai binary (default: build target/release/pai)")
     p.add_argument("--baseline-pai", help="an older pai binary, measured beside it")
-    p.add_argument("--sections", default="hop,stream,sustained,body,conns,config")
+    p.add_argument("--sections", default="hop,stream,guard,body,sustained,conns,config")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=int, default=5)
     p.add_argument("--sustained-seconds", type=int, default=60)
@@ -663,7 +698,7 @@ def main() -> int:
             servers.append(upstream)
             nginx, ng_port = start_proxy(work, up_port)
             servers.append(nginx)
-            pais = [Pai("pai", binary, work, up_port)]
+            pais = [Pai("pai", binary, work, up_port, guarded="guard" in sections)]
             if a.baseline_pai:
                 pais.append(Pai("pai-baseline", a.baseline_pai, work, up_port))
             servers += pais
@@ -681,6 +716,8 @@ def main() -> int:
                 sgws = [Target(s.name, f"http://127.0.0.1:{s.port}/ext/v1/chat/completions", s.stream_key, s) for s in pais]
                 sproxy = Target("nginx", f"http://127.0.0.1:{ng_port}/stream/v1/chat/completions", server=nginx)
                 result["stream"] = section_hop(a, work, [sproxy, *sgws], direct, stream=True)
+            if "guard" in sections:
+                result["guard"] = section_guard(a, work, pais[0], direct)
             if "body" in sections:
                 result["body"] = section_body(a, work, [proxy, *gws])
             if "sustained" in sections:
