@@ -96,8 +96,7 @@ def nginx_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def request_body(size: int = 0, stream: bool = False) -> bytes:
-    prompt = "You are benchmarking a gateway. Answer in twenty words."
+def request_body(size: int = 0, stream: bool = False, prompt: str = "You are benchmarking a gateway. Answer in twenty words.") -> bytes:
     if size:
         pad = max(0, size - 200)
         prompt += " " + ("lorem ipsum dolor sit amet " * (pad // 27 + 1))[:pad]
@@ -475,8 +474,8 @@ def med(runs: list[dict], key: str) -> float:
 # Sections
 
 
-def section_hop(a, work, targets: list[Target], direct: Target, stream: bool = False, title: str = "") -> dict:
-    body = request_body(stream=stream)
+def section_hop(a, work, targets: list[Target], direct: Target, stream: bool = False, title: str = "", body: bytes | None = None) -> dict:
+    body = body or request_body(stream=stream)
     if stream:
         direct = Target(direct.name, direct.url.replace("/v1/", "/stream/v1/"))
     order = [direct, *targets]
@@ -543,7 +542,10 @@ def section_guard(a, work, p: Pai, direct: Target) -> dict:
     plain = Target("pai", url, p.key, p)
     guarded = Target("pai + prompt-guard", url, p.guarded_key, p)
     print(f"\n## a guard bound to the provider (medians of {a.rounds} rounds of {a.seconds} s)\n")
-    return section_hop(a, work, [plain, guarded], direct, title="prompt-guard")
+    # The other sections' prompt ("You are benchmarking a gateway…") is one the guard blocks
+    # (score 0.82 at the default threshold): a plain question here, for both.
+    body = request_body(prompt="What is the capital of France? Answer in twenty words.")
+    return section_hop(a, work, [plain, guarded], direct, title="prompt-guard", body=body)
 
 
 def section_sustained(a, work, pais: list[Pai]) -> dict:

@@ -82,6 +82,15 @@ struct Registry {
     guard_scans: BTreeMap<String, Histogram>,
 }
 
+impl Registry {
+    fn add(&mut self, name: &str, labels: String, value: f64) {
+        *self
+            .counters
+            .entry((name.to_owned(), labels))
+            .or_insert(0.0) += value;
+    }
+}
+
 /// The token kinds of `pai_tokens_total`, in [`CallCounts::tokens`] order.
 const TOKEN_KINDS: [&str; 4] = ["input", "cached_input", "cache_write", "output"];
 /// The cost kinds of `pai_cost_usd_total`, in [`CallCounts::cost_pico_usd`] order.
@@ -180,9 +189,7 @@ impl Metrics {
     /// Add `value` to the counter `name{labels}`.
     pub fn add(&self, name: &str, pairs: &[(&str, &str)], value: f64) {
         if let Ok(mut r) = self.shared.registry.lock() {
-            *r.counters
-                .entry((name.to_owned(), labels(pairs)))
-                .or_insert(0.0) += value;
+            r.add(name, labels(pairs), value);
         }
     }
 
@@ -264,9 +271,7 @@ impl Metrics {
             ("enforcement", enforcement),
         ]);
         if let Ok(mut r) = self.shared.registry.lock() {
-            *r.counters
-                .entry(("pai_guard_verdicts_total".to_owned(), counted))
-                .or_insert(0.0) += 1.0;
+            r.add("pai_guard_verdicts_total", counted, 1.0);
             r.guard_scans
                 .entry(labels(&[("binding", binding)]))
                 .or_default()
