@@ -63,7 +63,7 @@
 pub mod access_keys;
 pub mod apply;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod guard_column;
+mod call_columns;
 pub mod ledger;
 mod memory;
 #[cfg(feature = "postgres")]

@@ -6,7 +6,8 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{Postgres, Row};
 
-use crate::{guard_column, resource_row, SecretBox};
+use crate::call_columns::{self, from_db, USAGE_COLUMNS};
+use crate::{resource_row, SecretBox};
 
 /// The columns `stored` reads.
 pub(crate) const RESOURCE_COLUMNS: &str = "json, sealed, created_at, updated_at, generation";
@@ -37,10 +38,6 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
 /// saturating keeps comparisons in SQL right if one ever did.
 pub(crate) fn to_db(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn from_db<T: TryFrom<i64>>(n: i64, column: &str) -> Result<T, StoreError> {
-    T::try_from(n).map_err(|_| StoreError::Corrupt(format!("{column} holds {n}, out of range")))
 }
 
 fn column<'r, T>(row: &'r PgRow, name: &str) -> Result<T, StoreError>
@@ -94,7 +91,7 @@ pub(crate) fn bind_call<'q>(
         .bind(call.client_ip.as_deref())
         .bind(call.error.as_deref())
         .bind(call.binding.as_deref())
-        .bind(guard_column::encode(&call.guards))
+        .bind(call_columns::encode_guards(&call.guards))
 }
 
 /// A `calls` row read back.
@@ -121,40 +118,14 @@ pub(crate) fn call(row: &PgRow) -> Result<CallRecord, StoreError> {
         duration_ms: from_db(column(row, "duration_ms")?, "duration_ms")?,
         client_ip: column(row, "client_ip")?,
         error: column(row, "error")?,
-        guards: guard_column::decode(column(row, "guards")?)?,
+        guards: call_columns::decode_guards(column(row, "guards")?)?,
     })
 }
 
 fn usage(row: &PgRow) -> Result<Option<Usage>, StoreError> {
-    let names = [
-        "usage_input",
-        "usage_cached_input",
-        "usage_cache_write",
-        "usage_output",
-        "usage_reasoning",
-    ];
-    let mut values = [0u64; 5];
-    let mut present = 0;
-    for (value, name) in values.iter_mut().zip(names) {
-        if let Some(n) = column::<Option<i64>>(row, name)? {
-            *value = from_db(n, name)?;
-            present += 1;
-        }
+    let mut values = [None; 5];
+    for (value, name) in values.iter_mut().zip(USAGE_COLUMNS) {
+        *value = column::<Option<i64>>(row, name)?;
     }
-    match present {
-        0 => Ok(None),
-        5 => {
-            let [input, cached_input, cache_write, output, reasoning] = values;
-            Ok(Some(Usage {
-                input,
-                cached_input,
-                cache_write,
-                output,
-                reasoning,
-            }))
-        }
-        _ => Err(StoreError::Corrupt(
-            "a call's usage columns are partly empty".into(),
-        )),
-    }
+    call_columns::usage(values)
 }

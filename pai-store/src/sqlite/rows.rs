@@ -5,7 +5,8 @@ use pai_core::{CallRecord, Kind, StoreError, Stored, Usage, WorkloadTotals};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use crate::{guard_column, resource_row, SecretBox};
+use crate::call_columns::{self, from_db, USAGE_COLUMNS};
+use crate::{resource_row, SecretBox};
 
 /// The columns `stored` reads, in a statement over `resources` aliased or not.
 pub(crate) const RESOURCE_COLUMNS: &str = "json, sealed, created_at, updated_at, generation";
@@ -42,10 +43,6 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
 /// saturating keeps comparisons in SQL right if one ever did.
 pub(crate) fn to_db(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn from_db<T: TryFrom<i64>>(n: i64, column: &str) -> Result<T, StoreError> {
-    T::try_from(n).map_err(|_| StoreError::Corrupt(format!("{column} holds {n}, out of range")))
 }
 
 fn column<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T, StoreError>
@@ -119,7 +116,7 @@ pub(crate) fn insert_calls(calls: &[CallRecord]) -> QueryBuilder<'_, Sqlite> {
             .push_bind(call.client_ip.as_deref())
             .push_bind(call.error.as_deref())
             .push_bind(call.binding.as_deref())
-            .push_bind(guard_column::encode(&call.guards));
+            .push_bind(call_columns::encode_guards(&call.guards));
     });
     insert
 }
@@ -144,7 +141,7 @@ pub(crate) fn call(row: &SqliteRow) -> Result<CallRecord, StoreError> {
         duration_ms: from_db(column(row, "duration_ms")?, "duration_ms")?,
         client_ip: column(row, "client_ip")?,
         error: column(row, "error")?,
-        guards: guard_column::decode(column(row, "guards")?)?,
+        guards: call_columns::decode_guards(column(row, "guards")?)?,
     })
 }
 
@@ -178,37 +175,11 @@ pub(crate) fn workload_group(row: &SqliteRow) -> Result<WorkloadTotals, StoreErr
 }
 
 fn usage(row: &SqliteRow) -> Result<Option<Usage>, StoreError> {
-    let names = [
-        "usage_input",
-        "usage_cached_input",
-        "usage_cache_write",
-        "usage_output",
-        "usage_reasoning",
-    ];
-    let mut values = [0u64; 5];
-    let mut present = 0;
-    for (value, name) in values.iter_mut().zip(names) {
-        if let Some(n) = column::<Option<i64>>(row, name)? {
-            *value = from_db(n, name)?;
-            present += 1;
-        }
+    let mut values = [None; 5];
+    for (value, name) in values.iter_mut().zip(USAGE_COLUMNS) {
+        *value = column::<Option<i64>>(row, name)?;
     }
-    match present {
-        0 => Ok(None),
-        5 => {
-            let [input, cached_input, cache_write, output, reasoning] = values;
-            Ok(Some(Usage {
-                input,
-                cached_input,
-                cache_write,
-                output,
-                reasoning,
-            }))
-        }
-        _ => Err(StoreError::Corrupt(
-            "a call's usage columns are partly empty".into(),
-        )),
-    }
+    call_columns::usage(values)
 }
 
 #[cfg(test)]
