@@ -11,6 +11,7 @@
 //! stores in `pai-store`, and the tower layers that assemble a gateway in `pai-tower`.
 
 pub mod access_key;
+pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod dialect;
@@ -25,10 +26,12 @@ pub mod provider;
 pub mod resource;
 pub mod sse;
 pub mod store;
+pub mod timefmt;
 pub mod transport;
 pub mod usage;
 
 pub use access_key::{AccessKeyHasher, KeyHash};
+pub use audit::{AuditEvent, AuditKey};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dialect::{Dialect, Operation};
 pub use error::Error;

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{AuditEnds, AuditEvent, AuditSeal, Positioned};
 use crate::resource::{Kind, Resource};
 use crate::usage::Usage;
 
@@ -233,4 +234,40 @@ pub trait Store: Send + Sync + 'static {
 
     /// The most recent calls, newest first.
     async fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError>;
+
+    /// Append events to the audit chain ([`crate::audit`]), after every entry already there,
+    /// in one durable write; the store also appends a call entry for every call it records, in
+    /// the same transaction as the record. A store shared by replicas appends under a lock so
+    /// the chain never forks. The default keeps no chain and says so.
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        let _ = events;
+        Err(no_audit_chain())
+    }
+
+    /// Up to `limit` entries of the audit chain in stored order, after position `after_pos`.
+    async fn audit_page(
+        &self,
+        after_pos: u64,
+        limit: usize,
+    ) -> Result<Vec<Positioned>, StoreError> {
+        let _ = (after_pos, limit);
+        Err(no_audit_chain())
+    }
+
+    /// The head and seal stored beside the chain, and the last position in use.
+    async fn audit_ends(&self) -> Result<AuditEnds, StoreError> {
+        Err(no_audit_chain())
+    }
+
+    /// Remove the entries appended before `before_ms`, up to the last checkpoint before it,
+    /// and seal the removed range so that the chain still verifies. Returns how many entries
+    /// were removed and the seal, or `None` when nothing was old enough.
+    async fn prune_audit(&self, before_ms: u64) -> Result<Option<(u64, AuditSeal)>, StoreError> {
+        let _ = before_ms;
+        Err(no_audit_chain())
+    }
+}
+
+fn no_audit_chain() -> StoreError {
+    StoreError::Unavailable("this store keeps no audit chain".into())
 }

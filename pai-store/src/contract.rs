@@ -24,6 +24,8 @@ use pai_core::{
     Applied, CallRecord, Kind, Resource, Store, StoreError, Usage, UsageTotals, WorkloadTotals,
 };
 
+use pai_core::AuditKey;
+
 use crate::unix_now;
 
 /// Every check below, one after another, on one empty store.
@@ -726,4 +728,73 @@ pub async fn usage_by_workload(store: &dyn Store) {
             .is_empty(),
         "nothing started after the last call"
     );
+}
+
+/// The audit chain, on an empty store whose chain is MAC'd under `key`: every recorded call is
+/// an entry, admin events are appended after them, checkpoints fall every
+/// [`CHECKPOINT_EVERY`](pai_core::audit::CHECKPOINT_EVERY) entries, and after retention prunes
+/// up to a checkpoint the chain still verifies under its seal.
+pub async fn audit_chain(store: &dyn Store, key: &AuditKey) {
+    use pai_core::audit::{self, AdminChange, AuditEvent};
+
+    let call = |n: u64| CallRecord {
+        call_id: format!("audit-{n}"),
+        started_at_ms: 1_000 + n,
+        workload: "ext:laptop".into(),
+        provider: "openai".into(),
+        model: "gpt-4o".into(),
+        status: 200,
+        ..CallRecord::default()
+    };
+    let calls: Vec<CallRecord> = (1..=2_100).map(call).collect();
+    for batch in calls.chunks(300) {
+        store.record_calls(batch).await.unwrap();
+    }
+    store
+        .append_audit(&[AuditEvent::Admin(AdminChange {
+            actor: "admin-token".into(),
+            action: "delete".into(),
+            kind: Some("Agent".into()),
+            name: Some("old".into()),
+            ..AdminChange::default()
+        })])
+        .await
+        .unwrap();
+    let verified = audit::verify(store, key).await.unwrap().unwrap();
+    // 2,100 calls, the admin change, and checkpoints at 1,000 and 2,000.
+    assert_eq!(verified.entries, 2_103, "every call and change is an entry");
+    assert_eq!(verified.checkpoints, 2);
+    let page = store.audit_page(0, 5).await.unwrap();
+    assert_eq!(page.len(), 5);
+    assert!(page.windows(2).all(|w| w[0].pos < w[1].pos), "stored order");
+    assert!(matches!(page[0].entry.event(), Some(AuditEvent::Call(c)) if c.call_id == "audit-1"));
+    let ends = store.audit_ends().await.unwrap();
+    let head = ends.head.expect("a head after appends");
+    assert_eq!(
+        (head.seq, &head.hash),
+        (verified.head_seq, &verified.head_hash)
+    );
+    let last = store.audit_page(ends.last_pos - 1, 10).await.unwrap();
+    assert!(
+        matches!(last[..], [ref only] if only.entry.event().is_some_and(|e| e.kind() == "admin"))
+    );
+
+    // Retention: everything is old enough, so the cut is the last checkpoint (entry 2,000).
+    let far_future = u64::MAX / 2;
+    let (removed, seal) = store
+        .prune_audit(far_future)
+        .await
+        .unwrap()
+        .expect("something to prune");
+    assert_eq!((removed, seal.through), (1_999, 1_999));
+    let after = audit::verify(store, key).await.unwrap().unwrap();
+    assert_eq!(after.sealed_through, 1_999);
+    // The checkpoint, 102 calls and the change kept, and the pruning recorded.
+    assert_eq!(after.entries, 2_103 - 1_999 + 1);
+    assert_eq!(store.audit_page(0, 1).await.unwrap()[0].entry.seq, 2_000);
+    // Calls themselves are not the chain: usage still counts them all.
+    let usage = store.usage_since(0).await.unwrap();
+    assert_eq!(usage.iter().map(|u| u.requests).sum::<u64>(), 2_100);
+    // A second pruning finds no older checkpoint to cut at.
+    assert!(store.prune_audit(far_future).await.unwrap().is_none());
 }

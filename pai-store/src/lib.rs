@@ -31,7 +31,11 @@
 //!   with keyless calls first; `usage_by_workload` sums them per workload, provider, model and
 //!   ModelBinding, sorted by those with binding-less calls first, costs exact and calls that used
 //!   tokens without a price counted as unpriced; `recent_calls` is newest first, ties in the
-//!   order recorded.
+//!   order recorded;
+//! - the audit chain ([`pai_core::audit`]): every recorded call is also an entry of the chain,
+//!   appended in the same transaction; `append_audit` adds admin changes; the chain, its head
+//!   and its seal verify under the key derived from the store's secret key, also after
+//!   `prune_audit`.
 //!
 //! Budgets live here too: [`MemoryLedger`] and [`SqliteLedger`] implement
 //! [`pai_core::BudgetLedger`] from one in-memory core (see the `ledger` module for the design),
@@ -76,6 +80,8 @@ mod seal;
 mod sqlite;
 pub mod totals;
 
+#[cfg(all(test, any(feature = "sqlite", feature = "postgres")))]
+mod audit_tamper;
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
 #[cfg(any(test, feature = "contract-tests"))]
@@ -97,6 +103,7 @@ pub use memory::MemoryStore;
 pub use pai_core::store::{Applied, CallRecord, Store, StoreError, Stored, UsageTotals};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, RECORD_BACKLOG, RESYNC_INTERVAL};
+mod audit;
 pub use revision::Revision;
 pub use seal::SecretBox;
 #[cfg(feature = "sqlite")]

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use pai_core::audit::{AuditEnds, AuditEvent, AuditKey, AuditSeal, ChainPosition, Positioned};
 use pai_core::{
     Applied, CallRecord, Kind, PartlyRecorded, Resource, Store, StoreError, Stored, UsageTotals,
     WorkloadTotals,
@@ -19,10 +20,14 @@ use crate::{apply, unix_now, Revision};
 /// Nothing outlives the process, so there is nothing at rest to encrypt; every call recorded is
 /// kept until the store is dropped. It never fails with [`StoreError::Unavailable`]. No lock is
 /// held across an `.await`: every operation is a short critical section.
+///
+/// Its audit chain is MAC'd under the key derived from an all-zero secret unless it is made
+/// [`with_secret_key`](MemoryStore::with_secret_key): nothing outside the process can reach it.
 #[derive(Debug)]
 pub struct MemoryStore {
     state: Mutex<State>,
     revision: Revision,
+    audit: AuditKey,
 }
 
 #[derive(Debug, Default)]
@@ -32,14 +37,42 @@ struct State {
     key_hashes: HashMap<String, String>,
     /// In the order recorded.
     calls: Vec<CallRecord>,
+    /// The audit chain, its head and the seal of what was pruned.
+    audit: Vec<Positioned>,
+    head: Option<ChainPosition>,
+    seal: Option<AuditSeal>,
+    last_pos: u64,
+}
+
+impl State {
+    fn append(&mut self, key: &AuditKey, events: &[AuditEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let mut at = self.head.take().unwrap_or_else(ChainPosition::genesis);
+        for entry in key.append(&mut at, crate::audit::now_ms(), events) {
+            self.last_pos += 1;
+            self.audit.push(Positioned {
+                pos: self.last_pos,
+                entry,
+            });
+        }
+        self.head = Some(at);
+    }
 }
 
 impl MemoryStore {
     /// An empty store at revision 0.
     pub fn new() -> MemoryStore {
+        MemoryStore::with_secret_key(&[0; 32])
+    }
+
+    /// An empty store whose audit chain is MAC'd under the key derived from `secret_key`.
+    pub fn with_secret_key(secret_key: &[u8; 32]) -> MemoryStore {
         MemoryStore {
             state: Mutex::new(State::default()),
             revision: Revision::new(),
+            audit: AuditKey::derive(secret_key),
         }
     }
 
@@ -146,13 +179,60 @@ impl Store for MemoryStore {
     }
 
     async fn record_call(&self, record: &CallRecord) -> Result<(), StoreError> {
-        self.lock().calls.push(record.clone());
-        Ok(())
+        self.record_calls(std::slice::from_ref(record))
+            .await
+            .map_err(|e| e.error)
     }
 
     async fn record_calls(&self, records: &[CallRecord]) -> Result<(), PartlyRecorded> {
-        self.lock().calls.extend_from_slice(records);
+        let events = crate::audit::calls(records);
+        let mut state = self.lock();
+        state.calls.extend_from_slice(records);
+        state.append(&self.audit, &events);
         Ok(())
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.lock().append(&self.audit, events);
+        Ok(())
+    }
+
+    async fn audit_page(
+        &self,
+        after_pos: u64,
+        limit: usize,
+    ) -> Result<Vec<Positioned>, StoreError> {
+        let state = self.lock();
+        let start = state.audit.partition_point(|e| e.pos <= after_pos);
+        Ok(state.audit[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn audit_ends(&self) -> Result<AuditEnds, StoreError> {
+        let state = self.lock();
+        Ok(AuditEnds {
+            seal: state.seal.clone(),
+            head: state.head.as_ref().map(|at| self.audit.head(at)),
+            last_pos: state.last_pos,
+        })
+    }
+
+    async fn prune_audit(&self, before_ms: u64) -> Result<Option<(u64, AuditSeal)>, StoreError> {
+        let mut state = self.lock();
+        let cut = state.audit.iter().rposition(|e| {
+            e.entry.at_ms < before_ms && matches!(e.entry.event(), Some(AuditEvent::Checkpoint(_)))
+        });
+        let Some(cut) = cut.filter(|&cut| cut > 0) else {
+            return Ok(None);
+        };
+        let first_kept = &state.audit[cut].entry;
+        let seal = self
+            .audit
+            .seal(first_kept.seq.saturating_sub(1), &first_kept.prev);
+        state.audit.drain(..cut);
+        state.seal = Some(seal.clone());
+        let removed = u64::try_from(cut).unwrap_or(u64::MAX);
+        state.append(&self.audit, &[crate::audit::pruned(removed, &seal)]);
+        Ok(Some((removed, seal)))
     }
 
     async fn usage_since(&self, since_ms: u64) -> Result<Vec<UsageTotals>, StoreError> {
@@ -189,5 +269,11 @@ mod tests {
     #[tokio::test]
     async fn keeps_the_store_contract() {
         crate::contract::run_all(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn keeps_the_audit_chain_contract() {
+        let key = pai_core::AuditKey::derive(&[3; 32]);
+        crate::contract::audit_chain(&MemoryStore::with_secret_key(&[3; 32]), &key).await;
     }
 }

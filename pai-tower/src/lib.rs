@@ -70,7 +70,6 @@ mod service;
 mod snapshot;
 #[cfg(test)]
 mod testing;
-mod timefmt;
 mod upstream;
 
 pub use auth::{AgentIdentity, Auth, AuthLayer, Binding, PeerAddr, Principal};

@@ -10,6 +10,7 @@
 //! GET    /admin/v1/usage?since_ms=            totals per provider and access key, with costUsd
 //! GET    /admin/v1/usage/workloads?since_ms=  totals per workload (agent or ext:key), provider, model
 //! GET    /admin/v1/budgets                    every daily budget with a limit: spent today, limit
+//! GET    /admin/v1/audit[/tail|/verify]       the audit chain (see the `audit` module)
 //! ```
 //!
 //! `{plural}` is [`Kind::plural`]: `model-providers`, `models`, `access-keys`, `secrets`,
@@ -18,6 +19,7 @@
 
 mod access_keys;
 pub mod apply;
+pub mod audit;
 mod budgets;
 #[cfg(test)]
 mod effect_tests;
@@ -59,6 +61,8 @@ pub struct AdminState {
     gateway: Option<pai_tower::Gateway>,
     /// The adapters of that gateway: a ModelProvider must name one of them.
     adapters: Arc<pai_providers::Adapters>,
+    /// The key of the store's audit chain, to verify it.
+    audit: Option<pai_core::AuditKey>,
 }
 
 impl AdminState {
@@ -78,7 +82,17 @@ impl AdminState {
             token_digest: sha256(admin_token.as_bytes()),
             gateway: None,
             adapters: Arc::new(pai_providers::Adapters::builtin()),
+            audit: None,
         }
+    }
+
+    /// Record every change made through the admin API in the store's audit chain (who, from
+    /// where, digests of before and after), and verify the chain under `key`: the key derived
+    /// from the secret key the store was opened with ([`pai_core::AuditKey::derive`]).
+    pub fn audit_key(mut self, key: pai_core::AuditKey) -> AdminState {
+        self.store = Arc::new(audit::AuditedWrites::new(self.store, key.clone()));
+        self.audit = Some(key);
+        self
     }
 
     /// Read wall-clock time (a rotated key's grace, today's budgets) from `clock`; the
@@ -136,6 +150,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/usage", get(usage::totals))
         .route("/usage/workloads", get(usage::workloads))
         .route("/budgets", get(budgets::list))
+        .route("/audit", get(audit::page))
+        .route("/audit/tail", get(audit::tail))
+        .route("/audit/verify", get(audit::verify))
         // Spelled out so the static segment does not shadow the generic routes below.
         .route(
             "/access-keys",
@@ -155,6 +172,7 @@ pub fn router(state: AdminState) -> Router {
             state.clone(),
             read_your_writes,
         ))
+        .layer(middleware::from_fn(audit::as_admin))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }

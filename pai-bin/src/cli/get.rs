@@ -118,6 +118,7 @@ pub fn render(kind: Kind, items: &[Item], now_ms: u64) -> String {
             "CIDRS",
             "MAX/DAY",
             "TOKENS TODAY",
+            "LAST USED",
             "AGE",
         ]),
         Kind::Secret => Table::new(&["NAME", "KEYS", "AGE"]),
@@ -156,6 +157,7 @@ pub fn render(kind: Kind, items: &[Item], now_ms: u64) -> String {
                 table::list(&k.spec.restrictions.allowed_cidrs, "*"),
                 table::limit(k.spec.limits.max_tokens_per_day),
                 table::thousands(item.tokens_today.unwrap_or(k.status.tokens_today)),
+                table::ago(item.last_used_ms, now_ms),
                 age(item),
             ],
             Resource::Secret(s) => vec![

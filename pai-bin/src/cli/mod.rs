@@ -6,6 +6,7 @@
 
 mod access_key;
 mod apply;
+mod audit;
 mod budgets;
 mod create;
 mod delete;
@@ -74,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         command: gateway::GatewayCommand,
     },
+    /// The audit chain: `pai audit verify`, `pai audit tail`, `pai audit export --since 7d`.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// The built-in guard without a server: `pai guard scan < prompts.jsonl`,
     /// `pai guard eval labelled.jsonl`.
     Guard {
@@ -131,6 +137,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Login(args) => login::run(args).await,
         Command::Gateway { command } => gateway::run(command).await,
         Command::Guard { command } => guard::run(command).await,
+        Command::Audit { command } => audit::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -106,6 +106,11 @@ pub struct ServeArgs {
     /// 60 s and whenever it changes.
     #[arg(long = "prices", value_name = "FILE", env = "PAI_PRICES")]
     pub prices: Option<PathBuf>,
+    /// Days the audit chain keeps its entries; older ones are removed hourly, up to a
+    /// checkpoint, and the removed range sealed so the chain still verifies [default: keep
+    /// everything]. Nothing is removed from a chain that does not verify.
+    #[arg(long, value_name = "DAYS", env = "PAI_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u32>,
     /// Tries per upstream candidate, the first included.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub max_attempts: u32,
@@ -199,7 +204,18 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let (store, ledger) = open_store(&args, &dir, keys.encryption, clock.clone()).await?;
     // The binary calls pai's own adapters only: a ModelProvider naming another is refused.
     let adapters = pai_providers::Adapters::builtin();
-    apply_files(store.as_ref(), &adapters, &args.files).await?;
+    // The audit chain's key, derived like the stores derive it; changes from -f files are
+    // recorded as made by `pai serve -f`.
+    let audit_key = pai_core::AuditKey::derive(&keys.encryption);
+    let audited = admin::audit::AuditedWrites::new(store.clone(), audit_key.clone());
+    if let Some(days) = args.audit_retention_days {
+        tokio::spawn(audit_retention(store.clone(), audit_key.clone(), days));
+    }
+    let actor = admin::audit::Actor {
+        name: "pai serve -f".into(),
+        client_ip: None,
+    };
+    admin::audit::as_actor(actor, apply_files(&audited, &adapters, &args.files)).await?;
 
     let prices = pai_core::price::SharedPrices::default();
     // The gateway's series and the price watcher's error counter, rendered at /metrics.
@@ -258,7 +274,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     // Admin writes answer once this gateway acts on them (read your writes).
     let admin_state = AdminState::new(store, ledger.clone(), hasher, &admin_token)
         .clock(clock)
-        .follow_gateway(gateway.clone());
+        .follow_gateway(gateway.clone())
+        .audit_key(audit_key);
     let metrics = gateway.metrics().clone();
     let admin = admin::router(admin_state).route(
         "/metrics",
@@ -484,6 +501,47 @@ async fn apply_files(
         tracing::info!(files = %names, kind = %r.kind, name = %r.name, result = ?r.result, "applied");
     }
     Ok(())
+}
+
+/// Every hour, remove the audit entries older than `days` (up to a checkpoint, sealed), but
+/// only from a chain that verifies: a broken chain keeps its evidence.
+async fn audit_retention(store: Arc<dyn Store>, key: pai_core::AuditKey, days: u32) {
+    const EVERY: Duration = Duration::from_secs(3600);
+    let mut tick = tokio::time::interval(EVERY);
+    loop {
+        tick.tick().await;
+        let cutoff = unix_ms().saturating_sub(u64::from(days) * 86_400_000);
+        match pai_core::audit::verify(store.as_ref(), &key).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(tamper)) => {
+                tracing::error!(%tamper, "the audit chain does not verify; nothing is pruned");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the audit chain to prune it");
+                continue;
+            }
+        }
+        match store.prune_audit(cutoff).await {
+            Ok(Some((removed, seal))) => {
+                tracing::info!(
+                    removed,
+                    through = seal.through,
+                    days,
+                    "pruned the audit chain"
+                )
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning the audit chain failed"),
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// The kernel's queue of connections not yet accepted. The standard library asks for 128;

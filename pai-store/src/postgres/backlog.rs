@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
+use pai_core::audit::AuditKey;
 use pai_core::{CallRecord, PartlyRecorded, StoreError};
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -66,7 +67,12 @@ impl Backlog {
 }
 
 /// Write what waits, oldest first, until the store is dropped (`stop`'s sender).
-pub(super) async fn flush(pool: PgPool, backlog: Weak<Backlog>, mut stop: watch::Receiver<()>) {
+pub(super) async fn flush(
+    pool: PgPool,
+    audit: AuditKey,
+    backlog: Weak<Backlog>,
+    mut stop: watch::Receiver<()>,
+) {
     let mut failing = false;
     loop {
         tokio::select! {
@@ -81,7 +87,7 @@ pub(super) async fn flush(pool: PgPool, backlog: Weak<Backlog>, mut stop: watch:
             if batch.is_empty() {
                 break;
             }
-            match super::write_calls(&pool, &batch).await {
+            match super::write_calls(&pool, &audit, &batch).await {
                 Ok(()) => {
                     // Only this task removes from the front; writers only append.
                     backlog.lock().drain(..batch.len());

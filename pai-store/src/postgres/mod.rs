@@ -29,6 +29,7 @@
 //! **Secrets** are sealed ([`SecretBox`]) before they leave the process: the database, its WAL
 //! and its backups hold only ciphertext. Access keys reach it only as hashes.
 
+mod audit;
 mod backlog;
 mod follow;
 mod rows;
@@ -42,9 +43,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
+use pai_core::audit::{AuditEnds, AuditKey, AuditSeal, Positioned};
 use pai_core::{
-    Applied, CallRecord, Kind, PartlyRecorded, Resource, Store, StoreError, Stored, UsageTotals,
-    WorkloadTotals,
+    Applied, AuditEvent, CallRecord, Kind, PartlyRecorded, Resource, Store, StoreError, Stored,
+    UsageTotals, WorkloadTotals,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -94,6 +96,7 @@ const CHANNEL: &str = "pai_changes";
 pub struct PostgresStore {
     pool: PgPool,
     secrets: SecretBox,
+    audit: AuditKey,
     revision: Arc<watch::Sender<u64>>,
     backlog: Arc<backlog::Backlog>,
     /// Dropped with the store, which stops its follower tasks.
@@ -121,8 +124,10 @@ impl PostgresStore {
         let (stop, stopped) = watch::channel(());
         follow::spawn(pool.clone(), Arc::downgrade(&revision), stopped.clone());
         let backlog = Arc::new(backlog::Backlog::default());
+        let audit = AuditKey::derive(&secret_key);
         tokio::spawn(backlog::flush(
             pool.clone(),
+            audit.clone(),
             Arc::downgrade(&backlog),
             stopped,
         ));
@@ -130,6 +135,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             secrets,
+            audit,
             revision,
             backlog,
             _stop: stop,
@@ -272,18 +278,29 @@ pub(crate) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 /// Write `records` in one transaction: one commit for the batch, all or none. A record whose
 /// call id is already stored is skipped, so writing a batch again after an ambiguous failure
 /// (the connection dropped with the commit's answer) records each call once.
-async fn write_calls(pool: &PgPool, records: &[CallRecord]) -> Result<(), StoreError> {
+async fn write_calls(
+    pool: &PgPool,
+    key: &AuditKey,
+    records: &[CallRecord],
+) -> Result<(), StoreError> {
     let insert = format!(
         "INSERT INTO calls ({CALL_COLUMNS}) VALUES ({CALL_VALUES}) \
          ON CONFLICT (call_id) WHERE call_id <> '' DO NOTHING"
     );
     let mut tx = pool.begin().await.map_err(db_error)?;
+    // A batch retried after a commit whose answer was lost inserts nothing twice, and adds no
+    // second audit entry for what it skips.
+    let mut inserted = Vec::with_capacity(records.len());
     for record in records {
-        bind_call(sqlx::query(&insert), record)
+        let done = bind_call(sqlx::query(&insert), record)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        if done.rows_affected() == 1 {
+            inserted.push(AuditEvent::Call(record.clone()));
+        }
     }
+    audit::append(&mut tx, key, crate::audit::now_ms(), &inserted).await?;
     tx.commit().await.map_err(db_error)
 }
 
@@ -439,7 +456,7 @@ impl Store for PostgresStore {
         if self.backlog.len() > 0 {
             return self.backlog.push(records, "PostgreSQL is unreachable");
         }
-        match write_calls(&self.pool, records).await {
+        match write_calls(&self.pool, &self.audit, records).await {
             Ok(()) => Ok(()),
             Err(StoreError::Unavailable(why)) => self.backlog.push(records, &why),
             Err(error) => Err(PartlyRecorded { written: 0, error }),
@@ -466,6 +483,43 @@ impl Store for PostgresStore {
             totals.add(&rows::call(&row)?);
         }
         Ok(totals.finish())
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        audit::append(&mut tx, &self.audit, crate::audit::now_ms(), events).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn audit_page(
+        &self,
+        after_pos: u64,
+        limit: usize,
+    ) -> Result<Vec<Positioned>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        audit::page(&mut conn, after_pos, limit).await
+    }
+
+    async fn audit_ends(&self) -> Result<AuditEnds, StoreError> {
+        // REPEATABLE READ: the head and the last position come from one snapshot.
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        audit::ends(&mut tx).await
+    }
+
+    async fn prune_audit(&self, before_ms: u64) -> Result<Option<(u64, AuditSeal)>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(audit::APPEND_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let pruned = audit::prune(&mut tx, &self.audit, crate::audit::now_ms(), before_ms).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(pruned)
     }
 
     async fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError> {

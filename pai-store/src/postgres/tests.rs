@@ -152,3 +152,82 @@ async fn concurrent_applies_across_replicas_are_exact() {
     b.close().await;
     schema.drop().await;
 }
+
+#[tokio::test]
+async fn keeps_the_audit_chain_contract() {
+    let Some(schema) = PgSchema::create("postgres audit chain").await else {
+        return;
+    };
+    let store = PostgresStore::connect(&schema.url, KEY).await.unwrap();
+    contract::audit_chain(&store, &pai_core::AuditKey::derive(&KEY)).await;
+    store.close().await;
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn audit_tampering_is_named() {
+    let key = pai_core::AuditKey::derive(&KEY);
+    for case in crate::audit_tamper::CASES {
+        let Some(schema) = PgSchema::create("postgres audit tampering").await else {
+            return;
+        };
+        let store = PostgresStore::connect(&schema.url, KEY).await.unwrap();
+        let pool = store.pool().clone();
+        crate::audit_tamper::check(&store, &key, case, |sql| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query(&sql).execute(&pool).await.unwrap();
+            }
+        })
+        .await;
+        store.close().await;
+        schema.drop().await;
+    }
+}
+
+/// Three stores on one database (three replicas) append at once: one chain, no fork.
+#[tokio::test]
+async fn replicas_append_to_one_chain() {
+    let Some(schema) = PgSchema::create("postgres audit replicas").await else {
+        return;
+    };
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(std::sync::Arc::new(
+            PostgresStore::connect(&schema.url, KEY).await.unwrap(),
+        ));
+    }
+    let mut tasks = Vec::new();
+    for (r, store) in replicas.iter().enumerate() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..40 {
+                let calls: Vec<pai_core::CallRecord> = (0..5)
+                    .map(|i| pai_core::CallRecord {
+                        call_id: format!("r{r}-{n}-{i}"),
+                        workload: format!("ext:replica-{r}"),
+                        status: 200,
+                        ..pai_core::CallRecord::default()
+                    })
+                    .collect();
+                store.record_calls(&calls).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let verified = pai_core::audit::verify(replicas[0].as_ref(), &pai_core::AuditKey::derive(&KEY))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        verified.entries,
+        3 * 40 * 5,
+        "every call of every replica, in one chain"
+    );
+    for store in replicas {
+        store.close().await;
+    }
+    schema.drop().await;
+}

@@ -12,6 +12,7 @@
 //! `watch` counts the changes made through this `SqliteStore`; it starts at 0 on every open and
 //! does not see writes another process makes to the same file.
 
+mod audit;
 mod rows;
 #[cfg(test)]
 mod tests;
@@ -22,9 +23,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
+use pai_core::audit::{AuditEnds, AuditKey, AuditSeal, Positioned};
 use pai_core::{
-    Applied, CallRecord, Kind, PartlyRecorded, Resource, Store, StoreError, Stored, UsageTotals,
-    WorkloadTotals,
+    Applied, AuditEvent, CallRecord, Kind, PartlyRecorded, Resource, Store, StoreError, Stored,
+    UsageTotals, WorkloadTotals,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -69,6 +71,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     path: PathBuf,
     secrets: SecretBox,
+    audit: AuditKey,
     revision: Revision,
 }
 
@@ -113,6 +116,7 @@ impl SqliteStore {
             pool,
             path: path.to_owned(),
             secrets,
+            audit: AuditKey::derive(&secret_key),
             revision: Revision::new(),
         })
     }
@@ -357,31 +361,57 @@ impl Store for SqliteStore {
     }
 
     async fn record_call(&self, record: &CallRecord) -> Result<(), StoreError> {
-        insert_calls(std::slice::from_ref(record))
-            .build()
-            .execute(&self.pool)
+        self.record_calls(std::slice::from_ref(record))
             .await
-            .map_err(db_error)?;
-        Ok(())
+            .map_err(|e| e.error)
     }
 
     async fn record_calls(&self, records: &[CallRecord]) -> Result<(), PartlyRecorded> {
-        // One transaction: one commit and one fsync for the whole batch, not one per call. It
-        // is all or none, so a failure has written nothing.
-        let none = |e: sqlx::Error| PartlyRecorded {
-            written: 0,
-            error: db_error(e),
-        };
-        let mut tx = self.pool.begin().await.map_err(none)?;
+        // One transaction: one commit and one fsync for the whole batch, not one per call, with
+        // the calls' audit entries. It is all or none, so a failure has written nothing.
+        let none = |error: StoreError| PartlyRecorded { written: 0, error };
+        let mut tx = self.begin_write().await.map_err(none)?;
         for chunk in statement_runs(records) {
             insert_calls(chunk)
                 .build()
                 .execute(&mut *tx)
                 .await
-                .map_err(none)?;
+                .map_err(|e| none(db_error(e)))?;
         }
-        tx.commit().await.map_err(none)?;
+        let events = crate::audit::calls(records);
+        audit::append(&mut tx, &self.audit, crate::audit::now_ms(), &events)
+            .await
+            .map_err(none)?;
+        tx.commit().await.map_err(|e| none(db_error(e)))?;
         Ok(())
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        audit::append(&mut tx, &self.audit, crate::audit::now_ms(), events).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn audit_page(
+        &self,
+        after_pos: u64,
+        limit: usize,
+    ) -> Result<Vec<Positioned>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        audit::page(&mut conn, after_pos, limit).await
+    }
+
+    async fn audit_ends(&self) -> Result<AuditEnds, StoreError> {
+        // One read transaction, so the head and the last position agree.
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        audit::ends(&mut tx).await
+    }
+
+    async fn prune_audit(&self, before_ms: u64) -> Result<Option<(u64, AuditSeal)>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let pruned = audit::prune(&mut tx, &self.audit, crate::audit::now_ms(), before_ms).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(pruned)
     }
 
     async fn usage_since(&self, since_ms: u64) -> Result<Vec<UsageTotals>, StoreError> {

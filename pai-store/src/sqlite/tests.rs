@@ -379,3 +379,27 @@ async fn concurrent_writers_all_commit() {
     assert_eq!(store.usage_since(0).await.unwrap()[0].requests, 16);
     assert_eq!(*rx.borrow(), 32, "one revision per change");
 }
+
+#[tokio::test]
+async fn keeps_the_audit_chain_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = pai_core::AuditKey::derive(&KEY);
+    crate::contract::audit_chain(&open(&dir).await, &key).await;
+}
+
+#[tokio::test]
+async fn audit_tampering_is_named() {
+    let key = pai_core::AuditKey::derive(&KEY);
+    for case in crate::audit_tamper::CASES {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let pool = store.pool().clone();
+        crate::audit_tamper::check(&store, &key, case, |sql| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query(&sql).execute(&pool).await.unwrap();
+            }
+        })
+        .await;
+    }
+}

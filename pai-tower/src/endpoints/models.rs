@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::auth::Principal;
 use crate::body::{full, ResponseBody};
-use crate::timefmt::rfc3339;
+use pai_core::timefmt::rfc3339;
 
 use crate::auth::Binding;
 use crate::policy::models_of;
