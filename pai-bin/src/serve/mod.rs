@@ -259,16 +259,9 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let admin_state = AdminState::new(store, ledger.clone(), hasher, &admin_token)
         .clock(clock)
         .follow_gateway(gateway.clone());
-    let metrics = gateway.metrics().clone();
-    let admin = admin::router(admin_state).route(
-        "/metrics",
-        axum::routing::get(move || async move {
-            (
-                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                metrics.render(),
-            )
-        }),
-    );
+    // /readyz (store, ledger, snapshot) sits there too, for probes that carry no token.
+    let public = admin::public_router(admin_state.clone(), gateway.metrics().clone());
+    let admin = admin::router(admin_state).merge(public);
     drop(admin_token);
     let recorder = gateway.clone();
 
