@@ -33,9 +33,7 @@ mod table;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    cli::run(cli::Cli::parse()).await
+    cli::run(cli::parse()).await
 }

@@ -26,6 +26,13 @@ struct Wanted {
 /// `GET /admin/v1/budgets`.
 pub(super) async fn list(State(state): State<AdminState>) -> Result<Json<BudgetReport>, ApiError> {
     state.calls_finished().await;
+    let items = collect(&state, usize::MAX).await?;
+    Ok(Json(BudgetReport { items }))
+}
+
+/// Every daily budget with a limit, at most `max` of them (in the order providers, external
+/// access, access keys, ModelBindings, agents), with what the ledger has settled on each today.
+pub(super) async fn collect(state: &AdminState, max: usize) -> Result<Vec<Budget>, ApiError> {
     let mut wanted = Vec::new();
     let mut tokens = |kind: &'static str, name: &str, limit: Option<u64>| {
         if let Some(limit) = limit {
@@ -84,6 +91,7 @@ pub(super) async fn list(State(state): State<AdminState>) -> Result<Json<BudgetR
     }
 
     let resets_in_seconds = state.clock.utc_day().1;
+    wanted.truncate(max);
     let mut items = Vec::with_capacity(wanted.len());
     for w in wanted {
         let spent = state.ledger.spent_today(&w.key).await?;
@@ -101,7 +109,7 @@ pub(super) async fn list(State(state): State<AdminState>) -> Result<Json<BudgetR
             resets_in_seconds,
         });
     }
-    Ok(Json(BudgetReport { items }))
+    Ok(items)
 }
 
 /// Dollars as a JSON number; a limit that is not a finite number shows as 0.

@@ -13,6 +13,9 @@
 //! GET    /admin/v1/audit[/tail|/verify]       the audit chain (see the `audit` module)
 //! ```
 //!
+//! Beside it, outside the token ([`public_router`]): `GET /metrics` ([`metrics`]) and
+//! `GET /readyz` ([`probes`]); the listener itself answers `GET /healthz`.
+//!
 //! `{plural}` is [`Kind::plural`]: `model-providers`, `models`, `access-keys`, `secrets`,
 //! `agents`, `guard-bindings`. Secret values and key hashes never leave this module; the raw
 //! access key leaves it exactly once, in the answer that minted it.
@@ -23,6 +26,8 @@ pub mod audit;
 mod budgets;
 #[cfg(test)]
 mod effect_tests;
+pub mod metrics;
+pub mod probes;
 mod routes;
 #[cfg(test)]
 mod tests;
@@ -175,6 +180,18 @@ pub fn router(state: AdminState) -> Router {
         .layer(middleware::from_fn(audit::as_admin))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
+}
+
+/// The routes beside the admin API that need no token, for scrapers and probes:
+/// `GET /metrics` and `GET /readyz`. Merge it with [`router`].
+pub fn public_router(state: AdminState, gateway_metrics: pai_tower::metrics::Metrics) -> Router {
+    let scrape = Router::new()
+        .route("/metrics", get(metrics::handler))
+        .with_state(metrics::Scrape::new(state.clone(), gateway_metrics));
+    let readyz = Router::new()
+        .route("/readyz", get(probes::readyz))
+        .with_state(probes::Probes::new(state));
+    scrape.merge(readyz)
 }
 
 /// Refuses any request that does not carry `Authorization: Bearer <admin token>`.

@@ -120,6 +120,35 @@ impl CliError {
     }
 }
 
+/// The command line of this process, with the settings of `pai serve --config FILE` (or
+/// `PAI_CONFIG`) added where no flag or environment variable gives them
+/// ([`crate::serve::config`]). Exits, as clap does, on `--help` or bad input.
+pub fn parse() -> Cli {
+    use clap::CommandFactory;
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    command.build();
+    let matches = command.clone().get_matches_from(&argv);
+    if let Some(("serve", given)) = matches.subcommand() {
+        if let (Some(path), Some(serve)) = (
+            given.get_one::<std::path::PathBuf>("config"),
+            command.find_subcommand("serve"),
+        ) {
+            match crate::serve::config::arguments(path, serve, given) {
+                Ok(extra) => argv.extend(extra),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+    }
+    match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    }
+}
+
 /// Run the command line and say how to exit.
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {

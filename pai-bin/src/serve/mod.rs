@@ -5,6 +5,7 @@
 //! bound, so whoever started the process can read the real ports from stderr (port 0 works).
 //! SIGTERM or SIGINT stops accepting and lets in-flight requests finish, up to a deadline.
 
+pub mod config;
 mod data_dir;
 mod front;
 mod listener;
@@ -28,6 +29,10 @@ use data_dir::{DataDir, TokenSource};
 /// Options of `pai serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A YAML file of these settings, keyed by the flags' long names (`admin-listen: ADDR`;
+    /// a list for a repeatable flag). Flags and environment variables given beat it.
+    #[arg(long, value_name = "FILE", env = "PAI_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address of the gateway (the SDKs' base URL is http://ADDR/ext).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -173,6 +178,9 @@ impl StartError {
 /// Run the server until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     init_logging(args.log_level.as_deref())?;
+    if let Some(path) = &args.config {
+        tracing::info!(config = %path.display(), "settings read from the config file");
+    }
 
     let dir = DataDir::open(&args.data_dir).map_err(|e| StartError::new(e.to_string()))?;
     let keys = dir.keys().map_err(|e| StartError::new(e.to_string()))?;
@@ -276,16 +284,9 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         .clock(clock)
         .follow_gateway(gateway.clone())
         .audit_key(audit_key);
-    let metrics = gateway.metrics().clone();
-    let admin = admin::router(admin_state).route(
-        "/metrics",
-        axum::routing::get(move || async move {
-            (
-                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                metrics.render(),
-            )
-        }),
-    );
+    // /readyz (store, ledger, snapshot) sits there too, for probes that carry no token.
+    let public = admin::public_router(admin_state.clone(), gateway.metrics().clone());
+    let admin = admin::router(admin_state).merge(public);
     drop(admin_token);
     let recorder = gateway.clone();
 
