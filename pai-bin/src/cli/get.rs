@@ -252,12 +252,12 @@ mod tests {
                      "limits": {"maxTokensPerDay": 50000}},
             "status": {"tokensToday": 1234},
             "createdAt": now / 1000 - 720, "updatedAt": now / 1000, "generation": 1,
-            "tokensToday": 1234
+            "tokensToday": 1234, "lastUsedMs": now - 65_000
         }))];
         assert_eq!(
             render(Kind::AccessKey, &items, now),
-            "NAME    PROVIDER   MODELS               CIDRS        MAX/DAY   TOKENS TODAY   AGE\n\
-             alice   openai     gpt-4o-mini,gpt-4o   10.0.0.0/8   50,000    1,234          12m\n"
+            "NAME    PROVIDER   MODELS               CIDRS        MAX/DAY   TOKENS TODAY   LAST USED   AGE\n\
+             alice   openai     gpt-4o-mini,gpt-4o   10.0.0.0/8   50,000    1,234          1m ago      12m\n"
         );
     }
 
