@@ -90,7 +90,10 @@ async fn each_format_blocks_an_attack_and_allows_a_benign_prompt() {
         let (status, headers, body) = send(&h, ask("What is the capital of France?")).await;
         assert_eq!(status, 200, "{format}: {body}");
         let seen = headers["x-pai-guard"].to_str().unwrap();
-        assert!(seen.contains("binding=shield; verdict=allow"), "{format}: {seen}");
+        assert!(
+            seen.contains("binding=shield; verdict=allow"),
+            "{format}: {seen}"
+        );
         // The service was asked in its own format, with the key where it wants it.
         let asked: Vec<_> = h
             .mock
@@ -143,7 +146,10 @@ async fn each_format_blocks_an_attack_and_allows_a_benign_prompt() {
             "{format}: {message}"
         );
         assert!(!message.contains("system prompt."), "{message}");
-        assert_eq!(body["error"]["type"], "permission_error", "{format}: {body}");
+        assert_eq!(
+            body["error"]["type"], "permission_error",
+            "{format}: {body}"
+        );
         // The model was never called.
         assert_eq!(upstream_calls(&h), 1, "{format}");
         let recorded = records(&h.store, 2).await;
@@ -218,7 +224,12 @@ async fn a_tool_result_carrying_an_injection_is_caught_in_each_format() {
         let (status, _, body) = send(&h, conversation.clone()).await;
         assert_eq!(status, 403, "{format}: {body}");
         let message = body["error"]["message"].as_str().unwrap();
-        assert!(message.contains("in a tool result"), "{format}: {message}");
+        // Lakera gives one verdict for all the messages sent, so it cannot say which.
+        let place = match format {
+            "lakera" => "prompt_attack in the messages sent",
+            _ => "in a tool result",
+        };
+        assert!(message.contains(place), "{format}: {message}");
         assert_eq!(upstream_calls(&h), 0, "{format}");
         let asked = h
             .mock
@@ -300,7 +311,10 @@ async fn a_guard_that_times_out_fails_closed_or_open_as_on_error_says() {
         "{message}"
     );
     assert_eq!(upstream_calls(&h), 0);
-    assert_eq!(only_record(&h).await.guards[0].verdict, GuardDecision::Error);
+    assert_eq!(
+        only_record(&h).await.guards[0].verdict,
+        GuardDecision::Error
+    );
 
     // onError: allow: answered, the error recorded.
     let h = guarded("tei", "  timeoutMs: 200\n  onError: allow", "enforce").await;
@@ -374,9 +388,11 @@ async fn the_cache_sends_only_the_new_texts_of_the_next_turn() {
             {"role": "user", "content": "Name a French river."},
         ]));
         assert_eq!(send(&h, first).await.0, 200);
+        let mut sent = h.mock.guard_texts();
+        sent.sort();
         assert_eq!(
-            h.mock.guard_texts(),
-            vec![system.clone(), "Name a French river.".to_owned()],
+            sent,
+            vec!["Name a French river.".to_owned(), system.clone()],
             "{format}"
         );
         h.mock.clear();
@@ -388,9 +404,11 @@ async fn the_cache_sends_only_the_new_texts_of_the_next_turn() {
         ]));
         assert_eq!(send(&h, second.clone()).await.0, 200);
         // Only what the second turn added went to the service.
+        let mut sent = h.mock.guard_texts();
+        sent.sort();
         assert_eq!(
-            h.mock.guard_texts(),
-            vec!["The Loire.".to_owned(), "And a German one?".to_owned()],
+            sent,
+            vec!["And a German one?".to_owned(), "The Loire.".to_owned()],
             "{format}"
         );
         // A third, identical turn is answered from the cache alone.
@@ -422,7 +440,10 @@ async fn a_blocked_text_is_still_blocked_from_the_cache() {
 #[tokio::test]
 async fn tei_scores_are_held_against_the_threshold() {
     let h = guarded("tei", "  threshold: 0.9", "enforce").await;
-    assert_eq!(send(&h, ask("borderline [mock:guard_score=0.85]")).await.0, 200);
+    assert_eq!(
+        send(&h, ask("borderline [mock:guard_score=0.85]")).await.0,
+        200
+    );
     assert_eq!(send(&h, ask("worse [mock:guard_score=0.95]")).await.0, 403);
     let h = guarded("tei", "  threshold: 0.8", "enforce").await;
     let (status, _, body) = send(&h, ask("borderline [mock:guard_score=0.85]")).await;

@@ -232,11 +232,7 @@ pub(crate) async fn shield_prompt(
         .split('&')
         .find_map(|kv| kv.strip_prefix("api-version="));
     if version.is_none_or(str::is_empty) {
-        return azure_error(
-            StatusCode::NOT_FOUND,
-            "404",
-            "Resource not found",
-        );
+        return azure_error(StatusCode::NOT_FOUND, "404", "Resource not found");
     }
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return azure_error(

@@ -76,7 +76,9 @@ pub(super) fn read(answer: &[u8], batch: &Batch) -> Result<Vec<Found>, String> {
         let found = value
             .get("userPromptAnalysis")
             .and_then(detected)
-            .ok_or_else(|| "Prompt Shields' answer lacks userPromptAnalysis.attackDetected".to_owned())?;
+            .ok_or_else(|| {
+                "Prompt Shields' answer lacks userPromptAnalysis.attackDetected".to_owned()
+            })?;
         out.push(verdict(found, "user prompt attack"));
     }
     let documents = batch.pieces.len() - out.len();
@@ -154,6 +156,10 @@ mod tests {
         assert!(!batch.first_is_prompt);
         assert!(read(br#"{"userPromptAnalysis":{"attackDetected":false}}"#, batch).is_err());
         assert!(read(br#"{"documentsAnalysis":[]}"#, batch).is_err());
-        assert!(read(br#"{"documentsAnalysis":[{"attackDetected":"yes"}]}"#, batch).is_err());
+        assert!(read(
+            br#"{"documentsAnalysis":[{"attackDetected":"yes"}]}"#,
+            batch
+        )
+        .is_err());
     }
 }

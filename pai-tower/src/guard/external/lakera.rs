@@ -6,8 +6,9 @@
 //! project's policy (which detectors, how strict) is the key's default project's. Answered:
 //! `{"flagged": bool, "breakdown": [{"detector_type": "…", "detected": bool}, …], …}`. One
 //! verdict for the whole request, not one per message: flagged is score 1.0 for every message
-//! sent (so any `spec.threshold` blocks it) and, since it cannot be pinned on one message, it is
-//! not cached; a request that is not flagged clears each of its messages, and those are. The
+//! sent (so any `spec.threshold` blocks it) and, unless the request carried one text only, it
+//! cannot be pinned on one message: the block names "the messages sent" and is not cached. A
+//! request that is not flagged clears each of its messages, and those are cached. The
 //! detectors that fired name what was found. Messages are windows of at most [`WINDOW`] bytes,
 //! and a request carries at most [`MAX_REQUEST`] bytes of them.
 
@@ -130,7 +131,10 @@ mod tests {
         let batches = plan(&pieces);
         assert_eq!(batches.len(), 1);
         let body: Value = serde_json::from_slice(&batches[0].body).unwrap();
-        assert_eq!(body["messages"][0], json!({"role": "system", "content": "be helpful"}));
+        assert_eq!(
+            body["messages"][0],
+            json!({"role": "system", "content": "be helpful"})
+        );
         assert_eq!(body["messages"][2]["role"], "tool");
         assert_eq!(body["breakdown"], true);
         let found = read(
@@ -142,6 +146,9 @@ mod tests {
         assert_eq!(found[1].score, 1.0);
         assert_eq!(found[1].label.as_deref(), Some("prompt_attack"));
         assert!(read(br#"{"flagged":"no"}"#, &batches[0]).is_err());
-        assert_eq!(read(br#"{"flagged":false}"#, &batches[0]).unwrap()[0].score, 0.0);
+        assert_eq!(
+            read(br#"{"flagged":false}"#, &batches[0]).unwrap()[0].score,
+            0.0
+        );
     }
 }

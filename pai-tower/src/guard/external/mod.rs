@@ -241,12 +241,13 @@ struct HttpGuard {
     metrics: Option<Metrics>,
 }
 
-/// The worst found so far: its score, what, and where.
+/// The worst found so far: its score, what, and where (`None`: in the request as a whole, when
+/// the service's verdict cannot be pinned on one text).
 #[derive(Default)]
-struct Worst(Option<(Found, TextSource)>);
+struct Worst(Option<(Found, Option<TextSource>)>);
 
 impl Worst {
-    fn consider(&mut self, found: &Found, source: TextSource) {
+    fn consider(&mut self, found: &Found, source: Option<TextSource>) {
         if self.0.as_ref().is_none_or(|(w, _)| found.score > w.score) {
             self.0 = Some((found.clone(), source));
         }
@@ -280,7 +281,7 @@ impl Guard for HttpGuard {
         for (i, key) in keys.iter().enumerate() {
             if let Some(found) = self.cache.get(key) {
                 hits += 1;
-                worst.consider(&found, texts[i].0);
+                worst.consider(&found, Some(texts[i].0));
             } else if asked.insert(key) {
                 misses.push(i);
             }
@@ -365,9 +366,16 @@ impl HttpGuard {
             misses.len()
         ];
         for (batch, found) in batches.iter().zip(answers) {
+            // A verdict on the whole request is one text's when the request carried only it.
+            let owners = |p: &usize| pieces[*p].owner;
+            let one_text = batch
+                .pieces
+                .first()
+                .map(owners)
+                .is_some_and(|first| batch.pieces.iter().all(|p| owners(p) == first));
             for (&p, f) in batch.pieces.iter().zip(found) {
                 let slot = &mut per_text[pieces[p].owner];
-                if !batch.per_piece && f.score > 0.0 {
+                if !(batch.per_piece || one_text) && f.score > 0.0 {
                     slot.1 = false;
                 }
                 if f.score > slot.0.score {
@@ -380,7 +388,7 @@ impl HttpGuard {
             if attributable {
                 self.cache.insert(keys[i], found.clone());
             }
-            worst.consider(&found, texts[i].0);
+            worst.consider(&found, attributable.then_some(texts[i].0));
         }
         Ok(())
     }
@@ -528,11 +536,12 @@ fn source_tag(source: TextSource) -> u8 {
 }
 
 /// Where a text came from, in a block's reason.
-fn place(source: TextSource) -> &'static str {
+fn place(source: Option<TextSource>) -> &'static str {
     match source {
-        TextSource::System => "the system prompt",
-        TextSource::User => "a user message",
-        TextSource::Assistant => "an assistant message",
-        TextSource::ToolResult => "a tool result",
+        Some(TextSource::System) => "the system prompt",
+        Some(TextSource::User) => "a user message",
+        Some(TextSource::Assistant) => "an assistant message",
+        Some(TextSource::ToolResult) => "a tool result",
+        None => "the messages sent",
     }
 }

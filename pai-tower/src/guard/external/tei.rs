@@ -55,8 +55,7 @@ pub(super) fn read(answer: &[u8], batch: &Batch) -> Result<Vec<Found>, String> {
         return Err("the classifier's answer is not a list of predictions".to_owned());
     };
     // A batch of one may come back as the single form: one flat list of predictions.
-    let lists: Vec<&Vec<Value>> = if batch.pieces.len() == 1 && items.iter().all(Value::is_object)
-    {
+    let lists: Vec<&Vec<Value>> = if batch.pieces.len() == 1 && items.iter().all(Value::is_object) {
         vec![&items]
     } else {
         items
@@ -169,7 +168,11 @@ mod tests {
             br#"[[{"label":"SAFE","score":4.2}],[{"label":"SAFE","score":1}]]"#,
             br#"[[{"label":"SAFE"}],[{"label":"SAFE","score":1}]]"#,
         ] {
-            assert!(read(answer, batch).is_err(), "{}", String::from_utf8_lossy(answer));
+            assert!(
+                read(answer, batch).is_err(),
+                "{}",
+                String::from_utf8_lossy(answer)
+            );
         }
     }
 }

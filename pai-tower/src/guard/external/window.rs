@@ -54,7 +54,9 @@ mod tests {
 
     #[test]
     fn long_texts_are_covered_whole_with_overlap() {
-        let text: String = (0..100).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let text: String = (0..100)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
         let w = windows(&text, 30, 10);
         assert!(w.iter().all(|w| w.len() <= 30));
         assert_eq!(w[0], &text[..30]);
