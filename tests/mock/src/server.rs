@@ -88,7 +88,7 @@ impl MockUpstream {
         self.shared
             .requests()
             .iter()
-            .flat_map(|r| crate::guard::texts_of(r))
+            .flat_map(crate::guard::texts_of)
             .collect()
     }
 
