@@ -23,7 +23,7 @@ use pai_tower::Gateway;
 /// Errors in benchmark setup; reported by `main` and the process exits non-zero.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const SECRET: &[u8] = b"benchmark secret of 32 bytes....";
+pub const SECRET: &[u8] = b"benchmark secret of 32 bytes....";
 const OPENAI_KEY: &str = "sk-real-openai";
 const ANTHROPIC_KEY: &str = "sk-real-anthropic";
 
@@ -218,7 +218,8 @@ pub async fn start_mock() -> Result<MockUpstream, BoxError> {
     Ok(MockUpstream::start(config).await?)
 }
 
-async fn mint(
+/// Store access key `name` bound to ModelProvider `provider`; answer the raw key.
+pub async fn mint(
     store: &MemoryStore,
     hasher: &AccessKeyHasher,
     name: &str,

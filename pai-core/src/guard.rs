@@ -58,12 +58,19 @@ pub enum Verdict {
         /// The guard's confidence.
         score: f32,
     },
+    /// The guard could not tell: the service it calls failed, timed out or answered something
+    /// it cannot read. Never an allow: the binding's `onError` decides (block by default).
+    Error {
+        /// What went wrong, in words an operator can act on; never the text or a key.
+        reason: String,
+    },
 }
 
 /// Inspects the text of a request.
 ///
 /// Contract: a guard looks at every text of the request (system prompts, every message, tool
-/// results) and answers [`Verdict::Allow`] or [`Verdict::Block`] with a reason and a score. With
+/// results) and answers [`Verdict::Allow`] or [`Verdict::Block`] with a reason and a score, or
+/// [`Verdict::Error`] when it cannot tell (then the binding's `onError` decides). With
 /// [`Enforcement::Enforce`] a block refuses the request with 403; with [`Enforcement::Audit`] it
 /// is only recorded. Provider-wide guards run before per-agent guards.
 #[async_trait]

@@ -206,7 +206,7 @@ impl GatewayBuilder {
 
     /// Let GuardBindings of `spec.guard: <name>` run as `kind` builds them (see
     /// [`crate::GuardLayer`]). A guard of a kind the gateway does not know refuses the calls it
-    /// guards.
+    /// guards. `http` ([`crate::HttpGuardKind`]) is built in.
     pub fn guard_kind(mut self, name: &str, kind: Arc<dyn GuardKind>) -> Self {
         self.guard_kinds.register(name, kind);
         self
@@ -268,6 +268,14 @@ impl GatewayBuilder {
             )?),
         };
         let metrics = self.metrics.unwrap_or_default();
+        // `guard: http` is built in; a kind of that name registered by the embedder wins.
+        let mut guard_kinds = self.guard_kinds;
+        if guard_kinds.get(pai_core::resource::HTTP_GUARD).is_none() {
+            guard_kinds.register(
+                pai_core::resource::HTTP_GUARD,
+                Arc::new(crate::guard::HttpGuardKind::new().metrics(metrics.clone())),
+            );
+        }
         let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let revision = *store.watch().borrow();
         let snapshot = SharedSnapshot::new(
@@ -312,7 +320,7 @@ impl GatewayBuilder {
                     .prefix(prefix)
                     .call_only(),
             )
-            .layer(GuardLayer::new(snapshot.clone(), self.guard_kinds).metrics(metrics.clone()))
+            .layer(GuardLayer::new(snapshot.clone(), guard_kinds).metrics(metrics.clone()))
             .layer(FallbackLayer::new(snapshot.clone(), reliability.clone()))
             .layer(BudgetLayer::new(self.ledger, self.prices.clone()))
             .layer(ProviderLimitLayer::new(

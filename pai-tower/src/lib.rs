@@ -81,7 +81,9 @@ pub use endpoints::{Endpoints, EndpointsLayer};
 pub use error::{CallError, Next};
 pub use fallback::{Candidate, Deadline, Fallback, FallbackLayer};
 pub use gateway::{BuildError, Gateway, GatewayBuilder};
-pub use guard::{GuardKind, GuardKinds, GuardLayer, GuardService, DEFAULT_GUARD_TIMEOUT};
+pub use guard::{
+    GuardKind, GuardKinds, GuardLayer, GuardService, HttpGuardKind, DEFAULT_GUARD_TIMEOUT,
+};
 pub use meter::{CallSink, MeterBody, RecordSlot, DEFAULT_RECORD_BACKLOG, RECORD_BATCH};
 pub use meter::{Meter, MeterLayer};
 pub use parse::{Parse, ParseLayer};

@@ -102,6 +102,8 @@ pub struct Snapshot {
     pub(crate) agents: HashMap<String, Arc<Agent>>,
     pub(crate) bindings: HashMap<String, Arc<BindingEntry>>,
     pub(crate) guard_bindings: HashMap<String, Arc<GuardBinding>>,
+    /// The keys GuardBindings name in `spec.apiKeySecretRef`, or why one could not be resolved.
+    pub(crate) guard_keys: HashMap<String, Result<ApiKey, String>>,
     /// The store's revision this was built from.
     pub revision: u64,
 }
@@ -236,8 +238,22 @@ impl Snapshot {
             bindings.insert(entry.resource.metadata.name.clone(), Arc::new(entry));
         }
         let mut guard_bindings = HashMap::new();
+        let mut guard_keys = HashMap::new();
         for stored in store.list(Kind::GuardBinding).await? {
             if let Resource::GuardBinding(g) = stored.resource {
+                if let Some(r) = &g.spec.api_key_secret_ref {
+                    let key = secrets
+                        .get(&r.name)
+                        .and_then(|s| s.data.get(&r.key))
+                        .map(|value| ApiKey::new(value.clone()))
+                        .ok_or_else(|| {
+                            format!(
+                                "names key {:?} of Secret {:?} in spec.apiKeySecretRef, which does not exist",
+                                r.key, r.name
+                            )
+                        });
+                    guard_keys.insert(g.metadata.name.clone(), key);
+                }
                 guard_bindings.insert(g.metadata.name.clone(), Arc::new(g));
             }
         }
@@ -247,6 +263,7 @@ impl Snapshot {
             agents,
             bindings,
             guard_bindings,
+            guard_keys,
             revision,
         })
     }
@@ -264,6 +281,12 @@ impl Snapshot {
     /// A GuardBinding by name.
     pub fn guard_binding(&self, name: &str) -> Option<&Arc<GuardBinding>> {
         self.guard_bindings.get(name)
+    }
+
+    /// The key GuardBinding `name` names in `spec.apiKeySecretRef`: `None` when it names none,
+    /// else the key or why it could not be resolved (never containing the key).
+    pub fn guard_key(&self, name: &str) -> Option<&Result<ApiKey, String>> {
+        self.guard_keys.get(name)
     }
 
     /// A ModelProvider by name.

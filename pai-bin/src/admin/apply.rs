@@ -160,7 +160,7 @@ fn uncallable_providers(adapters: &Adapters, resources: &[Resource]) -> Vec<Stri
 }
 
 /// The guard kinds the `pai` binary runs (`serve` registers each).
-pub const GUARD_KINDS: &[&str] = &[pai_guard::KIND];
+pub const GUARD_KINDS: &[&str] = &[pai_guard::KIND, pai_core::resource::HTTP_GUARD];
 
 /// A guard that could never run is refused: accepted means enforced, and a call it guards
 /// would only ever fail closed.

@@ -22,7 +22,6 @@ enum Fate {
 
 use Fate::*;
 
-const HTTP_GUARDS: &str = "external guards (guard: http) are not available";
 const RESPONSES: &str = "scanning answers is not available";
 
 /// Every field path per kind. Free-form maps (labels, annotations, secret data) are leaves.
@@ -212,10 +211,26 @@ const FIELDS: &[(Kind, &str, Fate)] = &[
         "spec.threshold",
         Enforced("guard layer: a block scored below it is an allow; prompt-guard's cut-off"),
     ),
-    (Kind::GuardBinding, "spec.format", Refused(HTTP_GUARDS)),
-    (Kind::GuardBinding, "spec.endpoint", Refused(HTTP_GUARDS)),
-    (Kind::GuardBinding, "spec.apiKeySecretRef.name", Refused(HTTP_GUARDS)),
-    (Kind::GuardBinding, "spec.apiKeySecretRef.key", Refused(HTTP_GUARDS)),
+    (
+        Kind::GuardBinding,
+        "spec.format",
+        Enforced("guard: http: the wire format the classifier is called in (guard::http)"),
+    ),
+    (
+        Kind::GuardBinding,
+        "spec.endpoint",
+        Enforced("guard: http: the classifier's base URL (guard::http)"),
+    ),
+    (
+        Kind::GuardBinding,
+        "spec.apiKeySecretRef.name",
+        Enforced("guard: http: the classifier's key, resolved from the Secret (snapshot)"),
+    ),
+    (
+        Kind::GuardBinding,
+        "spec.apiKeySecretRef.key",
+        Enforced("guard: http: the classifier's key, resolved from the Secret (snapshot)"),
+    ),
     (
         Kind::GuardBinding,
         "spec.timeoutMs",
@@ -305,13 +320,6 @@ fn fields_not_enforced_yet_are_refused_at_apply_time() {
     for (kind, path, fate) in FIELDS {
         let Refused(why) = fate else { continue };
         let yaml = match (kind, *path) {
-            (Kind::GuardBinding, "spec.format") => document(*kind, "format: tei"),
-            (Kind::GuardBinding, "spec.endpoint") => {
-                document(*kind, "endpoint: \"http://guard.internal:8080\"")
-            }
-            (Kind::GuardBinding, p) if p.starts_with("spec.apiKeySecretRef") => {
-                document(*kind, "apiKeySecretRef: {name: guard-key, key: api-key}")
-            }
             (_, "spec.guards.scan.responses") => document(
                 *kind,
                 "guards: [{binding: prompt-guard-default, scan: {prompts: true, responses: true}}]",
@@ -342,14 +350,8 @@ fn fields_not_enforced_yet_are_refused_at_apply_time() {
             "{guards}"
         );
     }
-    // The guard kind http itself, and a guard that would scan nothing.
+    // A guard that would scan nothing.
     let problems = |yaml: String| load(&yaml).err().map(|e| e.problems).unwrap_or_default();
-    let http = problems(document(Kind::GuardBinding, "").replace("prompt-guard", "http"));
-    assert!(
-        http.iter()
-            .any(|p| p.contains("spec.guard:") && p.contains(HTTP_GUARDS)),
-        "{http:?}"
-    );
     let nothing = problems(document(
         Kind::Agent,
         "guards: [{binding: g, scan: {prompts: false}}]",

@@ -375,34 +375,34 @@ pub(crate) fn validate(
 /// The built-in guard kind.
 pub const PROMPT_GUARD: &str = "prompt-guard";
 
-/// External guards are not there yet: their configuration is refused rather than accepted and
-/// never called.
-const HTTP_NOT_YET: &str = "external guards (guard: http) are not available in this version of pai";
+/// The kind of external guards: a classifier service called over HTTP.
+pub const HTTP_GUARD: &str = "http";
 
 /// The longest a guard may be given per call.
 const MAX_GUARD_TIMEOUT_MS: u64 = 60_000;
 
 fn validate_guard_binding(g: &GuardBinding, problems: &mut Vec<String>) {
     let spec = &g.spec;
-    match spec.guard.as_str() {
-        "" => problems.push(format!(
-            "spec.guard is required: {PROMPT_GUARD} (built in), or a kind registered with the gateway"
-        )),
-        "http" => problems.push(format!(
-            "spec.guard: {HTTP_NOT_YET}; use guard: {PROMPT_GUARD}"
-        )),
-        _ => {}
+    if spec.guard.is_empty() {
+        problems.push(format!(
+            "spec.guard is required: {PROMPT_GUARD} (built in), {HTTP_GUARD} (an external classifier), or a kind registered with the gateway"
+        ));
     }
-    let http_only = [
-        ("spec.format", spec.format.is_some()),
-        ("spec.endpoint", spec.endpoint.is_some()),
-        ("spec.apiKeySecretRef", spec.api_key_secret_ref.is_some()),
-    ];
-    for (path, set) in http_only {
-        if set && spec.guard != "http" {
-            problems.push(format!(
-                "{path} is only for guard: http, and {HTTP_NOT_YET}; remove {path}"
-            ));
+    if spec.guard == HTTP_GUARD {
+        validate_http_guard(spec, problems);
+    } else {
+        let http_only = [
+            ("spec.format", spec.format.is_some()),
+            ("spec.endpoint", spec.endpoint.is_some()),
+            ("spec.apiKeySecretRef", spec.api_key_secret_ref.is_some()),
+        ];
+        for (path, set) in http_only {
+            if set {
+                problems.push(format!(
+                    "{path} is only for guard: {HTTP_GUARD} (this binding has guard: {:?}); remove {path}",
+                    spec.guard
+                ));
+            }
         }
     }
     if let Some(t) = spec.threshold {
@@ -419,10 +419,43 @@ fn validate_guard_binding(g: &GuardBinding, problems: &mut Vec<String>) {
             ));
         }
     }
-    if spec.config.is_some() && spec.guard == PROMPT_GUARD {
+    if spec.config.is_some() && (spec.guard == PROMPT_GUARD || spec.guard == HTTP_GUARD) {
         problems.push(format!(
-            "spec.config is for guard kinds a library registers; {PROMPT_GUARD} takes none (it has spec.threshold); remove spec.config"
+            "spec.config is for guard kinds a library registers; {} takes none (it is configured by the other spec fields); remove spec.config",
+            spec.guard
         ));
+    }
+}
+
+/// `guard: http`: a format, a base URL the gateway can call, and a key where the service
+/// needs one.
+fn validate_http_guard(spec: &super::GuardBindingSpec, problems: &mut Vec<String>) {
+    use super::GuardFormat;
+    match spec.format {
+        None => problems.push(
+            "spec.format is required for guard: http: tei (Hugging Face Text Embeddings Inference), azure-prompt-shields or lakera".to_owned(),
+        ),
+        Some(GuardFormat::AzurePromptShields | GuardFormat::Lakera)
+            if spec.api_key_secret_ref.is_none() =>
+        {
+            let format = match spec.format {
+                Some(GuardFormat::Lakera) => "lakera",
+                _ => "azure-prompt-shields",
+            };
+            problems.push(format!(
+                "spec.apiKeySecretRef is required for format: {format} (the service refuses calls without a key); add apiKeySecretRef: {{name: SECRET, key: api-key}}"
+            ));
+        }
+        Some(_) => {}
+    }
+    match &spec.endpoint {
+        None => problems.push(
+            "spec.endpoint is required for guard: http: the service's base URL, e.g. http://guard.internal:8080".to_owned(),
+        ),
+        Some(e) if !valid_url(e) || e.contains(['?', '#']) => problems.push(format!(
+            "spec.endpoint {e:?} must be an http:// or https:// base URL without a query (pai adds the format's path)"
+        )),
+        Some(_) => {}
     }
 }
 
@@ -760,6 +793,77 @@ spec: {provider: vllm-local, model: meta/llama, apiKeySecretRef: {name: llama-to
             p.iter().any(|p| p.contains("did you mean binding?")),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn http_guards_need_a_format_an_endpoint_and_a_key_where_the_service_wants_one() {
+        let guard = |spec: &str| {
+            problems(&format!(
+                "apiVersion: pai.io/v1\nkind: GuardBinding\nmetadata: {{name: g}}\nspec: {{{spec}}}\n"
+            ))
+        };
+        for ok in [
+            "guard: http, format: tei, endpoint: 'http://tei:8080', threshold: 0.8, timeoutMs: 300",
+            "guard: http, format: tei, endpoint: 'https://tei.example/base/', apiKeySecretRef: {name: s}",
+            "guard: http, format: azure-prompt-shields, endpoint: 'https://x.cognitiveservices.azure.com', apiKeySecretRef: {name: s, key: k}, onError: allow",
+            "guard: http, format: lakera, endpoint: 'https://api.lakera.ai', apiKeySecretRef: {name: s}",
+        ] {
+            assert!(guard(ok).is_empty(), "{ok}: {:?}", guard(ok));
+        }
+        for (spec, says) in [
+            (
+                "guard: http, endpoint: 'http://tei:8080'",
+                "spec.format is required for guard: http",
+            ),
+            (
+                "guard: http, format: onnx, endpoint: 'http://tei:8080'",
+                "spec.format",
+            ),
+            ("guard: http, format: tei", "spec.endpoint is required"),
+            (
+                "guard: http, format: tei, endpoint: 'tei:8080'",
+                "spec.endpoint \"tei:8080\" must be an http:// or https:// base URL",
+            ),
+            (
+                "guard: http, format: tei, endpoint: 'http://tei:8080/?key=x'",
+                "without a query",
+            ),
+            (
+                "guard: http, format: azure-prompt-shields, endpoint: 'https://x'",
+                "spec.apiKeySecretRef is required for format: azure-prompt-shields",
+            ),
+            (
+                "guard: http, format: lakera, endpoint: 'https://x'",
+                "spec.apiKeySecretRef is required for format: lakera",
+            ),
+            (
+                "guard: http, format: tei, endpoint: 'http://x', config: {labels: [a]}",
+                "http takes none",
+            ),
+            (
+                "guard: http, format: tei, endpoint: 'http://x', threshold: 0",
+                "spec.threshold 0 must be above 0",
+            ),
+            (
+                "guard: http, format: tei, endpoint: 'http://x', timeoutMs: 61000",
+                "spec.timeoutMs 61000 must be between 1 and 60000",
+            ),
+            (
+                "guard: prompt-guard, endpoint: 'http://x'",
+                "spec.endpoint is only for guard: http",
+            ),
+            (
+                "guard: prompt-guard, format: tei",
+                "spec.format is only for guard: http",
+            ),
+            (
+                "guard: keywords, apiKeySecretRef: {name: s}",
+                "spec.apiKeySecretRef is only for guard: http",
+            ),
+        ] {
+            let p = guard(spec);
+            assert!(p.iter().any(|p| p.contains(says)), "{spec}: {p:?}");
+        }
     }
 
     #[test]

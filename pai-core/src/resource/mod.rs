@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::guard::Enforcement;
 use crate::model::{ProviderKind, ProviderType};
 
-pub use load::{load, load_one, LoadError, Loaded, PROMPT_GUARD};
+pub use load::{load, load_one, LoadError, Loaded, HTTP_GUARD, PROMPT_GUARD};
 
 /// The only API version there is.
 pub const API_VERSION: &str = "pai.io/v1";

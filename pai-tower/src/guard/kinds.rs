@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use pai_core::provider::ApiKey;
 use pai_core::resource::GuardBinding;
 use pai_core::Guard;
 
@@ -11,6 +12,18 @@ use pai_core::Guard;
 pub trait GuardKind: Send + Sync + 'static {
     /// The guard `binding` configures, or why its configuration is wrong.
     fn build(&self, binding: &GuardBinding) -> Result<Arc<dyn Guard>, String>;
+
+    /// The same, with the key the binding's `spec.apiKeySecretRef` names, resolved from the
+    /// store's Secrets (`None` when it names none). Kinds that call a service override this;
+    /// by default the key is not used.
+    fn build_with_key(
+        &self,
+        binding: &GuardBinding,
+        key: Option<&ApiKey>,
+    ) -> Result<Arc<dyn Guard>, String> {
+        let _ = key;
+        self.build(binding)
+    }
 }
 
 impl<F> GuardKind for F

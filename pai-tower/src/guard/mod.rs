@@ -50,9 +50,11 @@
 //! # }
 //! ```
 
+mod external;
 mod kinds;
 mod verdicts;
 
+pub use external::HttpGuardKind;
 pub use kinds::{GuardKind, GuardKinds};
 
 use std::collections::HashMap;
@@ -180,8 +182,13 @@ impl GuardLayer {
                 self.kinds.names().join(", ")
             )
         })?;
+        let key = match snapshot.guard_key(name) {
+            None => None,
+            Some(Ok(key)) => Some(key),
+            Some(Err(why)) => return Err(why.clone()),
+        };
         let guard = kind
-            .build(binding)
+            .build_with_key(binding, key)
             .map_err(|why| format!("is not a valid {kind_name:?} guard: {why}"))?;
         Ok(Armed {
             guard,

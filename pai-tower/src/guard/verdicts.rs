@@ -12,8 +12,8 @@ use crate::call_log::CallLog;
 use crate::metrics::Metrics;
 
 /// Run one guard: its verdict, and the error that refuses the call when it must be refused (a
-/// block under `enforce`, or a guard that did not answer in time under `enforce` with
-/// `onError: block`).
+/// block under `enforce`, or a guard that failed or did not answer in time under `enforce`
+/// with `onError: block`).
 pub(super) async fn inspect(
     g: &Assigned,
     input: &GuardInput,
@@ -49,6 +49,16 @@ pub(super) async fn inspect(
                 verdict(GuardDecision::Block, Some(score), Some(reason)),
                 refusal,
             )
+        }
+        Ok(Verdict::Error { reason }) => {
+            let refusal = (enforce && g.armed.on_error == OnError::Block).then(|| {
+                Error::Unavailable(format!(
+                    "GuardBinding {:?} could not scan the request ({reason}); the call is refused rather than sent unguarded",
+                    g.name
+                ))
+            });
+            tracing::warn!(guard = %g.name, %reason, refused = refusal.is_some(), "guard failed");
+            (verdict(GuardDecision::Error, None, Some(reason)), refusal)
         }
         Ok(_) => (verdict(GuardDecision::Allow, None, None), None),
         Err(_) => {

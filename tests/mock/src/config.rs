@@ -20,6 +20,10 @@ pub struct MockConfig {
     /// Answer Anthropic requests without an `anthropic-version` header with the real API's 400,
     /// to catch a gateway that forgets to send it. Off by default.
     pub require_anthropic_version: bool,
+    /// The only key the guard services accept: TEI and Lakera as `Authorization: Bearer
+    /// <key>`, Prompt Shields as `Ocp-Apim-Subscription-Key: <key>`. `None` accepts any key,
+    /// and a missing one.
+    pub guard_key: Option<String>,
 }
 
 impl MockConfig {
@@ -44,6 +48,12 @@ impl MockConfig {
     /// A config that accepts only `key` on the Azure OpenAI routes.
     pub fn with_azure_key(mut self, key: impl Into<String>) -> Self {
         self.azure_key = Some(key.into());
+        self
+    }
+
+    /// A config that accepts only `key` on the guard services' routes.
+    pub fn with_guard_key(mut self, key: impl Into<String>) -> Self {
+        self.guard_key = Some(key.into());
         self
     }
 }

@@ -38,6 +38,14 @@ pub(crate) struct Directives {
     /// Gemini only: sign the first function call with a `thoughtSignature` and refuse a
     /// history whose function calls lost it.
     pub signature: bool,
+    /// Guard services: sleep this long before answering.
+    pub guard_delay: Duration,
+    /// Guard services: answer this HTTP status with the service's error body.
+    pub guard_status: Option<u16>,
+    /// Guard services: answer 200 with a body that lacks the verdict.
+    pub guard_malformed: bool,
+    /// TEI: the attack score of the text, in thousandths (`guard_score=0.85` is 850).
+    pub guard_score: Option<u32>,
 }
 
 impl Directives {
@@ -98,6 +106,20 @@ impl Directives {
             "tool" => self.tool = flag(value),
             "preamble" => self.preamble = flag(value),
             "signature" => self.signature = flag(value),
+            "guard_delay_ms" => self.guard_delay = pause(value).unwrap_or(self.guard_delay),
+            "guard_status" => {
+                if let Some(status) = number(value).filter(|s| (400..=599).contains(s)) {
+                    self.guard_status = u16::try_from(status).ok();
+                }
+            }
+            "guard_malformed" => self.guard_malformed = flag(value),
+            "guard_score" => {
+                if let Ok(score) = value.parse::<f64>() {
+                    if (0.0..=1.0).contains(&score) {
+                        self.guard_score = Some((score * 1000.0).round() as u32);
+                    }
+                }
+            }
             "tools" => {
                 if let Some(calls) = number(value) {
                     self.tools = usize::try_from(calls).unwrap_or(usize::MAX);

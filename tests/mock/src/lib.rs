@@ -53,6 +53,9 @@
 //! | `POST /openai/deployments/{deployment}/chat/completions?api-version=V` | Azure OpenAI (classic) | `api-key` |
 //! | `POST /openai/v1/chat/completions` (`model` = deployment) | Azure OpenAI (v1) | `api-key` or `Authorization: Bearer` |
 //! | `GET /v1/models`, `GET /models` | Anthropic if the request has `anthropic-version` or `x-api-key`, else OpenAI | that dialect's |
+//! | `POST /predict` | Hugging Face TEI (guard classifier) | `Authorization: Bearer` |
+//! | `POST /contentsafety/text:shieldPrompt?api-version=V` | Azure AI Content Safety Prompt Shields | `Ocp-Apim-Subscription-Key` |
+//! | `POST /v2/guard` | Lakera Guard | `Authorization: Bearer` |
 //! | `GET /_mock/requests` → JSON array of [`RecordedRequest::to_json`] | — | none |
 //! | `POST /_mock/reset` → forgets the record and the `times` counts | — | none |
 //!
@@ -80,6 +83,25 @@
 //!
 //! Every request except `/_mock/…` is recorded with its method, path, query, headers and body;
 //! read them with [`MockUpstream::requests`] and [`MockUpstream::calls`].
+//!
+//! # Guard services
+//!
+//! Three prompt-injection classifiers, each in its real wire format: TEI `/predict` (`inputs`
+//! a string, a pair `[a, b]` or a batch `[[a], [b], …]` of at most 32; every input answered
+//! with `[{"score","label"}, …]` for `INJECTION` and `SAFE`, best first; a batch as one list
+//! per input; a 422 `{"error","error_type":"Validation"}` for anything else), Prompt Shields
+//! (`userPrompt` and `documents`, at most 10,000 characters each in all, else a 400
+//! `InvalidRequestBody`; no `api-version`, a 404; answered with `userPromptAnalysis` and one
+//! `documentsAnalysis` entry per document) and Lakera Guard (`messages` with roles; answered
+//! with `flagged`, `metadata.request_uuid` and, with `breakdown: true`, the detectors). A text
+//! is an attack when it contains [`ATTACK`] in any case (TEI score 0.9991, else 0.0004). Keys
+//! are checked only when [`MockConfig::guard_key`] is set. Directives in any text sent to a
+//! guard service script it (the completion routes ignore them): `guard_delay_ms=N` sleeps
+//! before answering, `guard_status=S` answers `S` with the service's error body,
+//! `guard_malformed` answers 200 without the verdict, `guard_score=F` (TEI) is that text's
+//! attack score. [`MockUpstream::guard_texts`] lists every text the guard services were asked
+//! about and [`MockUpstream::connections`] counts accepted connections, so a test can prove
+//! what a gateway sent, what it did not resend, and that it reused its connections.
 //!
 //! # Replies and usage
 //!
@@ -187,7 +209,7 @@
 //! # Binary
 //!
 //! `pai-mock [--listen 127.0.0.1:0] [--openai-key K] [--anthropic-key K] [--gemini-key K]
-//! [--azure-key K] [--require-anthropic-version]` prints exactly one line, `listening on http://127.0.0.1:PORT`,
+//! [--azure-key K] [--guard-key K] [--require-anthropic-version]` prints exactly one line, `listening on http://127.0.0.1:PORT`,
 //! to stdout and serves until killed.
 
 mod anthropic;
@@ -196,6 +218,7 @@ mod completion;
 mod config;
 mod directive;
 mod gemini;
+mod guard;
 mod openai;
 mod prompt;
 mod record;
@@ -208,5 +231,6 @@ mod sse;
 mod state;
 
 pub use config::MockConfig;
+pub use guard::ATTACK;
 pub use record::RecordedRequest;
 pub use server::MockUpstream;

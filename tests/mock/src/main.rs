@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! pai-mock [--listen 127.0.0.1:0] [--openai-key K] [--anthropic-key K] [--gemini-key K]
-//!          [--azure-key K] [--require-anthropic-version]
+//!          [--azure-key K] [--guard-key K] [--require-anthropic-version]
 //! ```
 //!
 //! Prints `listening on http://ADDR` once the port is bound, then serves until killed. See the
@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use pai_mock::{MockConfig, MockUpstream};
 
 const USAGE: &str = "usage: pai-mock [--listen 127.0.0.1:0] [--openai-key K] [--anthropic-key K] \
-                     [--gemini-key K] [--azure-key K] [--require-anthropic-version]";
+                     [--gemini-key K] [--azure-key K] [--guard-key K] [--require-anthropic-version]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -80,6 +80,7 @@ fn parse(
             "--anthropic-key" => config.anthropic_key = Some(value()?),
             "--gemini-key" => config.gemini_key = Some(value()?),
             "--azure-key" => config.azure_key = Some(value()?),
+            "--guard-key" => config.guard_key = Some(value()?),
             "--require-anthropic-version" => config.require_anthropic_version = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument: {other}")),

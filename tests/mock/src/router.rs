@@ -12,6 +12,7 @@ use crate::anthropic::{self, Anthropic};
 use crate::azure::{self, Azure};
 use crate::completion::{self, Dialect};
 use crate::gemini::{self, Gemini};
+use crate::guard;
 use crate::openai::{self, OpenAi};
 use crate::record::RecordedRequest;
 use crate::response::{self, MockResponse};
@@ -21,7 +22,7 @@ use crate::state::Shared;
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// Every path the mock serves, for telling a wrong method (405) from a wrong path (404).
-const PATHS: [&str; 9] = [
+const PATHS: [&str; 12] = [
     "/v1/chat/completions",
     "/chat/completions",
     "/v1/messages",
@@ -31,6 +32,9 @@ const PATHS: [&str; 9] = [
     "/v1beta/models",
     "/_mock/requests",
     "/_mock/reset",
+    "/predict",
+    "/contentsafety/text:shieldPrompt",
+    "/v2/guard",
 ];
 
 /// Answers one request.
@@ -84,6 +88,11 @@ pub(crate) async fn handle(shared: &Shared, request: Request<Incoming>) -> MockR
         (&Method::POST, "/v1/messages") => {
             completion::complete(&Anthropic, shared, headers, &body).await
         }
+        (&Method::POST, "/predict") => guard::tei(shared, headers, &body).await,
+        (&Method::POST, "/contentsafety/text:shieldPrompt") => {
+            guard::shield_prompt(shared, headers, query, &body).await
+        }
+        (&Method::POST, "/v2/guard") => guard::lakera(shared, headers, &body).await,
         (&Method::POST, "/v1/messages/count_tokens") => count_tokens(shared, headers, &body),
         (&Method::GET, "/v1/models" | "/models") => models(shared, headers, family),
         (&Method::GET, "/v1beta/models") => gemini::models(&shared.config, headers, query),

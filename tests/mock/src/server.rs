@@ -75,6 +75,23 @@ impl MockUpstream {
             .count()
     }
 
+    /// How many connections the mock has accepted since it started (not reset by
+    /// [`clear`](Self::clear)): a client that reuses its connections opens few.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections()
+    }
+
+    /// Every text the guard services were asked about since the start or the last
+    /// [`clear`](Self::clear), in order: TEI inputs, Prompt Shields' `userPrompt` (when not
+    /// empty) and documents, Lakera message contents.
+    pub fn guard_texts(&self) -> Vec<String> {
+        self.shared
+            .requests()
+            .iter()
+            .flat_map(crate::guard::texts_of)
+            .collect()
+    }
+
     /// Stops accepting and drops every open connection, streams included. Dropping the mock
     /// does the same.
     pub fn shutdown(&self) {
@@ -102,6 +119,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         };
         // Small writes (one SSE event, a split piece) must leave at once, not wait for an ACK.
         let _ = stream.set_nodelay(true);
+        shared.connected();
         let shared = Arc::clone(&shared);
         connections.spawn(async move {
             let service = service_fn(move |request| {

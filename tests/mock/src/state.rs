@@ -15,6 +15,7 @@ pub(crate) struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     failures: Mutex<HashMap<String, u64>>,
     seq: AtomicU64,
+    connections: AtomicU64,
 }
 
 impl Shared {
@@ -46,6 +47,16 @@ impl Shared {
         let count = failures.entry(key.to_owned()).or_insert(0);
         *count = count.saturating_add(1);
         times.is_none_or(|times| *count <= times)
+    }
+
+    /// Counts one more accepted connection.
+    pub(crate) fn connected(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections accepted since the start.
+    pub(crate) fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// The next reply's sequence number, from 1.
