@@ -197,6 +197,7 @@ mod config;
 mod directive;
 mod gemini;
 mod openai;
+pub mod otlp;
 mod prompt;
 mod record;
 mod reply;
@@ -208,5 +209,6 @@ mod sse;
 mod state;
 
 pub use config::MockConfig;
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use record::RecordedRequest;
 pub use server::MockUpstream;
