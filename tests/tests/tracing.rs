@@ -58,7 +58,7 @@ async fn call_spans(receiver: &OtlpReceiver, tracer: &Tracer) -> Vec<ReceivedSpa
         .await
 }
 
-fn one<'a>(spans: &'a [ReceivedSpan], what: impl Fn(&ReceivedSpan) -> bool) -> &'a ReceivedSpan {
+fn one(spans: &[ReceivedSpan], what: impl Fn(&ReceivedSpan) -> bool) -> &ReceivedSpan {
     let found: Vec<&ReceivedSpan> = spans.iter().filter(|s| what(s)).collect();
     assert_eq!(found.len(), 1, "{spans:#?}");
     found[0]
