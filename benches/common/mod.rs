@@ -42,6 +42,9 @@ pub struct Fixture {
     pub openai_key: String,
     /// `pak_…` key bound to the Anthropic provider `ant`.
     pub anthropic_key: String,
+    /// With `PAI_LOAD_OTLP=1`: the OTLP receiver the gateway's tracer exports every call's
+    /// spans to, in process.
+    pub otlp: Option<pai_mock::OtlpReceiver>,
 }
 
 impl Fixture {
@@ -89,18 +92,26 @@ spec:
         let anthropic_key = mint(&store, &hasher, "k-ant", "ant").await?;
         let extra = Extra::from_env()?;
         extra.add_to(&store, &hasher, &url).await?;
-        let gateway = Gateway::builder()
+        let mut builder = Gateway::builder()
             .store(store.clone())
             .key_hasher(hasher)
-            .prices(Arc::new(extra.prices()))
-            .build()
-            .await?;
+            .prices(Arc::new(extra.prices()));
+        // Tracing on: every call's spans are exported to a receiver in this process.
+        let otlp = match std::env::var("PAI_LOAD_OTLP").as_deref() {
+            Ok("1") => Some(pai_mock::OtlpReceiver::start().await?),
+            _ => None,
+        };
+        if let Some(receiver) = &otlp {
+            builder = builder.tracer(pai_tower::Tracer::otlp(&receiver.url()).start()?);
+        }
+        let gateway = builder.build().await?;
         Ok(Fixture {
             gateway,
             store,
             mock,
             openai_key,
             anthropic_key,
+            otlp,
         })
     }
 

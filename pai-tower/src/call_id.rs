@@ -18,6 +18,8 @@ use http::{HeaderValue, Request, Response};
 use pai_core::{Clock, SystemClock};
 use tower::{Layer, Service};
 
+use crate::trace::Tracer;
+
 /// The id of one call, in the request's extensions for the layers below.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallId {
@@ -48,6 +50,7 @@ impl Default for CallId {
 #[derive(Clone)]
 pub struct CallIdLayer {
     minter: Arc<Minter>,
+    tracer: Option<Tracer>,
 }
 
 /// What ids are made from.
@@ -87,7 +90,15 @@ impl CallIdLayer {
                 counter: AtomicU64::new(0),
                 clock,
             }),
+            tracer: None,
         }
+    }
+
+    /// Also start each call's span, exported by `tracer` (what [`crate::TraceLayer`] does,
+    /// here where the call is named: the gateway's stack gets tracing without a layer more).
+    pub fn tracer(mut self, tracer: Option<Tracer>) -> CallIdLayer {
+        self.tracer = tracer;
+        self
     }
 
     /// The next id, arriving now.
@@ -144,9 +155,18 @@ where
             None => self.layer.mint(),
         };
         req.extensions_mut().insert(call.clone());
+        let trace = self
+            .layer
+            .tracer
+            .as_ref()
+            .map(|tracer| crate::trace::start(tracer, &mut req));
         let fut = self.inner.call(req);
         Box::pin(async move {
-            let mut res = fut.await?;
+            let res = fut.await;
+            if let Some(trace) = trace {
+                crate::trace::end_unlogged(&trace, res.as_ref().map(|r| r.status().as_u16()).ok());
+            }
+            let mut res = res?;
             let headers = res.headers_mut();
             if let Ok(v) = HeaderValue::from_str(&call.id) {
                 headers.insert("x-pai-call-id", v);

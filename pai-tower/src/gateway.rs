@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! CallIdLayer         names and times every call, refusals included (x-pai-call-id)
+//!                     and, given a Tracer, starts the call's span (ended where the call is finished)
 //!  RescueLayer        renders any CallError once, in the client's dialect
 //!   AuthLayer         access key → Principal; before any body is read, so an unknown
 //!                     caller cannot make the gateway buffer one
@@ -66,6 +67,7 @@ use crate::reliability::Reliability;
 use crate::rescue::RescueLayer;
 use crate::retry::RetryPolicy;
 use crate::snapshot::{ProviderEndpoints, SharedSnapshot, Snapshot};
+use crate::trace::Tracer;
 use crate::upstream::Upstream;
 
 /// The default limit on request bodies: 32 MiB, as Anthropic's API allows.
@@ -107,6 +109,7 @@ pub struct GatewayBuilder {
     metrics: Option<Metrics>,
     clock: Option<Arc<dyn Clock>>,
     guard_kinds: GuardKinds,
+    tracer: Option<Tracer>,
 }
 
 impl GatewayBuilder {
@@ -212,6 +215,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Trace every call to `tracer` (OpenTelemetry over OTLP/HTTP; see [`crate::trace`]).
+    /// Default: no tracing, and nothing of it on the request path.
+    pub fn tracer(mut self, tracer: Tracer) -> Self {
+        self.tracer = Some(tracer);
+        self
+    }
+
     /// Call ModelProviders whose `spec.provider` is `name` through `adapter`, besides pai's
     /// own adapters (an adapter of a built-in name replaces pai's). A ModelProvider naming a
     /// provider no adapter is registered for is never called: requests to it are refused
@@ -293,7 +303,7 @@ impl GatewayBuilder {
         let prefix = self.prefix.as_str();
         let reliability = self.reliability;
         let stack = ServiceBuilder::new()
-            .layer(CallIdLayer::with_clock(clock.clone()))
+            .layer(CallIdLayer::with_clock(clock.clone()).tracer(self.tracer.clone()))
             .layer(RescueLayer::new().prefix(prefix))
             .layer(
                 AuthLayer::new(snapshot.clone(), hasher)
@@ -339,6 +349,7 @@ impl GatewayBuilder {
             store,
             sink,
             metrics,
+            tracer: self.tracer,
             _follower: Arc::new(AbortOnDrop(follower)),
         })
     }
@@ -360,6 +371,7 @@ pub struct Gateway {
     store: Arc<dyn Store>,
     sink: CallSink,
     metrics: Metrics,
+    tracer: Option<Tracer>,
     _follower: Arc<AbortOnDrop>,
 }
 
@@ -416,6 +428,12 @@ impl Gateway {
     /// `/metrics` endpoint serves.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The tracer calls are traced to, if any ([`GatewayBuilder::tracer`]): flush it at
+    /// shutdown, after [`Gateway::drain`].
+    pub fn tracer(&self) -> Option<&Tracer> {
+        self.tracer.as_ref()
     }
 
     /// The configuration requests are checked against now.

@@ -8,7 +8,7 @@
 //! The pieces are public so they can be recombined: one tower layer per concern —
 //! [`RescueLayer`], [`AuthLayer`], [`CallLogLayer`], [`RateLimitLayer`], [`ParseLayer`],
 //! [`GuardLayer`], [`FallbackLayer`], [`BudgetLayer`], [`ProviderLimitLayer`], [`MeterLayer`],
-//! [`RetryPolicy`] and the [`Upstream`] leaf — each usable alone around an application's own
+//! [`RetryPolicy`] and the [`Upstream`] leaf, and [`TraceLayer`] for OpenTelemetry traces — each usable alone around an application's own
 //! service. They talk through typed request extensions ([`Principal`], `Arc<Call>`,
 //! [`Candidate`], [`Deadline`], [`CallLog`]) and a typed [`CallError`] that says what the next
 //! layer out may do ([`Next`]). [`Gateway`] stacks them; its module documents the order, and
@@ -70,6 +70,7 @@ mod service;
 mod snapshot;
 #[cfg(test)]
 mod testing;
+pub mod trace;
 mod upstream;
 
 pub use auth::{AgentIdentity, Auth, AuthLayer, Binding, PeerAddr, Principal};
@@ -97,4 +98,5 @@ pub use rescue::{Journey, Rescue, RescueLayer};
 pub use retry::RetryPolicy;
 pub use route::Route;
 pub use snapshot::{BindingEntry, ProviderEndpoints, ProviderEntry, SharedSnapshot, Snapshot};
+pub use trace::{CallTrace, TraceLayer, Tracer};
 pub use upstream::{Answer, Upstream};

@@ -46,6 +46,7 @@ use crate::fallback::{Candidate, Deadline};
 use crate::parse::{read_limited, ReadError};
 use crate::reliability::{retry_after, retryable_status, Reliability};
 use crate::rescue::Journey;
+use crate::trace::CallTrace;
 
 const MAX_UPSTREAM_ERROR_BYTES: usize = 1 << 20;
 const MAX_UPSTREAM_BODY_BYTES: usize = 256 << 20;
@@ -176,6 +177,7 @@ impl<B> Service<Request<B>> for Upstream {
         let call = ext.get::<Arc<Call>>().cloned();
         let deadline = ext.get::<Deadline>().map(|d| d.0);
         let journey = ext.get::<Journey>().cloned();
+        let trace = ext.get::<CallTrace>().cloned();
         let this = self.clone();
         Box::pin(async move {
             let (Some(candidate), Some(call)) = (candidate, call) else {
@@ -206,14 +208,23 @@ impl<B> Service<Request<B>> for Upstream {
             // Whatever comes back is cleaned of the key sent: errors (and so records and
             // logs), bodies, stream events.
             let adapter = Scrubbed::wrap(adapter, credentials);
-            let request = adapter
+            let mut request = adapter
                 .build_request(&call, credentials)
                 .map_err(CallError::refused)?;
+            if let Some(trace) = &trace {
+                trace.attempt(&candidate, &mut request);
+            }
             if let (Some(journey), Some(from)) = (&journey, &candidate.fell_back_from) {
                 journey.fell_back_from(from);
             }
-            let answer = try_once(&this, &adapter, &call, request, deadline).await?;
-            Ok(answer)
+            let answer = try_once(&this, &adapter, &call, request, deadline).await;
+            if let Some(trace) = &trace {
+                match &answer {
+                    Ok(res) => trace.attempt_answered(res.status().as_u16()),
+                    Err(miss) => trace.attempt_failed(&miss.error),
+                }
+            }
+            Ok(answer?)
         })
     }
 }

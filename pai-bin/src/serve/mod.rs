@@ -142,6 +142,12 @@ pub struct ServeArgs {
     /// public endpoint (a mock upstream in tests, an egress proxy); repeatable.
     #[arg(long = "provider-endpoint", value_name = "TYPE=URL", value_parser = provider_endpoint)]
     pub provider_endpoints: Vec<(pai_core::ProviderKind, String)>,
+    /// Export OpenTelemetry traces of every call over OTLP/HTTP to this collector
+    /// (`http://collector:4318`; `/v1/traces` is added) [default: off, or
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT when set].
+    /// `service.name` is `pai` unless OTEL_SERVICE_NAME says otherwise.
+    #[arg(long, value_name = "URL", env = "PAI_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// `gemini=http://127.0.0.1:9000` into its type and URL.
@@ -254,7 +260,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         .trusted_proxies(args.trusted_proxies.clone())
         .ledger(ledger.clone())
         .prices(Arc::new(prices))
-        .metrics(metrics)
+        .metrics(metrics.clone())
         .clock(clock.clone())
         .reliability(pai_tower::Reliability {
             max_attempts: args.max_attempts.max(1),
@@ -273,6 +279,22 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         tracing::info!(provider = %kind, endpoint = %url, "direct ModelBindings of this type call this endpoint");
         builder = builder.provider_endpoint(*kind, url);
     }
+    let otlp = args
+        .otlp_endpoint
+        .clone()
+        .or_else(pai_tower::Tracer::endpoint_from_env);
+    if let Some(endpoint) = otlp {
+        let tracer = pai_tower::Tracer::otlp(&endpoint)
+            .service_name_from_env()
+            .metrics(metrics.clone())
+            .start()
+            .map_err(|e| StartError::new(format!("--otlp-endpoint: {e}")))?;
+        tracing::info!(
+            endpoint = tracer.endpoint(),
+            "exporting traces over OTLP/HTTP"
+        );
+        builder = builder.tracer(tracer);
+    }
     let gateway = builder
         .build()
         .await
@@ -289,6 +311,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     let admin = admin::router(admin_state).merge(public);
     drop(admin_token);
     let recorder = gateway.clone();
+    let tracer = gateway.tracer().cloned();
 
     let gateway_listener = bind(&args.listen, "--listen").await?;
     let admin_listener = bind(&args.admin_listen, "--admin-listen").await?;
@@ -356,6 +379,11 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     // write every record before exiting.
     if !recorder.drain(Duration::from_secs(10)).await {
         tracing::error!("some call records could not be written before exit");
+    }
+    if let Some(tracer) = tracer {
+        if !tracer.flush(Duration::from_secs(5)).await {
+            tracing::warn!("some trace spans could not be exported before exit");
+        }
     }
     // Give settles spawned by the last streams a moment, then make the ledger durable.
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -18,6 +18,7 @@ use crate::meter::{CallSink, RecordSlot};
 use crate::metrics::Metrics;
 use crate::rescue::Journey;
 use crate::route::Route;
+use crate::trace::CallTrace;
 
 /// Opens a [`CallLog`] for each request that carries a [`Principal`]. See the module docs.
 #[derive(Clone)]
@@ -157,14 +158,18 @@ impl CallLogLayer {
             client_ip: principal.client_ip.map(|ip| ip.to_string()),
             ..CallRecord::default()
         };
-        let log = CallLog::new(LogEntry::new(
+        let mut entry = LogEntry::new(
             record,
             slot,
             call_id.started,
             self.prices.clone(),
             self.metrics.clone(),
             self.sink.clone(),
-        ));
+        );
+        if let Some(trace) = req.extensions().get::<CallTrace>() {
+            entry.trace(trace.clone());
+        }
+        let log = CallLog::new(entry);
         req.extensions_mut().insert(log.clone());
         if let Some(journey) = req.extensions().get::<Journey>() {
             journey.engage();

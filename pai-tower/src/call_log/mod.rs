@@ -70,6 +70,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::budget::Hold;
 use crate::meter::{CallSink, RecordSlot};
 use crate::metrics::Metrics;
+use crate::trace::CallTrace;
 
 /// The log of one call in progress: a handle in the request's extensions that the layers write
 /// into, until one of them takes the [`LogEntry`] to finish it. See the module docs.
@@ -147,6 +148,7 @@ pub struct LogEntry {
     prices: Option<Arc<dyn PriceTable>>,
     metrics: Metrics,
     sink: CallSink,
+    trace: Option<CallTrace>,
 }
 
 impl std::fmt::Debug for LogEntry {
@@ -176,7 +178,14 @@ impl LogEntry {
             prices,
             metrics,
             sink,
+            trace: None,
         }
+    }
+
+    /// End `trace`'s call span when the call is finished.
+    pub(crate) fn trace(&mut self, trace: CallTrace) {
+        trace.claim();
+        self.trace = Some(trace);
     }
 
     /// The model the call is for, as recorded.
@@ -223,6 +232,9 @@ impl LogEntry {
         self.permit.take();
         self.metrics
             .call_finished(&record, usage.as_ref(), self.prices.as_deref());
+        if let Some(trace) = self.trace.take() {
+            trace.finish(&record, usage.as_ref(), cost);
+        }
         if let Some(slot) = self.slot.take() {
             slot.send(record);
         }

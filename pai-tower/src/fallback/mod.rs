@@ -40,6 +40,7 @@ use crate::reliability::{Cooldowns, Reliability};
 use crate::rescue::Journey;
 use crate::service::copy_request;
 use crate::snapshot::SharedSnapshot;
+use crate::trace::CallTrace;
 
 /// When the whole call must be done, in the request's extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +122,12 @@ where
         parts.extensions.insert(Deadline(
             Instant::now() + self.layer.reliability.total_timeout,
         ));
+        let trace = parts.extensions.get::<CallTrace>().cloned();
+        if let Some(trace) = &trace {
+            trace.request(&base);
+        }
         let walk = Walk {
+            trace,
             log: parts.extensions.get::<CallLog>().cloned(),
             journey: parts.extensions.get::<Journey>().cloned(),
             primary: candidates.first().map(|c| c.label.clone()),
@@ -194,6 +200,7 @@ fn no_model() -> CallError {
 
 /// What one call's walk over its candidates shares.
 struct Walk {
+    trace: Option<CallTrace>,
     log: Option<CallLog>,
     journey: Option<Journey>,
     primary: Option<String>,
@@ -228,6 +235,9 @@ impl Walk {
             });
         }
         let label = candidate.label.clone();
+        if let Some(trace) = &self.trace {
+            trace.candidate(&candidate);
+        }
         req.extensions_mut().insert(call);
         req.extensions_mut().insert(candidate);
         (req, label)
@@ -247,6 +257,9 @@ impl Walk {
     /// A candidate failed with `e`: what it held is given back, and its failure counted.
     /// `Ok(e)` when the next candidate may try, `Err(e)` when the call is refused for good.
     async fn failed(&self, label: &str, e: CallError) -> Result<CallError, CallError> {
+        if let Some(trace) = &self.trace {
+            trace.candidate_failed(&e.error);
+        }
         if let Some(log) = &self.log {
             log.release_candidate().await;
         }

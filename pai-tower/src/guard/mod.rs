@@ -74,6 +74,7 @@ use crate::call_log::CallLog;
 use crate::error::CallError;
 use crate::metrics::Metrics;
 use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::trace::CallTrace;
 
 /// How long an enforcing guard may take before the call is refused, unless its GuardBinding
 /// sets `timeoutMs`.
@@ -315,6 +316,7 @@ where
             .collect();
         let call = req.extensions().get::<Arc<Call>>().cloned();
         let log = req.extensions().get::<CallLog>().cloned();
+        let trace = req.extensions().get::<CallTrace>().cloned();
         let mut inner = crate::service::take_ready(&mut self.inner);
         let timeout = self.layer.timeout;
         let metrics = self.layer.metrics.clone();
@@ -329,7 +331,11 @@ where
             let input = input_of(call).await?;
             let mut found = Vec::with_capacity(guards.len());
             for g in &guards {
+                let started = trace.as_ref().map(|_| crate::trace::now_ns());
                 let (verdict, refusal) = verdicts::inspect(g, &input, timeout, &metrics).await;
+                if let (Some(trace), Some(started)) = (&trace, started) {
+                    trace.guard(&verdict, started);
+                }
                 found.push(verdict);
                 if let Some(refusal) = refusal {
                     verdicts::record(log.as_ref(), found);

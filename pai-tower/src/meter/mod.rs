@@ -126,6 +126,9 @@ where
         if let Some(j) = ext.remove::<Journey>() {
             keep.insert(j);
         }
+        if let Some(t) = ext.remove::<crate::trace::CallTrace>() {
+            keep.insert(t);
+        }
         let layer = self.layer.clone();
         let fut = self.inner.call(lean);
         Box::pin(async move {

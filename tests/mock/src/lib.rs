@@ -220,6 +220,7 @@ mod directive;
 mod gemini;
 mod guard;
 mod openai;
+pub mod otlp;
 mod prompt;
 mod record;
 mod reply;
@@ -232,5 +233,6 @@ mod state;
 
 pub use config::MockConfig;
 pub use guard::ATTACK;
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use record::RecordedRequest;
 pub use server::MockUpstream;

@@ -12,7 +12,7 @@ use pai_core::resource::{load, AccessKey, Resource};
 use pai_core::{access_key, AccessKeyHasher, BudgetLedger, Clock, PriceTable, Store};
 use pai_mock::{MockConfig, MockUpstream};
 use pai_store::MemoryStore;
-use pai_tower::{Gateway, Reliability, ResponseBody};
+use pai_tower::{Gateway, GatewayBuilder, Reliability, ResponseBody};
 
 pub const SECRET: &[u8] = b"integration test secret 32 bytes";
 
@@ -49,6 +49,8 @@ pub struct Options {
     pub keys_for: Vec<String>,
     /// The gateway's prefix ([`pai_tower::GatewayBuilder::prefix`]), if any.
     pub prefix: Option<&'static str>,
+    /// Anything else to set on the builder (a tracer, guard kinds), last.
+    pub customize: Option<Box<dyn FnOnce(GatewayBuilder) -> GatewayBuilder + Send>>,
 }
 
 pub async fn harness() -> Harness {
@@ -138,6 +140,9 @@ spec:
     }
     if let Some(metrics) = options.metrics {
         builder = builder.metrics(metrics);
+    }
+    if let Some(customize) = options.customize {
+        builder = customize(builder);
     }
     let gateway = builder.build().await.unwrap();
     Harness {
