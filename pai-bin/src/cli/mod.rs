@@ -40,7 +40,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway and its admin API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or update resources from YAML or JSON files (`-f -` reads stdin).
     Apply(apply::ApplyArgs),
     /// List resources of a kind, or show one: `pai get model-providers`; also `pai get metrics`
@@ -152,7 +152,7 @@ pub fn parse() -> Cli {
 /// Run the command line and say how to exit.
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Serve(args) => crate::serve::run(args)
+        Command::Serve(args) => crate::serve::run(*args)
             .await
             .map_err(|e| CliError::msg(e.to_string())),
         Command::Apply(args) => apply::run(args).await,
