@@ -16,6 +16,14 @@ pub trait Clock: Send + Sync + 'static {
             .unwrap_or(0)
     }
 
+    /// Milliseconds since the Unix epoch, now.
+    fn unix_millis(&self) -> u64 {
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+
     /// The UTC day number (days since the Unix epoch) and the seconds left until it ends.
     fn utc_day(&self) -> (u64, u64) {
         let secs = self.unix_secs();

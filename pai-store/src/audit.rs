@@ -1,7 +1,7 @@
 //! What the stores' audit chains share: the events they append themselves.
 
 use pai_core::audit::{AdminChange, AuditEvent, AuditSeal};
-use pai_core::CallRecord;
+use pai_core::{CallRecord, Clock};
 
 /// The call entries for `records`, in order.
 pub(crate) fn calls(records: &[CallRecord]) -> Vec<AuditEvent> {
@@ -21,10 +21,7 @@ pub(crate) fn pruned(removed: u64, seal: &AuditSeal) -> AuditEvent {
     })
 }
 
-/// Unix milliseconds now.
+/// Unix milliseconds now: when an entry is appended.
 pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    pai_core::SystemClock.unix_millis()
 }

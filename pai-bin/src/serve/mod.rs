@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use clap::Args;
 use pai_core::net::Cidr;
-use pai_core::{AccessKeyHasher, BudgetLedger, Store};
+use pai_core::{AccessKeyHasher, BudgetLedger, Clock, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
@@ -539,7 +539,9 @@ async fn audit_retention(store: Arc<dyn Store>, key: pai_core::AuditKey, days: u
     let mut tick = tokio::time::interval(EVERY);
     loop {
         tick.tick().await;
-        let cutoff = unix_ms().saturating_sub(u64::from(days) * 86_400_000);
+        let cutoff = pai_core::SystemClock
+            .unix_millis()
+            .saturating_sub(u64::from(days) * 86_400_000);
         match pai_core::audit::verify(store.as_ref(), &key).await {
             Ok(Ok(_)) => {}
             Ok(Err(tamper)) => {
@@ -564,13 +566,6 @@ async fn audit_retention(store: Arc<dyn Store>, key: pai_core::AuditKey, days: u
             Err(e) => tracing::warn!(error = %e, "pruning the audit chain failed"),
         }
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// The kernel's queue of connections not yet accepted. The standard library asks for 128;
