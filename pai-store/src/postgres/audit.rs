@@ -79,17 +79,7 @@ pub(super) async fn append(
 }
 
 fn positioned(row: &PgRow) -> Result<Positioned, StoreError> {
-    let get = |name: &str| row.try_get::<i64, _>(name).map_err(db_error);
-    Ok(Positioned {
-        pos: from_db(get("pos")?, "pos")?,
-        entry: AuditEntry {
-            seq: from_db(get("seq")?, "seq")?,
-            at_ms: from_db(get("at_ms")?, "at_ms")?,
-            prev: row.try_get("prev").map_err(db_error)?,
-            body: row.try_get("body").map_err(db_error)?,
-            mac: row.try_get("mac").map_err(db_error)?,
-        },
-    })
+    crate::audit::positioned(row, db_error)
 }
 
 /// Up to `limit` entries after position `after`.
