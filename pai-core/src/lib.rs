@@ -44,8 +44,8 @@ pub use provider::{Call, Credentials, EventAction, Passed, Provider, StreamObser
 pub use resource::{Kind, Resource};
 pub use sse::SseEvent;
 pub use store::{
-    Applied, CallRecord, GuardDecision, GuardVerdict, PartlyRecorded, Store, StoreError, Stored,
-    UsageTotals, WorkloadTotals,
+    Applied, CallRecord, GuardDecision, GuardStage, GuardVerdict, PartlyRecorded, Store,
+    StoreError, Stored, UsageTotals, WorkloadTotals,
 };
 pub use transport::{BoxError, Transport, TransportError, UpstreamBody};
 pub use usage::Usage;

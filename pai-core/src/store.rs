@@ -88,6 +88,35 @@ pub struct GuardVerdict {
     /// What was found (for a block) or what failed (for an error), in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// What the guard read: the request (written as nothing) or the model's answer.
+    #[serde(default, skip_serializing_if = "GuardStage::is_prompt")]
+    pub stage: GuardStage,
+}
+
+/// What a guard read of a call: the request (`scan.prompts`) or the answer (`scan.responses`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuardStage {
+    /// Every text of the request, before any model saw it.
+    #[default]
+    Prompt,
+    /// The model's answer: a buffered one before it is returned, a streamed one as it passed
+    /// (recorded when the stream ends; never refused, since its bytes already left).
+    Answer,
+}
+
+impl GuardStage {
+    /// `prompt` or `answer`, as headers write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardStage::Prompt => "prompt",
+            GuardStage::Answer => "answer",
+        }
+    }
+
+    fn is_prompt(&self) -> bool {
+        *self == GuardStage::Prompt
+    }
 }
 
 /// A guard's decision about one call.

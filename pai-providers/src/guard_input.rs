@@ -7,6 +7,11 @@
 //! read as the assistant's), the Anthropic `system` field in either of its forms, and Gemini's
 //! `systemInstruction` and `contents` parts. Images and other media are not text and are left
 //! out.
+//!
+//! Guards that scan answers (`scan.responses`) read them in the client's dialect, after any
+//! translation: [`answer_input`] for a buffered answer, [`answer_delta`] for each event of a
+//! streamed one. Both read the text, tool calls' arguments, refusals and thinking, all as the
+//! assistant's.
 
 use pai_core::{Call, Dialect, GuardInput, TextSource};
 use serde_json::Value;
@@ -69,6 +74,117 @@ pub fn guard_input(call: &Call) -> GuardInput {
         }
     }
     input
+}
+
+/// What guards read of a buffered answer `body` in `client`'s dialect (an OpenAI chat
+/// completion or an Anthropic message): one text per choice or content block. A body that is
+/// not such an answer gives no text.
+pub fn answer_input(client: Dialect, model: &str, body: &[u8]) -> GuardInput {
+    let mut input = GuardInput {
+        texts: Vec::new(),
+        model: model.to_owned(),
+    };
+    let Ok(answer) = serde_json::from_slice::<Value>(body) else {
+        return input;
+    };
+    let out = &mut input.texts;
+    match client {
+        Dialect::Anthropic => {
+            for block in answer
+                .get("content")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for key in ["text", "thinking"] {
+                    if let Some(text) = block.get(key).and_then(Value::as_str) {
+                        out.push((TextSource::Assistant, text.to_owned()));
+                    }
+                }
+                if let Some(args) = block.get("input") {
+                    out.push((TextSource::Assistant, as_text(args)));
+                }
+            }
+        }
+        Dialect::OpenAi | Dialect::Gemini => {
+            for choice in answer
+                .get("choices")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(message) = choice.get("message") else {
+                    continue;
+                };
+                openai_message_texts(message, out);
+            }
+        }
+    }
+    input
+}
+
+/// The texts of an OpenAI answer's `message` or stream `delta`: content (a string or parts),
+/// refusal, reasoning and tool calls' arguments.
+fn openai_message_texts(message: &Value, out: &mut Vec<(TextSource, String)>) {
+    if let Some(content) = message.get("content") {
+        texts_of(content, TextSource::Assistant, out);
+    }
+    for key in ["refusal", "reasoning_content"] {
+        if let Some(text) = message.get(key).and_then(Value::as_str) {
+            out.push((TextSource::Assistant, text.to_owned()));
+        }
+    }
+    for call in message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(args) = call.pointer("/function/arguments") {
+            out.push((TextSource::Assistant, as_text(args)));
+        }
+    }
+}
+
+/// Add what one event of a streamed answer in `client`'s dialect says to `out`: the `data` of
+/// an OpenAI chunk (`choices[].delta`) or of an Anthropic `content_block_start` /
+/// `content_block_delta` (text, thinking and tool input). Other events add nothing.
+pub fn answer_delta(client: Dialect, data: &str, out: &mut String) {
+    let data = data.trim();
+    if !data.starts_with('{') {
+        return; // `[DONE]`, keep-alives
+    }
+    let Ok(event) = serde_json::from_str::<Value>(data) else {
+        return;
+    };
+    let mut texts = Vec::new();
+    match client {
+        Dialect::Anthropic => {
+            let part = event.get("delta").or_else(|| event.get("content_block"));
+            if let Some(part) = part {
+                for key in ["text", "thinking", "partial_json"] {
+                    if let Some(text) = part.get(key).and_then(Value::as_str) {
+                        out.push_str(text);
+                    }
+                }
+            }
+        }
+        Dialect::OpenAi | Dialect::Gemini => {
+            for choice in event
+                .get("choices")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(delta) = choice.get("delta") {
+                    openai_message_texts(delta, &mut texts);
+                }
+            }
+        }
+    }
+    for (_, text) in texts {
+        out.push_str(&text);
+    }
 }
 
 fn source_of(role: Option<&str>) -> TextSource {
@@ -200,6 +316,61 @@ mod tests {
                 (TextSource::ToolResult, "result".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn buffered_answers_in_both_dialects() {
+        let openai = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"hello",
+            "tool_calls":[{"id":"1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]}},
+            {"index":1,"message":{"role":"assistant","content":null,"refusal":"no"}}]}"#;
+        let texts: Vec<String> = answer_input(Dialect::OpenAi, "m", openai)
+            .texts
+            .into_iter()
+            .map(|(source, text)| {
+                assert_eq!(source, TextSource::Assistant);
+                text
+            })
+            .collect();
+        assert_eq!(texts, ["hello", r#"{"a":1}"#, "no"]);
+        let anthropic = br#"{"type":"message","content":[{"type":"thinking","thinking":"hm"},
+            {"type":"text","text":"hi"},{"type":"tool_use","id":"t","name":"f","input":{"q":"x"}}]}"#;
+        let texts: Vec<String> = answer_input(Dialect::Anthropic, "m", anthropic)
+            .texts
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(texts, ["hm", "hi", r#"{"q":"x"}"#]);
+        assert!(answer_input(Dialect::OpenAi, "m", b"not json")
+            .texts
+            .is_empty());
+    }
+
+    #[test]
+    fn streamed_answers_in_both_dialects() {
+        let mut text = String::new();
+        for data in [
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"Hel"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"lo"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"q\""}}]}}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
+            "[DONE]",
+        ] {
+            answer_delta(Dialect::OpenAi, data, &mut text);
+        }
+        assert_eq!(text, r#"Hello{"q""#);
+        let mut text = String::new();
+        for data in [
+            r#"{"type":"message_start","message":{"id":"m","content":[]}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi "}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\""}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#,
+            r#"{"type":"ping"}"#,
+        ] {
+            answer_delta(Dialect::Anthropic, data, &mut text);
+        }
+        assert_eq!(text, r#"Hi {"a""#);
     }
 
     #[test]

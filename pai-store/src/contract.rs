@@ -436,6 +436,7 @@ fn call(n: u32, started_at_ms: u64, provider: &str, key: Option<&str>) -> CallRe
                 enforcement: pai_core::Enforcement::Audit,
                 score: Some(0.97),
                 category: Some("instruction override".to_owned()),
+                stage: pai_core::GuardStage::Answer,
             }],
             _ => Vec::new(),
         },

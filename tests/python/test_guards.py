@@ -109,6 +109,28 @@ spec:
   guards: [remote-shield]
 ---
 apiVersion: pai.io/v1
+kind: ModelProvider
+metadata: {{name: answer-guarded-openai}}
+spec:
+  provider: openai
+  endpoint: {mock_url}/v1
+  apiKeySecretRef: {{name: openai-upstream}}
+  allowedModels: [gpt-4o-mini]
+  externalAccess: {{enabled: true}}
+  guards: [{{binding: prompt-guard-default, scan: {{prompts: false, responses: true}}}}]
+---
+apiVersion: pai.io/v1
+kind: ModelProvider
+metadata: {{name: answer-guarded-anthropic}}
+spec:
+  provider: anthropic
+  endpoint: {mock_url}
+  apiKeySecretRef: {{name: anthropic-upstream}}
+  allowedModels: [claude-sonnet-4-6]
+  externalAccess: {{enabled: true}}
+  guards: [{{binding: prompt-guard-default, scan: {{prompts: false, responses: true}}}}]
+---
+apiVersion: pai.io/v1
 kind: Agent
 metadata: {{name: watched-bot}}
 spec:
@@ -134,6 +156,8 @@ def server(mock, tmp_path_factory, logs_dir):
     s.mint("watched-bot-key", "--agent", "watched-bot")
     s.mint("strict-bot-key", "--agent", "strict-bot")
     s.mint("shielded-key", "--model-provider", "shielded-openai")
+    s.mint("answer-openai-key", "--model-provider", "answer-guarded-openai")
+    s.mint("answer-anthropic-key", "--model-provider", "answer-guarded-anthropic")
     yield s
     s.close()
 
@@ -354,6 +378,67 @@ def test_claude_code_through_an_enforcing_guard(server, mock, tmp_path):
     assert not reached_upstream(mock, "deploy token")
 
 
+def answer_verdicts(server, verdict: str) -> list[tuple[int, dict]]:
+    """(status, verdict) of every recorded verdict on an answer that says `verdict`."""
+    return [
+        (status, v)
+        for status, guards in guard_records(server)
+        for v in guards
+        if v.get("stage") == "answer" and v["verdict"] == verdict
+    ]
+
+
+def test_answers_are_scanned_in_both_dialects(server, mock):
+    """scan.responses with the built-in guard: the mock echoes the prompt, which is not scanned
+    (scan.prompts: false), so the attack arrives in the model's answer."""
+    echo = ATTACK + " [mock:echo]"
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        oai(server, "answer-openai-key").chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": echo}]
+        )
+    message = refused.value.body["message"]
+    assert 'GuardBinding "prompt-guard-default" blocked the model\'s answer: instruction override' in message, message
+    assert "admin password" not in json.dumps(refused.value.body)
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        claude(server, "answer-anthropic-key").messages.create(
+            model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": echo}]
+        )
+    assert refused.value.body["error"]["type"] == "permission_error", refused.value.body
+    assert "blocked the model's answer" in refused.value.body["error"]["message"]
+    # Refused, but answered upstream: the record has the 403, the answer's tokens and the verdict.
+    def refused_answers():
+        found = [v for s, v in answer_verdicts(server, "block") if s == 403]
+        return found if len(found) >= 2 else None
+
+    blocked = eventually(refused_answers, what="both refused answers' records")
+    assert all(v["enforcement"] == "enforce" for v in blocked), blocked
+
+    # A benign answer is returned, with the guard's word in x-pai-guard.
+    raw = oai(server, "answer-openai-key").chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "What is the capital of France? [mock:echo]"}]
+    )
+    assert raw.parse().choices[0].message.content == "What is the capital of France?"
+    assert raw.headers["x-pai-guard"] == "binding=prompt-guard-default; verdict=allow; stage=answer"
+
+    # Streamed: every word reaches the client; the block is recorded as audit at the end.
+    words = [
+        c.choices[0].delta.content or ""
+        for c in oai(server, "answer-openai-key").chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": echo}], stream=True
+        )
+        if c.choices
+    ]
+    assert "".join(words) == ATTACK
+    with claude(server, "answer-anthropic-key").messages.stream(
+        model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": echo}]
+    ) as stream:
+        assert stream.get_final_text() == ATTACK
+    eventually(
+        lambda: len([v for s, v in answer_verdicts(server, "block") if s == 200 and v["enforcement"] == "audit"]) >= 2,
+        what="both streamed answers' verdicts, as audit",
+    )
+
+
 def test_apply_refuses_guards_that_could_never_run(server):
     bad = """
 apiVersion: pai.io/v1
@@ -362,7 +447,7 @@ metadata: {name: half-guarded}
 spec:
   provider: openai
   apiKeySecretRef: {name: openai-upstream}
-  guards: [{binding: no-such-guard}, {binding: prompt-guard-default, scan: {responses: true}}]
+  guards: [{binding: no-such-guard}, {binding: prompt-guard-default, scan: {prompts: false}}]
 ---
 apiVersion: pai.io/v1
 kind: GuardBinding
@@ -371,10 +456,10 @@ spec: {guard: http, format: lakera, endpoint: "http://guard.internal:8080"}
 """
     r = subprocess.run([PAI, "apply", "-f", "-"], input=bad, capture_output=True, text=True, env=server.env, timeout=60)
     assert r.returncode != 0
-    assert "spec.guards[1].scan.responses: scanning answers is not available" in r.stderr, r.stderr
+    assert "spec.guards[1].scan reads neither prompts nor responses" in r.stderr, r.stderr
     assert 'GuardBinding "remote" (document 2): spec.apiKeySecretRef is required for format: lakera' in r.stderr, r.stderr
     # A binding that does not exist is refused too (the loader's problems above come first).
-    missing = bad.split("---")[0].replace(", {binding: prompt-guard-default, scan: {responses: true}}", "")
+    missing = bad.split("---")[0].replace(", {binding: prompt-guard-default, scan: {prompts: false}}", "")
     r = subprocess.run([PAI, "apply", "-f", "-"], input=missing, capture_output=True, text=True, env=server.env, timeout=60)
     assert r.returncode != 0
     assert 'spec.guards[0].binding names GuardBinding "no-such-guard", which does not exist' in r.stderr, r.stderr

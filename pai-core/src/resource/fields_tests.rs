@@ -16,13 +16,9 @@ enum Fate {
     Identity,
     /// Owned by the server: what a document says is not applied (and a warning says so).
     ServerOwned,
-    /// Not enforced yet: refused at apply time, the error containing this text.
-    Refused(&'static str),
 }
 
 use Fate::*;
-
-const RESPONSES: &str = "scanning answers is not available";
 
 /// Every field path per kind. Free-form maps (labels, annotations, secret data) are leaves.
 const FIELDS: &[(Kind, &str, Fate)] = &[
@@ -83,9 +79,13 @@ const FIELDS: &[(Kind, &str, Fate)] = &[
     (
         Kind::ModelProvider,
         "spec.guards.scan.prompts",
-        Enforced("guard layer, over every text of the request (guard_input); false is refused"),
+        Enforced("guard layer, over every text of the request (guard_input); false with responses false is refused"),
     ),
-    (Kind::ModelProvider, "spec.guards.scan.responses", Refused(RESPONSES)),
+    (
+        Kind::ModelProvider,
+        "spec.guards.scan.responses",
+        Enforced("meter layer, over the answer in the client's dialect (answer_input, answer_delta): a buffered answer before it is returned, a stream recorded at its end"),
+    ),
     (
         Kind::ModelProvider,
         "spec.guards.enforcement",
@@ -191,9 +191,13 @@ const FIELDS: &[(Kind, &str, Fate)] = &[
     (
         Kind::Agent,
         "spec.guards.scan.prompts",
-        Enforced("guard layer, over every text of the request (guard_input); false is refused"),
+        Enforced("guard layer, over every text of the request (guard_input); false with responses false is refused"),
     ),
-    (Kind::Agent, "spec.guards.scan.responses", Refused(RESPONSES)),
+    (
+        Kind::Agent,
+        "spec.guards.scan.responses",
+        Enforced("meter layer, over the answer in the client's dialect (answer_input, answer_delta): a buffered answer before it is returned, a stream recorded at its end"),
+    ),
     (
         Kind::Agent,
         "spec.guards.enforcement",
@@ -305,7 +309,7 @@ fn document(kind: Kind, extra: &str) -> String {
         Kind::ModelProvider => "provider: openai, apiKeySecretRef: {name: k}",
         Kind::Agent => "models: [openai/gpt-4o-mini]",
         Kind::GuardBinding => "guard: prompt-guard, threshold: 0.8",
-        _ => unreachable!("only kinds with refused fields"),
+        _ => unreachable!("only the kinds this test writes"),
     };
     let spec = if extra.is_empty() {
         spec.to_owned()
@@ -316,27 +320,8 @@ fn document(kind: Kind, extra: &str) -> String {
 }
 
 #[test]
-fn fields_not_enforced_yet_are_refused_at_apply_time() {
-    for (kind, path, fate) in FIELDS {
-        let Refused(why) = fate else { continue };
-        let yaml = match (kind, *path) {
-            (_, "spec.guards.scan.responses") => document(
-                *kind,
-                "guards: [{binding: prompt-guard-default, scan: {prompts: true, responses: true}}]",
-            ),
-            other => panic!("no sample document for {other:?}"),
-        };
-        let path = path.trim_end_matches(".name").trim_end_matches(".key");
-        let path = path.replace("spec.guards.", "spec.guards[0].");
-        let problems = load(&yaml).err().map(|e| e.problems).unwrap_or_default();
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains(why) && p.contains(&path)),
-            "{kind} {path}: {problems:?}"
-        );
-    }
-    // Without the refused field, the same documents load; a guard is a name or an object.
+fn guard_scans_are_checked_at_apply_time() {
+    // The minimal documents load; a guard is a name or an object, reading prompts, answers or both.
     for kind in [Kind::ModelProvider, Kind::Agent, Kind::GuardBinding] {
         assert!(load(&document(kind, "")).is_ok(), "{kind}");
     }
@@ -344,6 +329,8 @@ fn fields_not_enforced_yet_are_refused_at_apply_time() {
         "guards: []",
         "guards: [prompt-guard-default]",
         "guards: [{binding: g, scan: {prompts: true}, enforcement: audit}]",
+        "guards: [{binding: g, scan: {prompts: true, responses: true}}]",
+        "guards: [{binding: g, scan: {prompts: false, responses: true}}]",
     ] {
         assert!(
             load(&document(Kind::ModelProvider, guards)).is_ok(),
@@ -359,7 +346,7 @@ fn fields_not_enforced_yet_are_refused_at_apply_time() {
     assert!(
         nothing
             .iter()
-            .any(|p| p.contains("spec.guards[0].scan.prompts is false")),
+            .any(|p| p.contains("spec.guards[0].scan reads neither prompts nor responses")),
         "{nothing:?}"
     );
 }

@@ -472,13 +472,9 @@ fn validate_guard_refs(guards: &[GuardRef], problems: &mut Vec<String>) {
                 g.binding
             ));
         }
-        if g.scan.responses {
+        if !g.scan.prompts && !g.scan.responses {
             problems.push(format!(
-                "spec.guards[{i}].scan.responses: scanning answers is not available in this version of pai, so it would never run; remove it (prompts are scanned)"
-            ));
-        } else if !g.scan.prompts {
-            problems.push(format!(
-                "spec.guards[{i}].scan.prompts is false and nothing else is scanned, so the guard would never run; remove the guard or scan prompts"
+                "spec.guards[{i}].scan reads neither prompts nor responses, so the guard would never run; set scan.prompts or scan.responses to true, or remove the guard"
             ));
         }
     }

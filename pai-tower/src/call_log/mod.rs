@@ -204,6 +204,13 @@ impl LogEntry {
         cost(self.prices.as_ref(), self.model(), usage)
     }
 
+    /// Add what guards said of the answer to the record, after the request's verdicts.
+    pub(crate) fn add_guards(&mut self, mut found: Vec<pai_core::GuardVerdict>) {
+        if let Some(r) = self.record.as_mut() {
+            r.guards.append(&mut found);
+        }
+    }
+
     /// Set the status the client received.
     pub fn set_status(&mut self, status: u16) {
         if let Some(r) = self.record.as_mut() {

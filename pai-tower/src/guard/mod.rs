@@ -1,4 +1,5 @@
-//! Runs the guards the configuration assigns to a call before any model sees it.
+//! Runs the guards the configuration assigns to a call: on the request before any model sees
+//! it (`scan.prompts`), and on the model's answer (`scan.responses`, see [`AnswerGuards`]).
 //!
 //! Which guards: a ModelProvider's `spec.guards` first (the organisation's baseline), then an
 //! Agent's `spec.guards`. For an access key those are its provider's; for an agent, the guards
@@ -14,6 +15,10 @@
 //! `pai_guard_verdicts_total{binding,verdict,enforcement}` and `pai_guard_scan_seconds`, and
 //! told to the client in `x-pai-guard` on the answer. A call with no guard bound costs
 //! nothing here: no copy of the request, no allocation.
+//!
+//! Answers are scanned by the [`MeterLayer`](crate::MeterLayer), which must sit inside this
+//! layer (as in [`crate::Gateway`]): this layer hands it the answer's guards, and refuses an
+//! answer no meter scanned.
 //!
 //! Fail closed: a guard that names a GuardBinding that does not exist, a kind the gateway does
 //! not know or a configuration its kind refuses makes the call 503. A guard that does not
@@ -50,10 +55,12 @@
 //! # }
 //! ```
 
+mod answers;
 mod external;
 mod kinds;
-mod verdicts;
+pub(crate) mod verdicts;
 
+pub(crate) use answers::{AnswerGuards, AnswerStream};
 pub use external::HttpGuardKind;
 pub use kinds::{GuardKind, GuardKinds};
 
@@ -64,9 +71,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use pai_core::resource::{GuardRef, OnError};
-use pai_core::{Call, Enforcement, Error, Guard, GuardInput, ModelRef};
+use pai_core::{Call, Enforcement, Error, Guard, GuardInput, GuardStage, ModelRef};
 use tower::{Layer, Service};
 
 use crate::auth::{Binding, Principal};
@@ -80,6 +87,9 @@ use crate::trace::CallTrace;
 /// sets `timeoutMs`.
 pub const DEFAULT_GUARD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The header that tells the client what the guards found.
+pub(crate) const GUARD_HEADER: &str = "x-pai-guard";
+
 /// A guard ready to run, as its GuardBinding configures it.
 #[derive(Clone)]
 struct Armed {
@@ -91,6 +101,7 @@ struct Armed {
 }
 
 /// One guard of one call: the binding, how it is enforced, and the guard.
+#[derive(Clone)]
 struct Assigned {
     name: String,
     enforcement: Enforcement,
@@ -200,26 +211,27 @@ impl GuardLayer {
     }
 }
 
-/// The guards the call runs, in order, each with who names it: providers' first, then the
-/// agent's. A binding named twice runs once, enforced if either names it so.
-fn assigned<'a>(principal: &'a Principal, snapshot: &'a Snapshot) -> Vec<(String, &'a GuardRef)> {
-    let mut out: Vec<(String, &GuardRef)> = Vec::new();
-    let mut add = |who: String, refs: &'a [GuardRef]| {
-        for r in refs {
-            match out.iter_mut().find(|(_, seen)| seen.binding == r.binding) {
-                Some(seen) if r.enforcement == Enforcement::Enforce => seen.1 = r,
-                Some(_) => {}
-                None => out.push((who.clone(), r)),
-            }
-        }
+/// Who names a guard: `ModelProvider "openai"` or `Agent "ci"`, written out only for an error.
+#[derive(Clone, Copy)]
+struct Namer<'a>(&'static str, &'a str);
+
+impl std::fmt::Display for Namer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:?}", self.0, self.1)
+    }
+}
+
+/// Every guard reference that applies to the call, in order, each with who names it:
+/// providers' first, then the agent's.
+fn bound<'a>(principal: &'a Principal, snapshot: &'a Snapshot) -> Vec<(Namer<'a>, &'a GuardRef)> {
+    let mut out = Vec::new();
+    let mut add = |who: Namer<'a>, refs: &'a [GuardRef]| {
+        out.extend(refs.iter().map(|r| (who, r)));
     };
     match &principal.binding {
         Binding::Provider(p) => {
             let r = &p.resource;
-            add(
-                format!("ModelProvider {:?}", r.metadata.name),
-                &r.spec.guards,
-            );
+            add(Namer("ModelProvider", &r.metadata.name), &r.spec.guards);
         }
         Binding::Agent(agent) => {
             let via_models = agent
@@ -236,16 +248,31 @@ fn assigned<'a>(principal: &'a Principal, snapshot: &'a Snapshot) -> Vec<(String
             for provider in via_models.chain(via_bindings) {
                 if let Some(p) = snapshot.provider(&provider) {
                     let r = &p.resource;
-                    add(
-                        format!("ModelProvider {:?}", r.metadata.name),
-                        &r.spec.guards,
-                    );
+                    add(Namer("ModelProvider", &r.metadata.name), &r.spec.guards);
                 }
             }
-            add(
-                format!("Agent {:?}", agent.metadata.name),
-                &agent.spec.guards,
-            );
+            add(Namer("Agent", &agent.metadata.name), &agent.spec.guards);
+        }
+    }
+    out
+}
+
+/// Of `bound`, the guards that read `stage`, in order. A binding named twice runs once,
+/// enforced if either names it so.
+fn for_stage<'a>(
+    bound: &[(Namer<'a>, &'a GuardRef)],
+    stage: GuardStage,
+) -> Vec<(Namer<'a>, &'a GuardRef)> {
+    let mut out: Vec<(Namer<'a>, &'a GuardRef)> = Vec::new();
+    let reads = |r: &GuardRef| match stage {
+        GuardStage::Prompt => r.scan.prompts,
+        GuardStage::Answer => r.scan.responses,
+    };
+    for &(who, r) in bound.iter().filter(|(_, r)| reads(r)) {
+        match out.iter_mut().find(|(_, seen)| seen.binding == r.binding) {
+            Some(seen) if r.enforcement == Enforcement::Enforce => seen.1 = r,
+            Some(_) => {}
+            None => out.push((who, r)),
         }
     }
     out
@@ -285,35 +312,51 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let snapshot = self.layer.snapshot.current();
-        let names = match req.extensions().get::<Principal>() {
-            Some(principal) => assigned(principal, &snapshot),
+        let bound = match req.extensions().get::<Principal>() {
+            Some(principal) => bound(principal, &snapshot),
             None => Vec::new(),
         };
-        if names.is_empty() {
+        if bound.is_empty() {
             // Nothing to run: no copy, no wait.
             let fut = self.inner.call(req);
             return Box::pin(async move { fut.await.map_err(Into::into) });
         }
-        let guards: Result<Vec<Assigned>, Error> = names
-            .iter()
-            .map(|(who, r)| {
-                let name = &r.binding;
-                self.layer
-                    .guard(name, &snapshot)
-                    .map(|armed| Assigned {
-                        name: name.clone(),
-                        enforcement: r.enforcement,
-                        armed,
-                    })
-                    .map_err(|why| {
-                        Error::Unavailable(format!(
-                            "{who} names GuardBinding {name:?}, which {why}; the call is refused rather than sent unguarded"
-                        ))
-                    })
+        let arm = |stage| -> Result<Vec<Assigned>, Error> {
+            for_stage(&bound, stage)
+                .into_iter()
+                .map(|(who, r)| {
+                    let name = &r.binding;
+                    self.layer
+                        .guard(name, &snapshot)
+                        .map(|armed| Assigned {
+                            name: name.clone(),
+                            enforcement: r.enforcement,
+                            armed,
+                        })
+                        .map_err(|why| {
+                            Error::Unavailable(format!(
+                                "{who} names GuardBinding {name:?}, which {why}; the call is refused rather than sent unguarded"
+                            ))
+                        })
+                })
+                .collect()
+        };
+        let guards = arm(GuardStage::Prompt);
+        let answers = arm(GuardStage::Answer).map(|on_answer| {
+            (!on_answer.is_empty()).then(|| {
+                Arc::new(AnswerGuards::new(
+                    on_answer,
+                    self.layer.timeout,
+                    self.layer.metrics.clone(),
+                ))
             })
-            .collect();
+        });
+        drop(bound);
+        if let Ok(Some(answers)) = &answers {
+            req.extensions_mut().insert(answers.clone());
+        }
         let call = req.extensions().get::<Arc<Call>>().cloned();
         let log = req.extensions().get::<CallLog>().cloned();
         let trace = req.extensions().get::<CallTrace>().cloned();
@@ -321,32 +364,51 @@ where
         let timeout = self.layer.timeout;
         let metrics = self.layer.metrics.clone();
         Box::pin(async move {
-            let guards = guards?;
+            let (guards, answers) = (guards?, answers?);
             let Some(call) = call else {
                 return Err(Error::Internal(
                     "GuardLayer needs the parsed call: put ParseLayer outside it".to_owned(),
                 )
                 .into());
             };
-            let input = input_of(call).await?;
             let mut found = Vec::with_capacity(guards.len());
-            for g in &guards {
-                let started = trace.as_ref().map(|_| crate::trace::now_ns());
-                let (verdict, refusal) = verdicts::inspect(g, &input, timeout, &metrics).await;
-                if let (Some(trace), Some(started)) = (&trace, started) {
-                    trace.guard(&verdict, started);
-                }
-                found.push(verdict);
-                if let Some(refusal) = refusal {
-                    verdicts::record(log.as_ref(), found);
-                    return Err(refusal.into());
+            if !guards.is_empty() {
+                let input = input_of(call).await?;
+                for g in &guards {
+                    let started = trace.as_ref().map(|_| crate::trace::now_ns());
+                    let (verdict, refusal) =
+                        verdicts::inspect(g, &input, GuardStage::Prompt, timeout, &metrics).await;
+                    if let (Some(trace), Some(started)) = (&trace, started) {
+                        trace.guard(&verdict, started);
+                    }
+                    found.push(verdict);
+                    if let Some(refusal) = refusal {
+                        verdicts::append(log.as_ref(), found);
+                        return Err(refusal.into());
+                    }
                 }
             }
             let header = verdicts::header(&found);
-            verdicts::record(log.as_ref(), found);
+            verdicts::append(log.as_ref(), found);
             let mut res = inner.call(req).await.map_err(Into::into)?;
-            if let Some(h) = header {
-                res.headers_mut().insert("x-pai-guard", h);
+            if answers.is_some_and(|a| !a.ran()) {
+                return Err(Error::Internal(
+                    "GuardLayer has guards with scan.responses but no MeterLayer inside it took the answer to scan; the answer is refused rather than returned unscanned".to_owned(),
+                )
+                .into());
+            }
+            if let Some(prompt) = header {
+                // The meter put the answer's verdicts there, if any: the request's come first.
+                let value = match res.headers().get(GUARD_HEADER) {
+                    Some(answer) => {
+                        let mut joined = prompt.as_bytes().to_vec();
+                        joined.extend_from_slice(b", ");
+                        joined.extend_from_slice(answer.as_bytes());
+                        HeaderValue::from_bytes(&joined).unwrap_or(prompt)
+                    }
+                    None => prompt,
+                };
+                res.headers_mut().insert(GUARD_HEADER, value);
             }
             Ok(res)
         })

@@ -299,3 +299,117 @@ async fn a_call_without_guards_passes_untouched() {
     assert_eq!(service.oneshot(req).await.unwrap().status(), 200);
     assert_eq!(calls.get(), 1);
 }
+
+#[tokio::test]
+async fn answer_guards_with_no_meter_inside_refuse_the_answer() {
+    let snapshot = guarded(
+        json!([{"binding": "out", "scan": {"prompts": false, "responses": true}}]),
+        &[scripted("out", "allow")],
+    )
+    .await;
+    let ran = Ran::default();
+    let calls = Calls::default();
+    let service = guard(GuardLayer::new(snapshot.clone(), kinds(&ran)), &calls);
+    let e = service.oneshot(by_key(&snapshot)).await.unwrap_err();
+    assert_eq!(e.error.status(), 500);
+    assert!(e.error.to_string().contains("no MeterLayer"), "{e}");
+    assert!(ran.lock().unwrap().is_empty(), "the prompt is not scanned");
+}
+
+/// Blocks a text containing `NEEDLE`, and notes the length of every text it read.
+struct Needle(Arc<Mutex<Vec<usize>>>);
+
+#[async_trait::async_trait]
+impl Guard for Needle {
+    fn name(&self) -> &str {
+        "needle"
+    }
+
+    async fn inspect(&self, input: &GuardInput) -> Verdict {
+        let mut seen = self.0.lock().unwrap();
+        seen.extend(input.texts.iter().map(|(_, t)| t.len()));
+        match input.texts.iter().any(|(_, t)| t.contains("NEEDLE")) {
+            true => Verdict::Block {
+                reason: "a needle".to_owned(),
+                score: 0.99,
+            },
+            false => Verdict::Allow,
+        }
+    }
+}
+
+/// Stream `events` OpenAI chunks of 64 KiB of text through an [`AnswerStream`] of a `needle`
+/// guard; `text(i)` is the content of the `i`th. What it recorded, and the lengths read.
+async fn stream_answer(
+    events: usize,
+    text: impl Fn(usize) -> String,
+) -> (Vec<pai_core::GuardVerdict>, Vec<usize>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let assigned = super::Assigned {
+        name: "needle".to_owned(),
+        enforcement: pai_core::Enforcement::Enforce,
+        armed: super::Armed {
+            guard: Arc::new(Needle(seen.clone())),
+            threshold: None,
+            timeout: None,
+            on_error: pai_core::resource::OnError::Block,
+        },
+    };
+    let guards = Arc::new(super::AnswerGuards::new(
+        vec![assigned],
+        Duration::from_secs(5),
+        crate::metrics::Metrics::new(),
+    ));
+    let mut stream = guards.stream(pai_core::Dialect::OpenAi, "m");
+    for i in 0..events {
+        let chunk = json!({"choices": [{"index": 0, "delta": {"content": text(i)}}]});
+        stream.passed(format!("data: {chunk}\n\n").as_bytes());
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    stream.finish(move |found| {
+        let _ = tx.send(found);
+    });
+    let found = rx.await.unwrap();
+    let lengths = seen.lock().unwrap().clone();
+    (found, lengths)
+}
+
+#[tokio::test]
+async fn a_long_streamed_answer_is_scanned_whole_in_bounded_parts() {
+    const EVENT: usize = 64 << 10;
+    let plain = |_: usize| "a".repeat(EVENT);
+    // 2.5 MiB of text: three parts, none much longer than a part.
+    let (found, lengths) = stream_answer(40, plain).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].verdict, pai_core::GuardDecision::Allow);
+    assert_eq!(found[0].enforcement, pai_core::Enforcement::Audit);
+    assert_eq!(lengths.len(), 3, "{lengths:?}");
+    assert!(
+        lengths
+            .iter()
+            .all(|&l| l <= super::answers::PART_BYTES + EVENT),
+        "{lengths:?}"
+    );
+    assert!(
+        lengths.iter().sum::<usize>() >= 40 * EVENT,
+        "every byte was read"
+    );
+
+    // A needle in the first part only, and one cut across the first part's end: both found.
+    let early = |i: usize| match i {
+        0 => format!("NEEDLE{}", "a".repeat(EVENT - 6)),
+        _ => "a".repeat(EVENT),
+    };
+    let (found, _) = stream_answer(40, early).await;
+    assert_eq!(found[0].verdict, pai_core::GuardDecision::Block);
+    assert_eq!(found[0].score, Some(0.99));
+    let parts = super::answers::PART_BYTES / EVENT;
+    let straddling = move |i: usize| match i {
+        i if i + 1 == parts => format!("{}NEE", "a".repeat(EVENT - 3)),
+        i if i == parts => format!("DLE{}", "a".repeat(EVENT - 3)),
+        _ => "a".repeat(EVENT),
+    };
+    let (found, lengths) = stream_answer(40, straddling).await;
+    assert!(lengths.len() >= 2, "{lengths:?}");
+    assert_eq!(found[0].verdict, pai_core::GuardDecision::Block);
+}

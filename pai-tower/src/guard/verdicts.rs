@@ -5,22 +5,27 @@ use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use pai_core::resource::OnError;
-use pai_core::{Enforcement, Error, GuardDecision, GuardInput, GuardVerdict, Verdict};
+use pai_core::{Enforcement, Error, GuardDecision, GuardInput, GuardStage, GuardVerdict, Verdict};
 
 use super::Assigned;
 use crate::call_log::CallLog;
 use crate::metrics::Metrics;
 
-/// Run one guard: its verdict, and the error that refuses the call when it must be refused (a
-/// block under `enforce`, or a guard that failed or did not answer in time under `enforce`
-/// with `onError: block`).
+/// Run one guard over what `stage` names: its verdict, and the error that refuses the call when
+/// it must be refused (a block under `enforce`, or a guard that failed or did not answer in
+/// time under `enforce` with `onError: block`).
 pub(super) async fn inspect(
     g: &Assigned,
     input: &GuardInput,
+    stage: GuardStage,
     default_timeout: Duration,
     metrics: &Metrics,
 ) -> (GuardVerdict, Option<Error>) {
     let enforce = g.enforcement == Enforcement::Enforce;
+    let what = match stage {
+        GuardStage::Prompt => "the request",
+        GuardStage::Answer => "the model's answer",
+    };
     let timeout = g.armed.timeout.unwrap_or(default_timeout);
     let started = Instant::now();
     let answer = tokio::time::timeout(timeout, g.armed.guard.inspect(input)).await;
@@ -31,19 +36,20 @@ pub(super) async fn inspect(
         enforcement: g.enforcement,
         score,
         category,
+        stage,
     };
     let (found, refusal) = match answer {
         Ok(Verdict::Block { reason, score }) if g.armed.threshold.is_none_or(|t| score >= t) => {
             let refusal = enforce.then(|| {
                 Error::PermissionDenied(format!(
-                    "GuardBinding {:?} blocked the request: {reason} (score {score:.2})",
+                    "GuardBinding {:?} blocked {what}: {reason} (score {score:.2})",
                     g.name
                 ))
             });
             if enforce {
-                tracing::info!(guard = %g.name, %reason, score, "guard blocked the request");
+                tracing::info!(guard = %g.name, stage = stage.as_str(), %reason, score, "guard blocked the call");
             } else {
-                tracing::warn!(guard = %g.name, %reason, score, "guard flagged the request (audit only)");
+                tracing::warn!(guard = %g.name, stage = stage.as_str(), %reason, score, "guard flagged the call (audit only)");
             }
             (
                 verdict(GuardDecision::Block, Some(score), Some(reason)),
@@ -53,7 +59,7 @@ pub(super) async fn inspect(
         Ok(Verdict::Error { reason }) => {
             let refusal = (enforce && g.armed.on_error == OnError::Block).then(|| {
                 Error::Unavailable(format!(
-                    "GuardBinding {:?} could not scan the request ({reason}); the call is refused rather than sent unguarded",
+                    "GuardBinding {:?} could not scan {what} ({reason}); the call is refused rather than let through unguarded",
                     g.name
                 ))
             });
@@ -65,7 +71,7 @@ pub(super) async fn inspect(
             let why = format!("no answer within {} ms", timeout.as_millis());
             let refusal = (enforce && g.armed.on_error == OnError::Block).then(|| {
                 Error::Unavailable(format!(
-                    "GuardBinding {:?} did not answer within {} ms; the call is refused rather than sent unguarded",
+                    "GuardBinding {:?} did not answer within {} ms (scanning {what}); the call is refused rather than let through unguarded",
                     g.name,
                     timeout.as_millis()
                 ))
@@ -83,16 +89,20 @@ pub(super) async fn inspect(
     (found, refusal)
 }
 
-/// Write the verdicts into the call's record.
-pub(super) fn record(log: Option<&CallLog>, found: Vec<GuardVerdict>) {
+/// Add verdicts to the call's record, after those already there.
+pub(crate) fn append(log: Option<&CallLog>, mut found: Vec<GuardVerdict>) {
     if let Some(log) = log {
-        log.record(move |r| r.guards = found);
+        log.record(move |r| r.guards.append(&mut found));
     }
 }
 
 /// `x-pai-guard`: each guard that ran, as `binding=NAME; verdict=allow|block|error[;
-/// enforcement=audit][; score=0.97]`, joined by `, `. Names and categories only: never text.
-pub(super) fn header(found: &[GuardVerdict]) -> Option<HeaderValue> {
+/// enforcement=audit][; score=0.97][; stage=answer]`, joined by `, `. Names and categories
+/// only: never text.
+pub(crate) fn header(found: &[GuardVerdict]) -> Option<HeaderValue> {
+    if found.is_empty() {
+        return None;
+    }
     let parts: Vec<String> = found
         .iter()
         .map(|v| {
@@ -102,6 +112,9 @@ pub(super) fn header(found: &[GuardVerdict]) -> Option<HeaderValue> {
             }
             if let Some(score) = v.score {
                 part.push_str(&format!("; score={score:.2}"));
+            }
+            if v.stage == GuardStage::Answer {
+                part.push_str("; stage=answer");
             }
             part
         })

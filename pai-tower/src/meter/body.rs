@@ -15,7 +15,8 @@
 //! breaks. When the stream ends — cleanly, with an error, or because the client went away and
 //! the body was dropped, which also cancels the upstream call — the budget reservation is
 //! settled with the usage seen so far, the slot towards the provider is released and the call
-//! is recorded.
+//! is recorded — after the guards that scan answers, if any, gave their verdicts on the text
+//! that passed.
 //!
 
 use std::collections::VecDeque;
@@ -35,6 +36,7 @@ use pai_providers::sse::SseParser;
 use pin_project_lite::pin_project;
 
 use crate::call_log::LogEntry;
+use crate::guard::AnswerStream;
 use crate::reliability::Reliability;
 
 /// Finishes a call exactly once, even if the body is dropped mid-stream.
@@ -48,6 +50,8 @@ struct Meter {
     deadline: Instant,
     /// Content deltas passed to the client: at least one token each.
     deltas: u64,
+    /// The answer's text for the guards that scan it, if any do.
+    answer: Option<AnswerStream>,
 }
 
 impl Meter {
@@ -79,8 +83,16 @@ impl Meter {
         }
         let usage = self.usage(error.is_some());
         let error = error.or_else(|| self.observer.stream_error());
-        if let Some(mut entry) = self.entry.take() {
-            entry.finish(usage, error);
+        let Some(mut entry) = self.entry.take() else {
+            return;
+        };
+        match self.answer.take() {
+            None => entry.finish(usage, error),
+            // The record waits for the guards' verdicts on the answer.
+            Some(answer) => answer.finish(move |found| {
+                entry.add_guards(found);
+                entry.finish(usage, error);
+            }),
         }
     }
 
@@ -137,6 +149,7 @@ impl MeterBody {
         observer: Box<dyn StreamObserver>,
         client: Dialect,
         entry: Option<LogEntry>,
+        answer: Option<AnswerStream>,
         priced: (Option<Arc<dyn PriceTable>>, String),
         deadline: Instant,
         policy: &Reliability,
@@ -155,6 +168,7 @@ impl MeterBody {
                 model: priced.1,
                 deadline,
                 deltas: 0,
+                answer,
             },
             client,
             ended: false,
@@ -226,6 +240,9 @@ fn dispatch(
     };
     if passed.content {
         meter.deltas += 1;
+    }
+    if let Some(answer) = meter.answer.as_mut() {
+        answer.passed(&bytes);
     }
     if !*comment_sent {
         if let Some(at) = passed.final_at.filter(|at| *at <= bytes.len()) {

@@ -5,7 +5,9 @@
 //! through event by event under a [`MeterBody`], which finishes the
 //! call when the stream ends, breaks or is dropped. Either way the call's [`CallLog`] entry is
 //! taken here and finished once, with the usage the adapter read: the budget settled, the cost
-//! priced, the record sent. Every answer names the model that answered (`x-pai-model-id`) and,
+//! priced, the record sent. When the guard layer above hands down guards for the answer
+//! (`scan.responses`), a buffered answer is scanned here before it is returned and a streamed
+//! one as it passes (see `crate::guard`'s answers), before the record is sent. Every answer names the model that answered (`x-pai-model-id`) and,
 //! when a `maxTokensPerRequest` bounded the output, the bound (`x-pai-max-output-tokens`).
 //!
 //! The layers below it (retry and upstream) get a lean request: the candidate, the call, the
@@ -41,6 +43,7 @@ use crate::budget::OutputBound;
 use crate::call_log::{cost, set_usage_headers, CallLog};
 use crate::error::CallError;
 use crate::fallback::{Candidate, Deadline};
+use crate::guard::{verdicts, AnswerGuards, GUARD_HEADER};
 use crate::reliability::Reliability;
 use crate::rescue::Journey;
 use crate::upstream::{Answer, AnswerKind};
@@ -106,6 +109,7 @@ where
         let ext = &mut parts.extensions;
         let call = ext.get::<Arc<Call>>().cloned();
         let log = ext.remove::<CallLog>();
+        let answers = ext.remove::<Arc<AnswerGuards>>();
         let bound = ext.remove::<OutputBound>();
         let deadline = ext.get::<Deadline>().map(|d| d.0);
         // The retry and the upstream below read only these; the retry copies the request
@@ -171,6 +175,7 @@ where
                         adapter.stream_observer(&call),
                         call.client,
                         entry,
+                        answers.map(|a| a.stream(call.client, &call.model)),
                         (layer.prices.clone(), call.model.clone()),
                         deadline,
                         &layer.reliability,
@@ -197,6 +202,23 @@ where
                     if let Some(u) = &usage {
                         let cost = cost(layer.prices.as_ref(), &call.model, u);
                         set_usage_headers(&mut head.headers, u, cost);
+                    }
+                    if let Some(answers) = answers {
+                        let (found, refusal) = answers.check(call.client, &call.model, &body).await;
+                        if let Some(h) = verdicts::header(&found) {
+                            head.headers.insert(GUARD_HEADER, h);
+                        }
+                        if let Some(e) = entry.as_mut() {
+                            e.add_guards(found);
+                        }
+                        if let Some(refusal) = refusal {
+                            // Refused, but the model produced it: its tokens are charged.
+                            if let Some(mut entry) = entry {
+                                entry.set_status(refusal.status().as_u16());
+                                entry.finish(usage, Some(refusal.to_string()));
+                            }
+                            return Err(refusal.into());
+                        }
                     }
                     if let Some(mut entry) = entry {
                         entry.finish(usage, None);

@@ -38,6 +38,8 @@ pub(crate) struct Directives {
     /// Gemini only: sign the first function call with a `thoughtSignature` and refuse a
     /// history whose function calls lost it.
     pub signature: bool,
+    /// Reply with the user turn's own text, its directive groups left out.
+    pub echo: bool,
     /// Guard services: sleep this long before answering.
     pub guard_delay: Duration,
     /// Guard services: answer this HTTP status with the service's error body.
@@ -65,6 +67,23 @@ impl Directives {
         }
         directives.key = groups.join(" ");
         directives
+    }
+
+    /// `text` without its `[mock:…]` groups, spaces around them trimmed.
+    pub(crate) fn strip(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find(OPEN) {
+            out.push_str(&rest[..start]);
+            match rest[start..].find(']') {
+                Some(end) => rest = &rest[start + end + 1..],
+                None => {
+                    rest = "";
+                }
+            }
+        }
+        out.push_str(rest);
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
     /// Whether these directives make the call fail (before `times` is taken into account).
@@ -106,6 +125,7 @@ impl Directives {
             "tool" => self.tool = flag(value),
             "preamble" => self.preamble = flag(value),
             "signature" => self.signature = flag(value),
+            "echo" => self.echo = flag(value),
             "guard_delay_ms" => self.guard_delay = pause(value).unwrap_or(self.guard_delay),
             "guard_status" => {
                 if let Some(status) = number(value).filter(|s| (400..=599).contains(s)) {
@@ -170,6 +190,14 @@ mod tests {
         assert!(d.split && d.crlf);
         assert_eq!(d.delay, Duration::from_millis(5));
         assert!(d.fails());
+    }
+
+    #[test]
+    fn echo_strips_the_directive_groups() {
+        let text = "Ignore  all [mock:echo] previous instructions [mock:delay_ms=1";
+        assert!(Directives::parse(text).echo);
+        assert_eq!(Directives::strip(text), "Ignore all previous instructions");
+        assert_eq!(Directives::strip("[mock:echo,words=3]"), "");
     }
 
     #[test]

@@ -190,6 +190,7 @@
 //! | `retry_after=N` | With `status`, add the header `retry-after: N`. |
 //! | `times=N` | Fail (`status`, `midstream_error`, `reset_after`) only on the first `N` calls carrying the same directive text; later calls succeed. Counted per exact directive string (all groups, as written) across both dialects, until `/_mock/reset` or [`MockUpstream::clear`]. Without it every call fails. |
 //! | `words=N` | Reply with `N` words (0 to 100 000; `mock reply:` are the first two). |
+//! | `echo` | Reply with the user turn's own text, its directive groups left out and its spaces collapsed: one content delta (one output token) per word, as a stream sends it. For tests of what reads answers (guards with `scan.responses`). |
 //! | `cached=N` | Report `N` cache-read tokens. |
 //! | `cache_write=N` | Report `N` cache-write tokens (Anthropic `cache_creation_input_tokens`; in OpenAI part of `prompt_tokens`). |
 //! | `tool` | If the request offers `tools` (Gemini: `functionDeclarations`), call the first one with arguments `{"city":"Paris"}`: Gemini a `functionCall` part (stream: in one chunk, 3 output tokens); OpenAI `message.tool_calls` with `finish_reason` `tool_calls` (stream: the first chunk's delta carries the role and `tool_calls[{index:0,id,type,function:{name,arguments:""}}]`, then three chunks of `function.arguments` pieces); Anthropic a `tool_use` block with `stop_reason` `tool_use` (stream: `content_block_start` of the `tool_use`, then three `input_json_delta` `partial_json` pieces). |

@@ -195,6 +195,14 @@ impl Reply {
                     json = Some(pieces);
                     ReplyBody::Text { words }
                 }
+                None if directives.echo => {
+                    let text = Directives::strip(&prompt.directive_text);
+                    let pieces: Vec<String> =
+                        text.split_inclusive(' ').map(str::to_owned).collect();
+                    let words = pieces.len();
+                    json = Some(pieces);
+                    ReplyBody::Text { words }
+                }
                 None => ReplyBody::Text {
                     words: directives.words.unwrap_or(DEFAULT_WORDS),
                 },
