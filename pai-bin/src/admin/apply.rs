@@ -185,6 +185,13 @@ async fn unrunnable_guards(
                         GUARD_KINDS.join(", ")
                     ));
                 }
+                // A key that is not there would fail every call it guards (closed, 503).
+                if let Some(r) = &g.spec.api_key_secret_ref {
+                    let hint =
+                        |one: &str| format!("`apiKeySecretRef: {{name: {}, key: {one}}}`", r.name);
+                    missing_secret(store, resources, &who, (&r.name, &r.key), hint, problems)
+                        .await?;
+                }
                 continue;
             }
             Resource::ModelProvider(p) => &p.spec.guards,
@@ -259,36 +266,49 @@ async fn uncallable_bindings(
             }
             BindingTarget::ModelProvider(_) => {}
         }
-        let Some(r) = &b.spec.api_key_secret_ref else {
-            continue;
-        };
-        let secret = match resources
-            .iter()
-            .find(|x| x.kind() == Kind::Secret && x.name() == r.name)
-        {
-            Some(found) => Some(found.clone()),
-            None => store.get(Kind::Secret, &r.name).await?.map(|s| s.resource),
-        };
-        match secret {
-            Some(Resource::Secret(s)) if s.data.contains_key(&r.key) => {}
-            Some(Resource::Secret(s)) => {
-                let keys: Vec<&str> = s.data.keys().map(String::as_str).collect();
-                let hint = match keys.as_slice() {
-                    [one] => format!("; name it with apiKeySecretRef.key: {one} (`--api-key {}:{one}`)", r.name),
-                    _ => String::new(),
-                };
-                problems.push(format!(
-                    "{who}: spec.apiKeySecretRef names key {:?} of Secret {:?}, which has no such key (it has {}){hint}",
-                    r.key,
-                    r.name,
-                    if keys.is_empty() { "none".to_owned() } else { keys.join(", ") }
-                ));
-            }
-            _ => problems.push(format!(
-                "{who}: spec.apiKeySecretRef names Secret {:?}, which does not exist; add it first (`pai add secret {} --from-literal {}=…`)",
-                r.name, r.name, r.key
-            )),
+        if let Some(r) = &b.spec.api_key_secret_ref {
+            let hint = |one: &str| format!("`--api-key {}:{one}`", r.name);
+            missing_secret(store, resources, &who, (&r.name, &r.key), hint, problems).await?;
         }
+    }
+    Ok(())
+}
+
+/// The problem with `{who}`'s `spec.apiKeySecretRef` (`secret`: its name and key), if the
+/// Secret is neither stored nor in this apply, or lacks the key. `hint` writes how to name
+/// the one key a Secret has.
+async fn missing_secret(
+    store: &dyn Store,
+    resources: &[Resource],
+    who: &str,
+    secret: (&str, &str),
+    hint: impl Fn(&str) -> String,
+    problems: &mut Vec<String>,
+) -> Result<(), StoreError> {
+    let (name, key) = secret;
+    let found = match resources
+        .iter()
+        .find(|x| x.kind() == Kind::Secret && x.name() == name)
+    {
+        Some(found) => Some(found.clone()),
+        None => store.get(Kind::Secret, name).await?.map(|s| s.resource),
+    };
+    match found {
+        Some(Resource::Secret(s)) if s.data.contains_key(key) => {}
+        Some(Resource::Secret(s)) => {
+            let keys: Vec<&str> = s.data.keys().map(String::as_str).collect();
+            let hint = match keys.as_slice() {
+                [one] => format!("; name it with apiKeySecretRef.key: {one} ({})", hint(one)),
+                _ => String::new(),
+            };
+            problems.push(format!(
+                "{who}: spec.apiKeySecretRef names key {key:?} of Secret {name:?}, which has no such key (it has {}){hint}",
+                if keys.is_empty() { "none".to_owned() } else { keys.join(", ") }
+            ));
+        }
+        _ => problems.push(format!(
+            "{who}: spec.apiKeySecretRef names Secret {name:?}, which does not exist; add it first (`pai add secret {name} --from-literal {key}=…`) or in the same file"
+        )),
     }
     Ok(())
 }

@@ -725,6 +725,32 @@ async fn guards_that_could_never_run_are_refused_at_apply() {
         message.contains("spec.guard: this gateway has no guard kind \"prompt-gaurd\"; did you mean \"prompt-guard\"?"),
         "{message}"
     );
+    // An external guard whose key Secret is missing, or lacks the key, would fail every call.
+    let remote = "apiVersion: pai.io/v1\nkind: GuardBinding\nmetadata: {name: shield}\nspec: {guard: http, format: lakera, endpoint: \"http://127.0.0.1:9\", apiKeySecretRef: {name: lakera}}\n";
+    let (status, body, text) = h.call("POST", "/admin/v1/apply", remote).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("GuardBinding \"shield\"")
+            && message
+                .contains("spec.apiKeySecretRef names Secret \"lakera\", which does not exist"),
+        "{message}"
+    );
+    let wrong_key = format!(
+        "apiVersion: pai.io/v1\nkind: Secret\nmetadata: {{name: lakera}}\ndata: {{token: abc}}\n---\n{remote}"
+    );
+    let (status, body, text) = h.call("POST", "/admin/v1/apply", &wrong_key).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "names key \"api-key\" of Secret \"lakera\", which has no such key (it has token)"
+        ) && message.contains("apiKeySecretRef: {name: lakera, key: token}"),
+        "{message}"
+    );
+    let right = wrong_key.replace("token: abc", "api-key: abc");
+    let (status, _, text) = h.call("POST", "/admin/v1/apply", &right).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
     // The binding in the same file: both are applied.
     let both = format!(
         "apiVersion: pai.io/v1\nkind: GuardBinding\nmetadata: {{name: prompt-guard-default}}\nspec: {{guard: prompt-guard, threshold: 0.8}}\n---\n{guarded}"
