@@ -4,8 +4,9 @@
 //! `Ocp-Apim-Subscription-Key`. User messages go in `userPrompt`, one window a request; every
 //! other text (tool results above all, and system and assistant messages, where an indirect
 //! injection may have been copied) goes in `documents`, the field Prompt Shields reads for
-//! attacks embedded in content. The service caps the prompt and the documents' total at about
-//! 10,000 characters each, so a request carries at most [`WINDOW`] bytes of prompt and
+//! attacks embedded in content. The service's documented input limits (Content Safety overview,
+//! "Input requirements"): a prompt of at most 10K characters, and up to five documents of 10K
+//! characters in all. So a request carries at most [`WINDOW`] bytes of prompt and
 //! [`WINDOW`] bytes of documents, at most [`MAX_DOCUMENTS`] of them; longer input is windowed
 //! and spread over several requests. Answered: `{"userPromptAnalysis": {"attackDetected":
 //! bool}, "documentsAnalysis": [{"attackDetected": bool}, …]}`, one analysis per document in
@@ -28,7 +29,7 @@ pub(super) const PATH: &str = "/contentsafety/text:shieldPrompt?api-version=2024
 pub(super) const WINDOW: usize = 10_000;
 /// Overlap between windows.
 pub(super) const OVERLAP: usize = 500;
-/// Documents per request, kept small on purpose.
+/// Documents per request: the service's limit.
 pub(super) const MAX_DOCUMENTS: usize = 5;
 
 /// The requests for `pieces`: each carries at most one user window and documents up to the
