@@ -106,6 +106,9 @@ const BENIGN_TRIGGERS: &[&str] = &[
     "[Tool output truncated: 2,431 lines omitted]",
 ];
 
+/// The prompt pai's own benchmarks send: ordinary instructions that must not be blocked.
+const BENCHMARK_PROMPT: &str = "You are benchmarking a gateway. Answer in twenty words.";
+
 struct Row {
     /// The normalised text and its windows.
     normal: String,
@@ -173,6 +176,22 @@ fn run() -> Result<(), String> {
         &detector,
         &test.iter().collect::<Vec<_>>(),
     );
+    let check = benign_check()?;
+    report(
+        "benign check list (eval/benign-check.txt, never trained on)",
+        &detector,
+        &check.iter().collect::<Vec<_>>(),
+    );
+    for r in &check {
+        let score = detector.scan(&r.text).score;
+        if score >= threshold {
+            println!("    blocked {score:.3} {:?}", r.text);
+        }
+    }
+    println!(
+        "\"{BENCHMARK_PROMPT}\" scores {:.3}",
+        detector.scan(BENCHMARK_PROMPT).score
+    );
     if std::env::var_os("TRAIN_GUARD_DEBUG").is_some() {
         for r in test.iter().filter(|r| r.injection) {
             let t: String = r.text.chars().take(110).collect();
@@ -195,6 +214,8 @@ fn run() -> Result<(), String> {
             f.dedup();
             f
         };
+        let mut recalls = Vec::new();
+        let mut fprs = Vec::new();
         for file in files {
             if file == "benign-triggers" {
                 continue;
@@ -208,12 +229,20 @@ fn run() -> Result<(), String> {
             let bytes = Model::write(&weights, bias, threshold);
             let detector = detector_of(&bytes)?;
             let left_out: Vec<&Row> = rows.iter().filter(|r| &r.file == file).collect();
-            report(
+            let (recall, fpr) = report(
                 &format!("{file} (threshold {threshold:.3})"),
                 &detector,
                 &left_out,
             );
+            recalls.extend(recall);
+            fprs.extend(fpr);
         }
+        let mean = |v: &[f64]| 100.0 * v.iter().sum::<f64>() / v.len().max(1) as f64;
+        println!(
+            "mean over left-out sources: recall {:.1}%, false positives {:.2}%",
+            mean(&recalls),
+            mean(&fprs)
+        );
     }
     Ok(())
 }
@@ -396,7 +425,9 @@ fn choose_threshold(weights: &[f32], bias: f32, held: &[&Row]) -> f32 {
         .map_or(0.5, |s| (s + 1e-4).clamp(0.05, 0.99))
 }
 
-fn report(what: &str, detector: &Detector, rows: &[&Row]) {
+/// Scores `rows` and prints recall and false-positive rate, overall and per file; returns the
+/// overall two (each `None` when `rows` has no row of its class).
+fn report(what: &str, detector: &Detector, rows: &[&Row]) -> (Option<f64>, Option<f64>) {
     let t = detector.threshold();
     let mut by_file: BTreeMap<&str, (usize, usize, usize, usize)> = BTreeMap::new();
     let mut all = (0, 0, 0, 0);
@@ -439,4 +470,21 @@ fn report(what: &str, detector: &Detector, rows: &[&Row]) {
             println!("    {file:<40} {}", line(c));
         }
     }
+    let (tp, fn_, fp, tn) = all;
+    (
+        (tp + fn_ > 0).then(|| tp as f64 / (tp + fn_) as f64),
+        (fp + tn > 0).then(|| fp as f64 / (fp + tn) as f64),
+    )
+}
+
+/// The hand-written benign prompts of `eval/benign-check.txt`, one a line: scored, never
+/// trained on nor used to choose the threshold.
+fn benign_check() -> Result<Vec<Row>, String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/eval/benign-check.txt");
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| row(l, false, "benign-check"))
+        .collect())
 }
