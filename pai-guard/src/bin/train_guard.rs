@@ -269,6 +269,13 @@ fn run() -> Result<(), String> {
             println!("    blocked {score:.3} {:?}", r.text);
         }
     }
+    // The rules must not fire on benign text: every benign row, trained on or not.
+    for r in rows.iter().chain(&check).filter(|r| !r.injection) {
+        if let Some(family) = pai_guard::rules::check(&r.normal) {
+            let t: String = r.text.chars().take(100).collect();
+            println!("    rule {family:?} fires on benign {}: {t:?}", r.file);
+        }
+    }
     println!(
         "\"{BENCHMARK_PROMPT}\" scores {:.3}",
         detector.scan(BENCHMARK_PROMPT).score
