@@ -542,8 +542,8 @@ def section_guard(a, work, p: Pai, direct: Target) -> dict:
     plain = Target("pai", url, p.key, p)
     guarded = Target("pai + prompt-guard", url, p.guarded_key, p)
     print(f"\n## a guard bound to the provider (medians of {a.rounds} rounds of {a.seconds} s)\n")
-    # The other sections' prompt ("You are benchmarking a gateway…") is one the guard blocks
-    # (score 0.82 at the default threshold): a plain question here, for both.
+    # The other sections' prompt ("You are benchmarking a gateway…") was blocked by the guard
+    # before issue 12's retraining (0.82; now 0.37): a plain question here, for both.
     body = request_body(prompt="What is the capital of France? Answer in twenty words.")
     return section_hop(a, work, [plain, guarded], direct, title="prompt-guard", body=body)
 

@@ -5,7 +5,7 @@
 //! character n-grams catch words split, misspelt or in languages the word features never saw.
 
 /// The weight table has `1 << BITS` entries.
-pub const BITS: u32 = 18;
+pub const BITS: u32 = 19;
 
 const MASK: u64 = (1 << BITS) - 1;
 

@@ -9,7 +9,7 @@
 //!    system prompt extraction) with narrow word patterns.
 //! 3. A [`model`]: logistic regression over hashed word and character n-grams
 //!    ([`features`]), trained by `train-guard` (`src/bin/train_guard.rs`) on the data its
-//!    docs list; its weights (512 KB) are compiled in and read in place, so a gateway with
+//!    docs list; its weights (1 MB) are compiled in and read in place, so a gateway with
 //!    no guard bound never touches them.
 //!
 //! Long texts are scored in overlapping windows and the highest window counts. The score of a

@@ -153,7 +153,7 @@ const RULES: &[Rule] = &[
                 "ignorez", "ignore", "oubliez", "ignora", "olvida", "ignorar",
             ],
             &["toutes", "les", "todas", "las", "tutte", "le"],
-            &["instructions", "instrucciones", "istruzioni", "précédentes"],
+            &["instructions", "instrucciones", "istruzioni", "precedentes"],
         ],
         gap: 3,
     },

