@@ -509,8 +509,10 @@ def test_guard_scan_and_eval_on_the_dev_set():
     # eval counts exactly what scan said, line by line.
     assert report["recall"].endswith(f"({caught}/{sum(injections)})"), r.stdout
     assert f"false-positive rate {100 * false_alarms / (len(rows) - sum(injections)):.1f}%" in r.stdout
-    # The measured quality of the shipped weights: at least half of the injections, at most
-    # one false alarm in fifty benign prompts.
-    assert caught / sum(injections) >= 0.5, r.stdout
+    # The measured quality of the shipped weights (38.3%, 0 of 56; see pai-guard/README.md), as
+    # a floor: at least a third of the injections, at most one false alarm in fifty benign
+    # prompts. The weights before these caught 50% here but blocked 13% of benign text of kinds
+    # they never saw (leave-one-source-out); these trade dev-test recall for 0.8%.
+    assert caught / sum(injections) >= 0.35, r.stdout
     assert false_alarms / (len(rows) - sum(injections)) <= 0.02, r.stdout
     assert "latency p50" in r.stdout
