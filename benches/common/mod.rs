@@ -24,7 +24,7 @@ use pai_tower::Gateway;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub const SECRET: &[u8] = b"benchmark secret of 32 bytes....";
-const OPENAI_KEY: &str = "sk-real-openai";
+pub const OPENAI_KEY: &str = "sk-real-openai";
 const ANTHROPIC_KEY: &str = "sk-real-anthropic";
 
 /// The reply length every benchmark asks the mock for: 20 words, so 20 content events when
@@ -248,7 +248,7 @@ pub async fn mint(
 
 /// An OpenAI chat completion. Streams ask for usage, as the gateway does upstream anyway, so
 /// the mock sends the same events either way.
-fn chat_body(stream: bool) -> Bytes {
+pub fn chat_body(stream: bool) -> Bytes {
     let mut body = serde_json::json!({
         "model": "gpt-4o-mini",
         "messages": [
@@ -287,7 +287,7 @@ pub struct Call {
 }
 
 impl Call {
-    fn openai(uri: String, key: &str, body: Bytes) -> Result<Call, BoxError> {
+    pub fn openai(uri: String, key: &str, body: Bytes) -> Result<Call, BoxError> {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             http::header::AUTHORIZATION,

@@ -132,11 +132,8 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// The SHA-256 of the whole entry, MAC included: what the next entry's `prev` holds.
     pub fn hash(&self) -> String {
-        let mut ctx = digest::Context::new(&digest::SHA256);
-        ctx.update(signed_bytes(self.seq, self.at_ms, &self.prev, &self.body).as_bytes());
-        ctx.update(b"\n");
-        ctx.update(self.mac.as_bytes());
-        hex(ctx.finish().as_ref())
+        let signed = signed_bytes(self.seq, self.at_ms, &self.prev, &self.body);
+        chain_hash(signed.as_bytes(), &self.mac)
     }
 
     /// Its event, or `None` when the body is not one (a damaged entry).
@@ -194,6 +191,85 @@ fn signed_bytes(seq: u64, at_ms: u64, prev: &str, body: &str) -> String {
     format!("pai-audit-v1\n{seq}\n{at_ms}\n{prev}\n{body}")
 }
 
+/// An entry's hash ([`AuditEntry::hash`]) from its signed bytes and its MAC.
+fn chain_hash(signed: &[u8], mac: &str) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(signed);
+    ctx.update(b"\n");
+    ctx.update(mac.as_bytes());
+    hex(ctx.finish().as_ref())
+}
+
+/// Events to append, borrowed: a store appends the calls it records without copying each
+/// [`CallRecord`] into an [`AuditEvent`] first. Either form gives the same entries.
+#[derive(Clone, Copy, Debug)]
+pub enum AuditEvents<'a> {
+    /// Any events.
+    Events(&'a [AuditEvent]),
+    /// One [`AuditEvent::Call`] per record.
+    Calls(&'a [CallRecord]),
+}
+
+impl AuditEvents<'_> {
+    /// How many events.
+    pub fn len(&self) -> usize {
+        match self {
+            AuditEvents::Events(events) => events.len(),
+            AuditEvents::Calls(calls) => calls.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, i: usize) -> Option<EventRef<'_>> {
+        match self {
+            AuditEvents::Events(events) => events.get(i).map(EventRef::from),
+            AuditEvents::Calls(calls) => calls.get(i).map(EventRef::Call),
+        }
+    }
+}
+
+impl<'a> From<&'a [AuditEvent]> for AuditEvents<'a> {
+    fn from(events: &'a [AuditEvent]) -> AuditEvents<'a> {
+        AuditEvents::Events(events)
+    }
+}
+
+impl<'a> From<&'a Vec<AuditEvent>> for AuditEvents<'a> {
+    fn from(events: &'a Vec<AuditEvent>) -> AuditEvents<'a> {
+        AuditEvents::Events(events)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [AuditEvent; N]> for AuditEvents<'a> {
+    fn from(events: &'a [AuditEvent; N]) -> AuditEvents<'a> {
+        AuditEvents::Events(events)
+    }
+}
+
+/// An [`AuditEvent`] by reference: serialises exactly as the event does (same tags, same
+/// fields), which `tests::borrowed_events_serialise_as_owned_ones` holds it to.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum EventRef<'a> {
+    Call(&'a CallRecord),
+    Admin(&'a AdminChange),
+    Checkpoint(&'a Checkpoint),
+}
+
+impl<'a> From<&'a AuditEvent> for EventRef<'a> {
+    fn from(event: &'a AuditEvent) -> EventRef<'a> {
+        match event {
+            AuditEvent::Call(c) => EventRef::Call(c),
+            AuditEvent::Admin(a) => EventRef::Admin(a),
+            AuditEvent::Checkpoint(c) => EventRef::Checkpoint(c),
+        }
+    }
+}
+
 /// The key that MACs the chain, its head and its seal.
 #[derive(Clone)]
 pub struct AuditKey {
@@ -234,41 +310,44 @@ impl AuditKey {
 
     /// The entries that record `events` after `head`, with a checkpoint wherever a sequence
     /// number falls on [`CHECKPOINT_EVERY`]; `head` moves to the last of them.
-    pub fn append(
+    pub fn append<'a>(
         &self,
         head: &mut ChainPosition,
         at_ms: u64,
-        events: &[AuditEvent],
+        events: impl Into<AuditEvents<'a>>,
     ) -> Vec<AuditEntry> {
+        let events = events.into();
         let mut out = Vec::with_capacity(events.len() + 1);
-        for event in events {
+        for event in (0..events.len()).filter_map(|i| events.get(i)) {
             if (head.seq + 1).is_multiple_of(CHECKPOINT_EVERY) {
-                let checkpoint = AuditEvent::Checkpoint(Checkpoint {
+                let checkpoint = Checkpoint {
                     through: head.seq,
                     head: head.hash.clone(),
-                });
-                out.push(self.link(head, at_ms, &checkpoint));
+                };
+                out.push(self.link(head, at_ms, EventRef::Checkpoint(&checkpoint)));
             }
             out.push(self.link(head, at_ms, event));
         }
         out
     }
 
-    fn link(&self, head: &mut ChainPosition, at_ms: u64, event: &AuditEvent) -> AuditEntry {
+    fn link(&self, head: &mut ChainPosition, at_ms: u64, event: EventRef<'_>) -> AuditEntry {
         // Serialising plain data (strings, numbers, maps with string keys) cannot fail; an
         // empty object stands in if it ever did, and verification would name the entry.
-        let body = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_owned());
+        let body = serde_json::to_string(&event).unwrap_or_else(|_| "{}".to_owned());
         let seq = head.seq + 1;
-        let mac = self.mac(signed_bytes(seq, at_ms, &head.hash, &body).as_bytes());
+        // The signed bytes are built once: the MAC and the entry's hash both cover them.
+        let signed = signed_bytes(seq, at_ms, &head.hash, &body);
+        let mac = self.mac(signed.as_bytes());
+        let hash = chain_hash(signed.as_bytes(), &mac);
         let entry = AuditEntry {
             seq,
             at_ms,
-            prev: std::mem::take(&mut head.hash),
+            prev: std::mem::replace(&mut head.hash, hash),
             body,
             mac,
         };
         head.seq = seq;
-        head.hash = entry.hash();
         entry
     }
 

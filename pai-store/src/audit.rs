@@ -1,12 +1,7 @@
 //! What the stores' audit chains share: the events they append themselves.
 
 use pai_core::audit::{AdminChange, AuditEvent, AuditSeal};
-use pai_core::{CallRecord, Clock};
-
-/// The call entries for `records`, in order.
-pub(crate) fn calls(records: &[CallRecord]) -> Vec<AuditEvent> {
-    records.iter().cloned().map(AuditEvent::Call).collect()
-}
+use pai_core::Clock;
 
 /// The entry that records a retention pruning.
 pub(crate) fn pruned(removed: u64, seal: &AuditSeal) -> AuditEvent {

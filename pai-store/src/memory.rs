@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use pai_core::audit::{AuditEnds, AuditEvent, AuditKey, AuditSeal, ChainPosition, Positioned};
+use pai_core::audit::{
+    AuditEnds, AuditEvent, AuditEvents, AuditKey, AuditSeal, ChainPosition, Positioned,
+};
 use pai_core::{
     Applied, CallRecord, Kind, PartlyRecorded, Resource, Store, StoreError, Stored, UsageTotals,
     WorkloadTotals,
@@ -45,7 +47,7 @@ struct State {
 }
 
 impl State {
-    fn append(&mut self, key: &AuditKey, events: &[AuditEvent]) {
+    fn append(&mut self, key: &AuditKey, events: AuditEvents<'_>) {
         if events.is_empty() {
             return;
         }
@@ -185,15 +187,14 @@ impl Store for MemoryStore {
     }
 
     async fn record_calls(&self, records: &[CallRecord]) -> Result<(), PartlyRecorded> {
-        let events = crate::audit::calls(records);
         let mut state = self.lock();
         state.calls.extend_from_slice(records);
-        state.append(&self.audit, &events);
+        state.append(&self.audit, AuditEvents::Calls(records));
         Ok(())
     }
 
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        self.lock().append(&self.audit, events);
+        self.lock().append(&self.audit, events.into());
         Ok(())
     }
 
@@ -231,7 +232,8 @@ impl Store for MemoryStore {
         state.audit.drain(..cut);
         state.seal = Some(seal.clone());
         let removed = u64::try_from(cut).unwrap_or(u64::MAX);
-        state.append(&self.audit, &[crate::audit::pruned(removed, &seal)]);
+        let pruned = [crate::audit::pruned(removed, &seal)];
+        state.append(&self.audit, AuditEvents::Events(&pruned));
         Ok(Some((removed, seal)))
     }
 

@@ -169,10 +169,10 @@ where
             let mut res = res?;
             let headers = res.headers_mut();
             if let Ok(v) = HeaderValue::from_str(&call.id) {
-                headers.insert("x-pai-call-id", v);
+                headers.insert(crate::headers::CALL_ID, v);
             }
             headers.insert(
-                "x-pai-duration-ms",
+                crate::headers::DURATION_MS,
                 HeaderValue::from(call.started.elapsed().as_millis() as u64),
             );
             Ok(res)

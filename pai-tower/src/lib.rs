@@ -54,6 +54,7 @@ mod error;
 mod fallback;
 mod gateway;
 mod guard;
+mod headers;
 mod meter;
 pub mod metrics;
 mod parse;

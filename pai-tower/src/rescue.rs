@@ -75,7 +75,7 @@ impl Journey {
             return;
         }
         headers.insert(
-            "x-pai-retries",
+            crate::headers::RETRIES,
             HeaderValue::from(self.0.retries.load(Ordering::Relaxed)),
         );
         if let Some(from) = self
@@ -84,7 +84,7 @@ impl Journey {
             .get()
             .and_then(|f| HeaderValue::from_str(f).ok())
         {
-            headers.insert("x-pai-fell-back-from", from);
+            headers.insert(crate::headers::FELL_BACK_FROM, from);
         }
     }
 }

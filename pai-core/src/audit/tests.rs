@@ -247,3 +247,54 @@ fn digests_are_keyed() {
     assert_ne!(a, AuditKey::derive(&[1; 32]).digest(b"sk-live-123"));
     assert!(!a.contains("sk-live"));
 }
+
+#[test]
+fn borrowed_events_serialise_as_owned_ones() {
+    let record = match call(7) {
+        AuditEvent::Call(c) => c,
+        _ => unreachable!(),
+    };
+    let events = [
+        AuditEvent::Call(record),
+        AuditEvent::Admin(AdminChange {
+            actor: "admin-token".into(),
+            action: "apply".into(),
+            name: Some("k".into()),
+            ..AdminChange::default()
+        }),
+        AuditEvent::Checkpoint(Checkpoint {
+            through: 999,
+            head: GENESIS.into(),
+        }),
+    ];
+    for event in &events {
+        assert_eq!(
+            serde_json::to_string(&EventRef::from(event)).unwrap(),
+            serde_json::to_string(event).unwrap()
+        );
+    }
+}
+
+#[test]
+fn calls_append_as_their_call_events_do() {
+    let key = key();
+    let records: Vec<CallRecord> = (1..=1_500)
+        .map(|n| match call(n) {
+            AuditEvent::Call(c) => c,
+            _ => unreachable!(),
+        })
+        .collect();
+    let events: Vec<AuditEvent> = records.iter().cloned().map(AuditEvent::Call).collect();
+    let (mut a, mut b) = (ChainPosition::genesis(), ChainPosition::genesis());
+    let owned = key.append(&mut a, 5, &events);
+    let borrowed = key.append(&mut b, 5, AuditEvents::Calls(&records));
+    // 1,500 calls cross a checkpoint: 1,501 entries, the same either way.
+    assert_eq!(owned.len(), 1_501);
+    assert_eq!(owned, borrowed);
+    assert_eq!(a, b);
+    // Each entry's hash is the next one's `prev`, and the head holds the last.
+    for pair in owned.windows(2) {
+        assert_eq!(pair[0].hash(), pair[1].prev);
+    }
+    assert_eq!(owned.last().map(AuditEntry::hash), Some(a.hash));
+}

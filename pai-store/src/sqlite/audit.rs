@@ -4,7 +4,7 @@
 //! the entries after it and moves the head, so entries and head change together or not at all.
 
 use pai_core::audit::{
-    AuditEnds, AuditEvent, AuditHead, AuditKey, AuditSeal, ChainPosition, Positioned,
+    AuditEnds, AuditEvents, AuditHead, AuditKey, AuditSeal, ChainPosition, Positioned,
 };
 use pai_core::StoreError;
 use sqlx::sqlite::SqliteRow;
@@ -33,7 +33,7 @@ pub(super) async fn append(
     conn: &mut SqliteConnection,
     key: &AuditKey,
     at_ms: u64,
-    events: &[AuditEvent],
+    events: AuditEvents<'_>,
 ) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
@@ -168,6 +168,7 @@ pub(super) async fn prune(
         .execute(&mut *conn)
         .await
         .map_err(db_error)?;
-    append(conn, key, now_ms, &[crate::audit::pruned(removed, &seal)]).await?;
+    let pruned = [crate::audit::pruned(removed, &seal)];
+    append(conn, key, now_ms, AuditEvents::Events(&pruned)).await?;
     Ok(Some((removed, seal)))
 }

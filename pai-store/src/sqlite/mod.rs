@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use pai_core::audit::{AuditEnds, AuditKey, AuditSeal, Positioned};
+use pai_core::audit::{AuditEnds, AuditEvents, AuditKey, AuditSeal, Positioned};
 use pai_core::{
     Applied, AuditEvent, CallRecord, Kind, PartlyRecorded, Resource, Store, StoreError, Stored,
     UsageTotals, WorkloadTotals,
@@ -378,8 +378,9 @@ impl Store for SqliteStore {
                 .await
                 .map_err(|e| none(db_error(e)))?;
         }
-        let events = crate::audit::calls(records);
-        audit::append(&mut tx, &self.audit, crate::audit::now_ms(), &events)
+        // The audit entries serialise the records where they are: no copy of each.
+        let events = AuditEvents::Calls(records);
+        audit::append(&mut tx, &self.audit, crate::audit::now_ms(), events)
             .await
             .map_err(none)?;
         tx.commit().await.map_err(|e| none(db_error(e)))?;
@@ -388,7 +389,7 @@ impl Store for SqliteStore {
 
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        audit::append(&mut tx, &self.audit, crate::audit::now_ms(), events).await?;
+        audit::append(&mut tx, &self.audit, crate::audit::now_ms(), events.into()).await?;
         tx.commit().await.map_err(db_error)
     }
 

@@ -280,14 +280,12 @@ pub(crate) fn cost(
 /// `x-pai-input-tokens`, `x-pai-output-tokens`, `x-pai-cached-input-tokens` and, when the
 /// model has a price, `x-pai-cost-usd`.
 pub(crate) fn set_usage_headers(headers: &mut http::HeaderMap, u: &Usage, cost: Option<Cost>) {
-    headers.insert("x-pai-input-tokens", HeaderValue::from(u.prompt_tokens()));
-    headers.insert("x-pai-output-tokens", HeaderValue::from(u.output));
-    headers.insert(
-        "x-pai-cached-input-tokens",
-        HeaderValue::from(u.cached_input),
-    );
+    use crate::headers::{CACHED_INPUT_TOKENS, COST_USD, INPUT_TOKENS, OUTPUT_TOKENS};
+    headers.insert(INPUT_TOKENS, HeaderValue::from(u.prompt_tokens()));
+    headers.insert(OUTPUT_TOKENS, HeaderValue::from(u.output));
+    headers.insert(CACHED_INPUT_TOKENS, HeaderValue::from(u.cached_input));
     if let Some(v) = cost.and_then(|c| HeaderValue::from_str(&c.to_string()).ok()) {
-        headers.insert("x-pai-cost-usd", v);
+        headers.insert(COST_USD, v);
     }
 }
 

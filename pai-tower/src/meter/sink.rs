@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 ///
 /// One task writes the records in batches (up to [`RECORD_BATCH`] at a time, one
 /// [`Store::record_calls`] each, which the embedded store commits in one transaction), so the
-/// records keep up with the request rate.
+/// records keep up with the request rate. A batch gathers for up to 5 ms before
+/// it is written, so calls at low rates share commits too.
 ///
 /// The queue is bounded, and room in it is taken before a call starts: [`CallSink::admit`]
 /// hands out a [`RecordSlot`], one of at most `limit`, which the call's record is sent through
@@ -39,6 +40,11 @@ pub struct CallSink {
 
 /// Records written per store call, at most.
 pub const RECORD_BATCH: usize = 512;
+
+/// How long the recorder waits for more records before it writes a batch that is not full:
+/// a record is durable this much later at most, and at low rates a commit (an fsync) is
+/// shared by the calls of these few milliseconds instead of paid by each.
+pub(crate) const RECORD_LINGER: Duration = Duration::from_millis(5);
 
 /// The default limit on calls admitted and not yet recorded.
 pub const DEFAULT_RECORD_BACKLOG: u64 = 20_000;
@@ -112,6 +118,17 @@ impl CallSink {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(RECORD_BATCH);
             while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+                // Group commit: the records of calls that finish within RECORD_LINGER share
+                // this batch's transaction, so at low rates a call does not pay a commit
+                // (and its fsync) of its own.
+                let until = tokio::time::Instant::now() + RECORD_LINGER;
+                while batch.len() < RECORD_BATCH {
+                    let room = RECORD_BATCH - batch.len();
+                    match tokio::time::timeout_at(until, rx.recv_many(&mut batch, room)).await {
+                        Ok(n) if n > 0 => {}
+                        _ => break,
+                    }
+                }
                 // The rooms are given back only once their records are written.
                 let (records, rooms): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
                 write(store.as_ref(), &records).await;
