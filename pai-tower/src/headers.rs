@@ -23,3 +23,9 @@ pub(crate) const CACHED_INPUT_TOKENS: HeaderName =
     HeaderName::from_static("x-pai-cached-input-tokens");
 /// `x-pai-cost-usd`: what the call cost.
 pub(crate) const COST_USD: HeaderName = HeaderName::from_static("x-pai-cost-usd");
+/// `x-pai-model-id`: the model that answered.
+pub(crate) const MODEL_ID: HeaderName = HeaderName::from_static("x-pai-model-id");
+/// `x-pai-guard`: what each guard that ran found (see `crate::guard`).
+pub(crate) const GUARD: HeaderName = HeaderName::from_static("x-pai-guard");
+/// `x-pai-max-output-tokens`: the output bound a `maxTokensPerRequest` set.
+pub(crate) const MAX_OUTPUT_TOKENS: HeaderName = HeaderName::from_static("x-pai-max-output-tokens");

@@ -87,9 +87,6 @@ use crate::trace::CallTrace;
 /// sets `timeoutMs`.
 pub const DEFAULT_GUARD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The header that tells the client what the guards found.
-pub(crate) const GUARD_HEADER: &str = "x-pai-guard";
-
 /// A guard ready to run, as its GuardBinding configures it.
 #[derive(Clone)]
 struct Armed {
@@ -399,7 +396,7 @@ where
             }
             if let Some(prompt) = header {
                 // The meter put the answer's verdicts there, if any: the request's come first.
-                let value = match res.headers().get(GUARD_HEADER) {
+                let value = match res.headers().get(crate::headers::GUARD) {
                     Some(answer) => {
                         let mut joined = prompt.as_bytes().to_vec();
                         joined.extend_from_slice(b", ");
@@ -408,7 +405,7 @@ where
                     }
                     None => prompt,
                 };
-                res.headers_mut().insert(GUARD_HEADER, value);
+                res.headers_mut().insert(crate::headers::GUARD, value);
             }
             Ok(res)
         })

@@ -43,7 +43,7 @@ use crate::budget::OutputBound;
 use crate::call_log::{cost, set_usage_headers, CallLog};
 use crate::error::CallError;
 use crate::fallback::{Candidate, Deadline};
-use crate::guard::{verdicts, AnswerGuards, GUARD_HEADER};
+use crate::guard::{verdicts, AnswerGuards};
 use crate::reliability::Reliability;
 use crate::rescue::Journey;
 use crate::upstream::{Answer, AnswerKind};
@@ -149,11 +149,11 @@ where
                 e.set_status(head.status.as_u16());
             }
             if let Ok(v) = HeaderValue::from_str(&call.model) {
-                head.headers.insert("x-pai-model-id", v);
+                head.headers.insert(crate::headers::MODEL_ID, v);
             }
             if let Some(OutputBound(n)) = bound {
                 head.headers
-                    .insert("x-pai-max-output-tokens", HeaderValue::from(n));
+                    .insert(crate::headers::MAX_OUTPUT_TOKENS, HeaderValue::from(n));
             }
             let Answer { adapter, kind } = answer;
             let body = match kind {
@@ -206,7 +206,7 @@ where
                     if let Some(answers) = answers {
                         let (found, refusal) = answers.check(call.client, &call.model, &body).await;
                         if let Some(h) = verdicts::header(&found) {
-                            head.headers.insert(GUARD_HEADER, h);
+                            head.headers.insert(crate::headers::GUARD, h);
                         }
                         if let Some(e) = entry.as_mut() {
                             e.add_guards(found);
