@@ -11,7 +11,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
 use pai_core::resource::GuardBinding;
 use pai_core::{
     CallRecord, Enforcement, Guard, GuardDecision, GuardInput, GuardStage, Store, Verdict,
@@ -20,24 +22,25 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use common::{anthropic_request, collect, harness_with, openai_request, Harness, Options};
+use pai_tower::GatewayBuilder;
 
-/// Blocks any text containing `EVIL` (any case); the guard every test here binds.
-struct Evil;
+/// Blocks any text containing its word (any case), saying so: `evil` in most tests here.
+struct Keyword(&'static str);
 
 #[async_trait::async_trait]
-impl Guard for Evil {
+impl Guard for Keyword {
     fn name(&self) -> &str {
-        "evil"
+        self.0
     }
 
     async fn inspect(&self, input: &GuardInput) -> Verdict {
         match input
             .texts
             .iter()
-            .any(|(_, t)| t.to_lowercase().contains("evil"))
+            .any(|(_, t)| t.to_lowercase().contains(self.0))
         {
             true => Verdict::Block {
-                reason: "says evil".to_owned(),
+                reason: format!("says {}", self.0),
                 score: 0.97,
             },
             false => Verdict::Allow,
@@ -45,7 +48,17 @@ impl Guard for Evil {
     }
 }
 
-/// A gateway whose `oai` and `ant` providers run GuardBinding `answers` (kind `evil`) with
+/// Guard kind `keyword`: a [`Keyword`] guard for the word `word`.
+fn keyword(word: &'static str) -> Box<dyn FnOnce(GatewayBuilder) -> GatewayBuilder + Send> {
+    Box::new(move |b| {
+        b.guard_kind(
+            "keyword",
+            Arc::new(move |_: &GuardBinding| Ok(Arc::new(Keyword(word)) as Arc<dyn Guard>)),
+        )
+    })
+}
+
+/// A gateway whose `oai` and `ant` providers run GuardBinding `answers` (`keyword`, `evil`) with
 /// `scan` and `enforcement`.
 async fn guarded(scan: &str, enforcement: &str) -> Harness {
     let guards =
@@ -56,7 +69,7 @@ async fn guarded(scan: &str, enforcement: &str) -> Harness {
 apiVersion: pai.io/v1
 kind: GuardBinding
 metadata: {{name: answers}}
-spec: {{guard: evil}}
+spec: {{guard: keyword}}
 ---
 apiVersion: pai.io/v1
 kind: ModelProvider
@@ -70,12 +83,7 @@ spec:
 "#
         ),
         oai_spec: guards.clone(),
-        customize: Some(Box::new(|b| {
-            b.guard_kind(
-                "evil",
-                Arc::new(|_: &GuardBinding| Ok(Arc::new(Evil) as Arc<dyn Guard>)),
-            )
-        })),
+        customize: Some(keyword("evil")),
         ..Options::default()
     })
     .await
@@ -91,26 +99,18 @@ fn anthropic(text: &str, stream: bool) -> Value {
            "messages": [{"role": "user", "content": text}]})
 }
 
-async fn send_openai(h: &Harness, body: Value) -> (StatusCode, http::HeaderMap, String) {
-    let res = h
-        .gateway
-        .clone()
-        .oneshot(openai_request(&h.openai_key, body))
-        .await
-        .unwrap();
+async fn send(h: &Harness, req: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap, String) {
+    let res = h.gateway.clone().oneshot(req).await.unwrap();
     let (status, headers, frames) = collect(res).await;
     (status, headers, String::from_utf8(frames.concat()).unwrap())
 }
 
+async fn send_openai(h: &Harness, body: Value) -> (StatusCode, http::HeaderMap, String) {
+    send(h, openai_request(&h.openai_key, body)).await
+}
+
 async fn send_anthropic(h: &Harness, body: Value) -> (StatusCode, http::HeaderMap, String) {
-    let res = h
-        .gateway
-        .clone()
-        .oneshot(anthropic_request(&h.anthropic_key, body))
-        .await
-        .unwrap();
-    let (status, headers, frames) = collect(res).await;
-    (status, headers, String::from_utf8(frames.concat()).unwrap())
+    send(h, anthropic_request(&h.anthropic_key, body)).await
 }
 
 /// The newest record once it carries a verdict on the answer (a stream's is written when the
@@ -231,7 +231,7 @@ async fn a_streamed_answer_passes_whole_and_its_verdict_is_recorded_as_audit() {
 }
 
 #[tokio::test]
-async fn tool_call_arguments_are_read_and_audit_only_returns_the_answer() {
+async fn under_audit_a_blocked_answer_is_returned_and_both_verdicts_are_kept() {
     let h = guarded("{prompts: true, responses: true}", "audit").await;
     let tools = json!([{"type": "function", "function": {"name": "get_weather",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
@@ -266,32 +266,11 @@ async fn tool_call_arguments_are_read_and_audit_only_returns_the_answer() {
 async fn the_arguments_of_a_tool_call_in_the_answer_are_scanned() {
     // The mock's tool call says {"city":"Paris"}: a guard on "paris" stands in for an
     // injection smuggled into arguments.
-    struct Paris;
-    #[async_trait::async_trait]
-    impl Guard for Paris {
-        fn name(&self) -> &str {
-            "paris"
-        }
-        async fn inspect(&self, input: &GuardInput) -> Verdict {
-            match input.texts.iter().any(|(_, t)| t.contains("Paris")) {
-                true => Verdict::Block {
-                    reason: "names Paris".to_owned(),
-                    score: 1.0,
-                },
-                false => Verdict::Allow,
-            }
-        }
-    }
     let guards = "  guards: [{binding: answers, scan: {prompts: false, responses: true}}]";
     let h = harness_with(Options {
-        extra_yaml: "apiVersion: pai.io/v1\nkind: GuardBinding\nmetadata: {name: answers}\nspec: {guard: paris}\n".to_owned(),
+        extra_yaml: "apiVersion: pai.io/v1\nkind: GuardBinding\nmetadata: {name: answers}\nspec: {guard: keyword}\n".to_owned(),
         oai_spec: guards.to_owned(),
-        customize: Some(Box::new(|b| {
-            b.guard_kind(
-                "paris",
-                Arc::new(|_: &GuardBinding| Ok(Arc::new(Paris) as Arc<dyn Guard>)),
-            )
-        })),
+        customize: Some(keyword("paris")),
         ..Options::default()
     })
     .await;
@@ -300,7 +279,7 @@ async fn the_arguments_of_a_tool_call_in_the_answer_are_scanned() {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
     let (status, _, text) = send_openai(&h, body.clone()).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
-    assert!(text.contains("names Paris"), "{text}");
+    assert!(text.contains("says paris"), "{text}");
 
     body["stream"] = json!(true);
     let (status, _, _) = send_openai(&h, body).await;
