@@ -27,30 +27,16 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use pai_core::resource::{load, AccessKey, Resource};
 use pai_core::{access_key, AccessKeyHasher, CallRecord, Clock, Store, SystemClock, Usage};
 use pai_store::{SqliteLedger, SqliteStore};
-use pai_tower::{Gateway, PeerAddr};
-use tokio::net::TcpListener;
-use tower::ServiceExt;
+use pai_tower::Gateway;
 
-use common::{drain, BoxError, Call};
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+use common::{client, drain, serve, BoxError, Call, HttpClient};
 
 /// The store's encryption key: any 32 bytes will do for a benchmark.
 const STORE_KEY: [u8; 32] = *b"callgrind bench store key 32 b..";
@@ -245,37 +231,6 @@ spec:
             served,
         })
     }
-}
-
-/// Serve `gateway` as `load.rs` does: HTTP/1.1 and h2c, no Nagle delay, `PeerAddr` per request.
-async fn serve(gateway: Gateway) -> Result<SocketAddr, BoxError> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((stream, peer)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            let gateway = gateway.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |mut req: Request<Incoming>| {
-                    req.extensions_mut().insert(PeerAddr(peer));
-                    gateway.clone().oneshot(req)
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Ok(addr)
-}
-
-fn client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(connector)
 }
 
 // === records ===

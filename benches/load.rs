@@ -46,29 +46,15 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use pai_tower::{Gateway, PeerAddr};
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tower::ServiceExt;
 
-use common::{drain, BoxError, Call, Fixture};
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+use common::{client, drain, serve, BoxError, Call, Fixture, HttpClient};
 
 /// No run may take longer than this.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
@@ -267,49 +253,6 @@ async fn recorded_calls(fx: &Fixture) -> Result<Vec<pai_core::CallRecord>, BoxEr
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(fx.store.recent_calls(usize::MAX).await?)
-}
-
-// === the gateway's server ===
-
-/// Serve `gateway` on 127.0.0.1 as a real server would: HTTP/1.1 and h2c, no Nagle delay, the
-/// peer address in each request's extensions.
-async fn serve(gateway: Gateway) -> Result<SocketAddr, BoxError> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let gateway = gateway.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |mut req: Request<Incoming>| {
-                    req.extensions_mut().insert(PeerAddr(peer));
-                    gateway.clone().oneshot(req)
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Ok(addr)
-}
-
-/// The load generator's client: pooled, keep-alive, HTTP/1.1, no Nagle delay.
-fn client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .build(connector)
 }
 
 // === one run ===

@@ -13,12 +13,22 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use pai_core::price::PriceBook;
 use pai_core::resource::{load, AccessKey, Resource};
 use pai_core::{access_key, AccessKeyHasher, Price, Store};
 use pai_mock::{MockConfig, MockUpstream};
 use pai_store::MemoryStore;
-use pai_tower::Gateway;
+use pai_tower::{Gateway, PeerAddr};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 /// Errors in benchmark setup; reported by `main` and the process exits non-zero.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -350,4 +360,48 @@ where
         .into());
     }
     Ok(bytes)
+}
+
+/// The load generators' HTTP client.
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Serve `gateway` on 127.0.0.1 as a real server would: HTTP/1.1 and h2c, no Nagle delay, the
+/// peer address in each request's extensions.
+pub async fn serve(gateway: Gateway) -> Result<SocketAddr, BoxError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let gateway = gateway.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(PeerAddr(peer));
+                    gateway.clone().oneshot(req)
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// The load generator's client: pooled, keep-alive, HTTP/1.1, no Nagle delay.
+pub fn client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(connector)
 }
