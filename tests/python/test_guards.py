@@ -27,8 +27,34 @@ BENIGN = "How do I make git ignore a folder that is already tracked? [mock:words
 DATA = ROOT.parent / "shared" / "data" / "guards"
 
 
+def provider(name: str, kind: str, mock_url: str, models: str, guards: str) -> str:
+    """A ModelProvider of `kind` (openai or anthropic) in front of the mock, open to access keys,
+    allowing `models` and naming `guards` (YAML flow)."""
+    endpoint = f"{mock_url}/v1" if kind == "openai" else mock_url
+    return f"""---
+apiVersion: pai.io/v1
+kind: ModelProvider
+metadata: {{name: {name}}}
+spec:
+  provider: {kind}
+  endpoint: {endpoint}
+  apiKeySecretRef: {{name: {kind}-upstream}}
+  allowedModels: [{models}]
+  externalAccess: {{enabled: true}}
+  guards: {guards}
+"""
+
+
 def guard_resources(mock_url: str) -> str:
-    return base_resources(mock_url) + f"""
+    providers = "".join([
+        provider("guarded-openai", "openai", mock_url, "gpt-4o-mini", "[{binding: prompt-guard-default, scan: {prompts: true}, enforcement: enforce}]"),
+        provider("guarded-anthropic", "anthropic", mock_url, "claude-sonnet-4-6, claude-haiku-4-5", "[prompt-guard-default]"),
+        provider("audited-openai", "openai", mock_url, "gpt-4o-mini", "[{binding: org-watch, enforcement: audit}]"),
+        provider("shielded-openai", "openai", mock_url, "gpt-4o-mini", "[remote-shield]"),
+        provider("answer-guarded-openai", "openai", mock_url, "gpt-4o-mini", "[{binding: prompt-guard-default, scan: {prompts: false, responses: true}}]"),
+        provider("answer-guarded-anthropic", "anthropic", mock_url, "claude-sonnet-4-6", "[{binding: prompt-guard-default, scan: {prompts: false, responses: true}}]"),
+    ])
+    return base_resources(mock_url) + providers + f"""
 ---
 apiVersion: pai.io/v1
 kind: GuardBinding
@@ -46,42 +72,6 @@ metadata: {{name: bot-guard}}
 spec: {{guard: prompt-guard, threshold: 0.5}}
 ---
 apiVersion: pai.io/v1
-kind: ModelProvider
-metadata: {{name: guarded-openai}}
-spec:
-  provider: openai
-  endpoint: {mock_url}/v1
-  apiKeySecretRef: {{name: openai-upstream}}
-  allowedModels: [gpt-4o-mini]
-  externalAccess: {{enabled: true}}
-  guards:
-    - binding: prompt-guard-default
-      scan: {{prompts: true}}
-      enforcement: enforce
----
-apiVersion: pai.io/v1
-kind: ModelProvider
-metadata: {{name: guarded-anthropic}}
-spec:
-  provider: anthropic
-  endpoint: {mock_url}
-  apiKeySecretRef: {{name: anthropic-upstream}}
-  allowedModels: [claude-sonnet-4-6, claude-haiku-4-5]
-  externalAccess: {{enabled: true}}
-  guards: [prompt-guard-default]
----
-apiVersion: pai.io/v1
-kind: ModelProvider
-metadata: {{name: audited-openai}}
-spec:
-  provider: openai
-  endpoint: {mock_url}/v1
-  apiKeySecretRef: {{name: openai-upstream}}
-  allowedModels: [gpt-4o-mini]
-  externalAccess: {{enabled: true}}
-  guards: [{{binding: org-watch, enforcement: audit}}]
----
-apiVersion: pai.io/v1
 kind: Secret
 metadata: {{name: guard-service}}
 data: {{api-key: tei-endpoint-token}}
@@ -96,39 +86,6 @@ spec:
   apiKeySecretRef: {{name: guard-service}}
   threshold: 0.8
   timeoutMs: 2000
----
-apiVersion: pai.io/v1
-kind: ModelProvider
-metadata: {{name: shielded-openai}}
-spec:
-  provider: openai
-  endpoint: {mock_url}/v1
-  apiKeySecretRef: {{name: openai-upstream}}
-  allowedModels: [gpt-4o-mini]
-  externalAccess: {{enabled: true}}
-  guards: [remote-shield]
----
-apiVersion: pai.io/v1
-kind: ModelProvider
-metadata: {{name: answer-guarded-openai}}
-spec:
-  provider: openai
-  endpoint: {mock_url}/v1
-  apiKeySecretRef: {{name: openai-upstream}}
-  allowedModels: [gpt-4o-mini]
-  externalAccess: {{enabled: true}}
-  guards: [{{binding: prompt-guard-default, scan: {{prompts: false, responses: true}}}}]
----
-apiVersion: pai.io/v1
-kind: ModelProvider
-metadata: {{name: answer-guarded-anthropic}}
-spec:
-  provider: anthropic
-  endpoint: {mock_url}
-  apiKeySecretRef: {{name: anthropic-upstream}}
-  allowedModels: [claude-sonnet-4-6]
-  externalAccess: {{enabled: true}}
-  guards: [{{binding: prompt-guard-default, scan: {{prompts: false, responses: true}}}}]
 ---
 apiVersion: pai.io/v1
 kind: Agent
