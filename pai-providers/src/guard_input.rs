@@ -78,13 +78,15 @@ pub fn guard_input(call: &Call) -> GuardInput {
 
 /// What guards read of a buffered answer `body` in `client`'s dialect (an OpenAI chat
 /// completion or an Anthropic message): one text per choice or content block. A body that is
-/// not such an answer gives no text.
+/// not JSON is read whole as one text, so an answer the gateway cannot parse is still scanned.
 pub fn answer_input(client: Dialect, model: &str, body: &[u8]) -> GuardInput {
     let mut input = GuardInput {
         texts: Vec::new(),
         model: model.to_owned(),
     };
     let Ok(answer) = serde_json::from_slice::<Value>(body) else {
+        let text = String::from_utf8_lossy(body).into_owned();
+        input.texts.push((TextSource::Assistant, text));
         return input;
     };
     let out = &mut input.texts;
@@ -340,9 +342,10 @@ mod tests {
             .map(|(_, t)| t)
             .collect();
         assert_eq!(texts, ["hm", "hi", r#"{"q":"x"}"#]);
-        assert!(answer_input(Dialect::OpenAi, "m", b"not json")
-            .texts
-            .is_empty());
+        assert_eq!(
+            answer_input(Dialect::OpenAi, "m", b"not json").texts,
+            [(TextSource::Assistant, "not json".to_owned())]
+        );
     }
 
     #[test]
